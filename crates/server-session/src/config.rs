@@ -1,0 +1,431 @@
+//! [`SessionConfig`]: cookie attributes, lifetimes, storage layout and failure
+//! policy, with Flask-Session's defaults.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use cookie::SameSite;
+
+use crate::clock::{Clock, SystemClock};
+use crate::record::Format;
+
+/// Flask's `PERMANENT_SESSION_LIFETIME` default: 31 days.
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(31 * 24 * 3600);
+
+/// What a request gets when the store fails (cannot be reached, times out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StoreErrorPolicy {
+    /// Answer `503 Service Unavailable` with a short plain message, whatever
+    /// the handler returned. Nothing is overwritten and nobody is logged out.
+    #[default]
+    ServiceUnavailable,
+    /// Let the request go on with an empty session that is never saved and
+    /// sets no cookie; the error is logged.
+    ContinueEmpty,
+}
+
+/// A configuration the layer refused, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Two settings that cannot go together, or a value out of range.
+    #[error("invalid session configuration: {0}")]
+    Invalid(String),
+    /// A configuration value (from the environment or a map) that could not be
+    /// read.
+    #[error("{key}: {value:?} is not valid; expected {expected}")]
+    InvalidValue {
+        /// The configuration key, e.g. `SESSION_PERMANENT`.
+        key: String,
+        /// The value found.
+        value: String,
+        /// What the key accepts.
+        expected: String,
+    },
+}
+
+/// A secret, never printed.
+#[derive(Clone)]
+pub(crate) struct Secret(pub(crate) Vec<u8>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// How sessions behave: the cookie, lifetimes, the storage layout and what to
+/// do when the store fails. The defaults are Flask-Session's (with `HttpOnly`
+/// and `SameSite=Lax` cookies); the layer checks the whole configuration when
+/// it is built.
+///
+/// ```
+/// use std::time::Duration;
+/// use server_session::{SameSite, SessionConfig};
+///
+/// let config = SessionConfig::default()
+///     .cookie_name("__Host-session")
+///     .cookie_secure(true)
+///     .cookie_same_site(Some(SameSite::Strict))
+///     .idle_timeout(Duration::from_secs(30 * 60))
+///     .absolute_timeout(Duration::from_secs(12 * 3600))
+///     .sign_with("a long random secret")
+///     .fallback_secrets(["the previous secret"]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    pub(crate) cookie_name: String,
+    pub(crate) cookie_domain: Option<String>,
+    pub(crate) cookie_path: String,
+    pub(crate) cookie_secure: bool,
+    pub(crate) cookie_http_only: bool,
+    pub(crate) cookie_same_site: Option<SameSite>,
+    pub(crate) cookie_partitioned: bool,
+    pub(crate) permanent: bool,
+    pub(crate) lifetime: Duration,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) absolute_timeout: Option<Duration>,
+    pub(crate) refresh_each_request: bool,
+    pub(crate) key_prefix: String,
+    pub(crate) id_length: usize,
+    pub(crate) format: Format,
+    pub(crate) secret: Option<Secret>,
+    pub(crate) fallback_secrets: Vec<Secret>,
+    pub(crate) store_error_policy: StoreErrorPolicy,
+    pub(crate) clock: ClockHandle,
+}
+
+/// The configured clock, shown by name only.
+#[derive(Clone)]
+pub(crate) struct ClockHandle(pub(crate) Arc<dyn Clock>);
+
+impl fmt::Debug for ClockHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            cookie_name: "session".into(),
+            cookie_domain: None,
+            cookie_path: "/".into(),
+            cookie_secure: false,
+            cookie_http_only: true,
+            cookie_same_site: Some(SameSite::Lax),
+            cookie_partitioned: false,
+            permanent: true,
+            lifetime: DEFAULT_LIFETIME,
+            idle_timeout: None,
+            absolute_timeout: None,
+            refresh_each_request: true,
+            key_prefix: "session:".into(),
+            id_length: 32,
+            format: Format::MessagePack,
+            secret: None,
+            fallback_secrets: Vec::new(),
+            store_error_policy: StoreErrorPolicy::ServiceUnavailable,
+            clock: ClockHandle(Arc::new(SystemClock)),
+        }
+    }
+}
+
+impl SessionConfig {
+    /// The cookie's name (`SESSION_COOKIE_NAME`, default `session`). A
+    /// `__Host-` name requires Secure, Path `/` and no Domain; a `__Secure-`
+    /// name requires Secure.
+    #[must_use]
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.cookie_name = name.into();
+        self
+    }
+
+    /// The cookie's Domain (`SESSION_COOKIE_DOMAIN`, default none: this host only).
+    #[must_use]
+    pub fn cookie_domain(mut self, domain: Option<impl Into<String>>) -> Self {
+        self.cookie_domain = domain.map(Into::into);
+        self
+    }
+
+    /// The cookie's Path (`SESSION_COOKIE_PATH`, default `/`).
+    #[must_use]
+    pub fn cookie_path(mut self, path: impl Into<String>) -> Self {
+        self.cookie_path = path.into();
+        self
+    }
+
+    /// Send the cookie over HTTPS only (`SESSION_COOKIE_SECURE`, default off).
+    #[must_use]
+    pub fn cookie_secure(mut self, secure: bool) -> Self {
+        self.cookie_secure = secure;
+        self
+    }
+
+    /// Hide the cookie from scripts (`SESSION_COOKIE_HTTPONLY`, default on).
+    #[must_use]
+    pub fn cookie_http_only(mut self, http_only: bool) -> Self {
+        self.cookie_http_only = http_only;
+        self
+    }
+
+    /// The cookie's SameSite (`SESSION_COOKIE_SAMESITE`, default `Lax`).
+    /// `None` (the attribute, not the option) requires Secure.
+    #[must_use]
+    pub fn cookie_same_site(mut self, same_site: Option<SameSite>) -> Self {
+        self.cookie_same_site = same_site;
+        self
+    }
+
+    /// Mark the cookie Partitioned (CHIPS; `SESSION_COOKIE_PARTITIONED`,
+    /// default off). Requires Secure.
+    #[must_use]
+    pub fn cookie_partitioned(mut self, partitioned: bool) -> Self {
+        self.cookie_partitioned = partitioned;
+        self
+    }
+
+    /// Whether new sessions are permanent (`SESSION_PERMANENT`, default on):
+    /// a permanent session's cookie carries `Expires`; any other cookie ends
+    /// with the browser session. A handler can change it per session with
+    /// [`Session::set_permanent`](crate::Session::set_permanent).
+    #[must_use]
+    pub fn permanent(mut self, permanent: bool) -> Self {
+        self.permanent = permanent;
+        self
+    }
+
+    /// How long a session lives after it was last saved or refreshed
+    /// (`PERMANENT_SESSION_LIFETIME`, default 31 days): the store's TTL and
+    /// the permanent cookie's `Expires`.
+    #[must_use]
+    pub fn lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// End a session after this long without a request that reads it. The
+    /// store's TTL becomes this and slides on every access, even with
+    /// [`refresh_each_request`](Self::refresh_each_request) off. Default none.
+    #[must_use]
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// End a session this long after it was created, however active. Stored
+    /// in the record (`_ss_created`) only when set. Default none.
+    #[must_use]
+    pub fn absolute_timeout(mut self, timeout: Duration) -> Self {
+        self.absolute_timeout = Some(timeout);
+        self
+    }
+
+    /// Slide the expiry on every request that reads the session
+    /// (`SESSION_REFRESH_EACH_REQUEST`, default on). The store resets the TTL
+    /// in the same read (no rewrite), and a permanent session's cookie is sent
+    /// again with a new `Expires`.
+    #[must_use]
+    pub fn refresh_each_request(mut self, refresh: bool) -> Self {
+        self.refresh_each_request = refresh;
+        self
+    }
+
+    /// Prefix of store keys (`SESSION_KEY_PREFIX`, default `session:`).
+    #[must_use]
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// Random bytes per session id (`SESSION_ID_LENGTH`, default 32, which
+    /// gives 43 characters); 8 to 256.
+    #[must_use]
+    pub fn id_length(mut self, bytes: usize) -> Self {
+        self.id_length = bytes;
+        self
+    }
+
+    /// The record format (`SESSION_SERIALIZATION_FORMAT`, default MessagePack).
+    /// Records in the other format are still read.
+    #[must_use]
+    pub fn serialization_format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Sign the id in the cookie with `secret` (`SESSION_USE_SIGNER` with
+    /// `SECRET_KEY`), exactly as Flask-Session does.
+    #[must_use]
+    pub fn sign_with(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.secret = Some(Secret(secret.as_ref().to_vec()));
+        self
+    }
+
+    /// Earlier secrets that still verify cookies (`SECRET_KEY_FALLBACKS`), so
+    /// the secret can be rotated without logging anyone out.
+    #[must_use]
+    pub fn fallback_secrets<I>(mut self, secrets: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        self.fallback_secrets = secrets.into_iter().map(|s| Secret(s.as_ref().to_vec())).collect();
+        self
+    }
+
+    /// What a request gets when the store fails; default
+    /// [`StoreErrorPolicy::ServiceUnavailable`].
+    #[must_use]
+    pub fn on_store_error(mut self, policy: StoreErrorPolicy) -> Self {
+        self.store_error_policy = policy;
+        self
+    }
+
+    /// Read time from `clock` (expiry decisions and cookie dates); a
+    /// [`ManualClock`](crate::ManualClock) in tests.
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = ClockHandle(Arc::new(clock));
+        self
+    }
+
+    /// Checks that the settings make sense together.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |why: String| Err(ConfigError::Invalid(why));
+        let name = &self.cookie_name;
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return fail(format!(
+                "cookie name {name:?} must be non-empty letters, digits or !#$%&'*+-.^_`|~"
+            ));
+        }
+        if !self.cookie_path.starts_with('/') || !self.cookie_path.bytes().all(is_attribute_byte) {
+            return fail(format!(
+                "cookie path {:?} must start with '/' and hold no ';', space or control character",
+                self.cookie_path
+            ));
+        }
+        if let Some(domain) = &self.cookie_domain {
+            let valid = !domain.is_empty()
+                && domain
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+            if !valid {
+                return fail(format!("cookie domain {domain:?} must be a host name"));
+            }
+        }
+        let secure = self.cookie_secure;
+        if name.starts_with("__Host-") {
+            if !secure {
+                return fail(format!("a {name} cookie (__Host- prefix) must be Secure"));
+            }
+            if self.cookie_domain.is_some() {
+                return fail(format!("a {name} cookie (__Host- prefix) must not have a Domain"));
+            }
+            if self.cookie_path != "/" {
+                return fail(format!("a {name} cookie (__Host- prefix) must have Path=/"));
+            }
+        }
+        if name.starts_with("__Secure-") && !secure {
+            return fail(format!("a {name} cookie (__Secure- prefix) must be Secure"));
+        }
+        if self.cookie_same_site == Some(SameSite::None) && !secure {
+            return fail("SameSite=None cookies must be Secure (browsers drop them otherwise)".into());
+        }
+        if self.cookie_partitioned && !secure {
+            return fail("Partitioned cookies must be Secure".into());
+        }
+        if !(8..=256).contains(&self.id_length) {
+            return fail(format!(
+                "id length {} must be between 8 and 256 bytes",
+                self.id_length
+            ));
+        }
+        for (what, value) in [
+            ("lifetime", Some(self.lifetime)),
+            ("idle timeout", self.idle_timeout),
+            ("absolute timeout", self.absolute_timeout),
+        ] {
+            if value.is_some_and(|d| d < Duration::from_secs(1)) {
+                return fail(format!("the {what} must be at least one second"));
+            }
+        }
+        if self.secret.as_ref().is_some_and(|s| s.0.is_empty())
+            || self.fallback_secrets.iter().any(|s| s.0.is_empty())
+        {
+            return fail("signing secrets must not be empty".into());
+        }
+        Ok(())
+    }
+}
+
+/// RFC 6265 `token` characters.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn is_attribute_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && b != b';'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid(config: SessionConfig, needle: &str) {
+        match config.validate() {
+            Err(ConfigError::Invalid(why)) => assert!(why.contains(needle), "{why}"),
+            other => panic!("expected an error mentioning {needle:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        SessionConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn refuses_bad_combinations() {
+        let c = SessionConfig::default;
+        invalid(c().cookie_name("__Host-s"), "must be Secure");
+        invalid(
+            c().cookie_name("__Host-s")
+                .cookie_secure(true)
+                .cookie_domain(Some("a.com")),
+            "Domain",
+        );
+        invalid(
+            c().cookie_name("__Host-s")
+                .cookie_secure(true)
+                .cookie_path("/app"),
+            "Path=/",
+        );
+        invalid(c().cookie_name("__Secure-s"), "must be Secure");
+        invalid(c().cookie_same_site(Some(SameSite::None)), "SameSite=None");
+        invalid(c().cookie_partitioned(true), "Partitioned");
+        invalid(c().cookie_name("a b"), "cookie name");
+        invalid(c().cookie_name(""), "cookie name");
+        invalid(c().cookie_path("app"), "cookie path");
+        invalid(c().cookie_domain(Some("a;b")), "cookie domain");
+        invalid(c().id_length(4), "id length");
+        invalid(c().lifetime(Duration::ZERO), "lifetime");
+        invalid(c().idle_timeout(Duration::from_millis(10)), "idle timeout");
+        invalid(c().sign_with(""), "secrets");
+        c().cookie_name("__Host-s")
+            .cookie_secure(true)
+            .validate()
+            .unwrap();
+        c().cookie_same_site(Some(SameSite::None))
+            .cookie_secure(true)
+            .cookie_partitioned(true)
+            .validate()
+            .unwrap();
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let text = format!("{:?}", SessionConfig::default().sign_with("hunter2"));
+        assert!(!text.contains("hunter2"));
+    }
+}

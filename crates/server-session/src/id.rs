@@ -1,0 +1,142 @@
+//! Session ids: generation from the operating system's CSPRNG, strict
+//! validation, and a redacted form for logs.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+/// An opaque session id: `id_length` random bytes, base64url without padding
+/// (43 characters for the default 32 bytes), as Flask-Session makes them.
+///
+/// `Debug` never shows the id itself, so a `SessionId` can sit in structs that
+/// get logged. Use [`SessionId::as_str`] where the raw value is really needed.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SessionId(String);
+
+impl SessionId {
+    /// A fresh id of `bytes` bytes of entropy.
+    ///
+    /// # Panics
+    ///
+    /// Only if the operating system's random source fails, where no id could be
+    /// safe.
+    pub(crate) fn generate(bytes: usize) -> Self {
+        let mut raw = vec![0u8; bytes];
+        getrandom::fill(&mut raw).expect("the operating system's random source failed");
+        SessionId(URL_SAFE_NO_PAD.encode(&raw))
+    }
+
+    /// Accepts `value` only when it is exactly what [`SessionId::generate`]
+    /// makes for `bytes`: the right length and only base64url characters.
+    pub(crate) fn parse(value: &str, bytes: usize) -> Option<Self> {
+        let ok = value.len() == encoded_len(bytes)
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| SessionId(value.to_owned()))
+    }
+
+    /// The id as it appears in the cookie and in the store key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionId(<redacted>)")
+    }
+}
+
+/// Length of the base64url (no padding) text of `bytes` bytes.
+pub(crate) fn encoded_len(bytes: usize) -> usize {
+    (bytes * 4).div_ceil(3)
+}
+
+/// Turns ids into short keyed hashes for logs, so a log line can be matched
+/// to a session by someone who holds the key but never reveals the id.
+#[derive(Clone)]
+pub(crate) struct LogHasher {
+    key: [u8; 32],
+}
+
+impl LogHasher {
+    /// A hasher with a key derived from `secret`, or a random one.
+    pub(crate) fn new(secret: Option<&[u8]>) -> Self {
+        let mut key = [0u8; 32];
+        match secret {
+            Some(secret) => {
+                let mut mac =
+                    <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC takes keys of any length");
+                mac.update(b"server-session log id");
+                key.copy_from_slice(&mac.finalize().into_bytes());
+            }
+            None => getrandom::fill(&mut key).expect("the operating system's random source failed"),
+        }
+        LogHasher { key }
+    }
+
+    /// 12 hex characters identifying `id` in logs.
+    pub(crate) fn hash(&self, id: &SessionId) -> String {
+        let mut mac =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        mac.update(id.as_str().as_bytes());
+        let digest = mac.finalize().into_bytes();
+        digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_have_flask_lengths() {
+        for (bytes, len) in [(8, 11), (16, 22), (32, 43), (64, 86)] {
+            let id = SessionId::generate(bytes);
+            assert_eq!(id.as_str().len(), len);
+            assert!(SessionId::parse(id.as_str(), bytes).is_some());
+        }
+    }
+
+    #[test]
+    fn ids_are_unique() {
+        let a = SessionId::generate(32);
+        let b = SessionId::generate(32);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn parse_is_strict() {
+        let good = "sWxbru0qwIXHLvgoSunaZCqne0pfluGo_Mb-RUPTSB0";
+        assert!(SessionId::parse(good, 32).is_some());
+        assert!(SessionId::parse(good, 16).is_none());
+        assert!(SessionId::parse(&good[1..], 32).is_none());
+        assert!(SessionId::parse(&format!("{good}A"), 32).is_none());
+        let bad = good.replace('_', "/");
+        assert!(SessionId::parse(&bad, 32).is_none());
+        assert!(SessionId::parse("attacker-chosen-sid-0123456789", 32).is_none());
+        let with_dot = format!("{}.", &good[..42]);
+        assert!(SessionId::parse(&with_dot, 32).is_none());
+        let non_ascii = format!("{}é", &good[..41]);
+        assert!(SessionId::parse(&non_ascii, 32).is_none());
+    }
+
+    #[test]
+    fn debug_redacts() {
+        let id = SessionId::generate(32);
+        assert!(!format!("{id:?}").contains(id.as_str()));
+    }
+
+    #[test]
+    fn log_hash_is_stable_and_short() {
+        let hasher = LogHasher::new(Some(b"k"));
+        let id = SessionId::generate(32);
+        assert_eq!(hasher.hash(&id), hasher.hash(&id));
+        assert_eq!(hasher.hash(&id).len(), 12);
+        assert!(!hasher.hash(&id).contains(id.as_str()));
+    }
+}

@@ -1,0 +1,75 @@
+//! Server-side HTTP sessions for axum and other tower services.
+//!
+//! The browser's cookie holds only an opaque, random session id; the data
+//! lives in a store. Records use Flask-Session 0.8's layout, so a Rust service
+//! and a Flask app can share sessions.
+//!
+//! What it guarantees, whatever the store:
+//!
+//! - **No lost updates.** Saves are conditional: a request that finds the
+//!   session changed since it loaded it replays its own changes on the stored
+//!   record and tries again. Two requests setting different keys both persist,
+//!   and [`Session::update`] increments made concurrently all count.
+//! - **No resurrection.** A request in flight when the session is destroyed or
+//!   its id cycled drops its changes instead of recreating it.
+//! - **One round trip for a read.** Nothing is loaded until a handler touches
+//!   the session; a read is one store call (which also slides the expiry), a
+//!   change is two, a new session one, an untouched request none.
+//! - **Outages are not logouts.** When the store fails, the request gets a
+//!   `503` (or, if configured, an empty session that is never saved); nothing
+//!   is overwritten.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use server_session::{MemoryStore, Session, SessionConfig, SessionError, SessionLayer};
+//!
+//! async fn counter(session: Session) -> Result<String, SessionError> {
+//!     let n = session.update("counter", |n: Option<u64>| n.unwrap_or(0) + 1).await?;
+//!     Ok(n.to_string())
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let sessions = SessionLayer::new(MemoryStore::new(), SessionConfig::default())?;
+//!     let app = Router::new().route("/counter", get(counter)).layer(sessions);
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     axum::serve(listener, app).await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Lifecycle
+//!
+//! | request | store | response |
+//! |---|---|---|
+//! | does not touch the session | nothing | nothing |
+//! | reads; no valid cookie | nothing | `Vary: Cookie` |
+//! | first write | create (one call) | `Set-Cookie` |
+//! | reads an existing session | one load, sliding the expiry | `Set-Cookie` with a new `Expires` when refreshing a permanent session |
+//! | changes an existing session | load + one conditional save | `Set-Cookie` |
+//! | empties the session, or [`Session::destroy`] | delete | a deletion cookie with the same attributes |
+//! | unknown, malformed or tampered id | nothing stored until the first write, under a new id | the presented id is never reused |
+//! | [`Session::cycle_id`] | new record, then the old one deleted | `Set-Cookie` with the new id |
+
+#![warn(missing_docs)]
+
+mod adapters;
+mod clock;
+pub mod config;
+mod cookie;
+mod engine;
+mod id;
+mod record;
+mod session;
+pub mod store;
+
+pub use adapters::tower::{SessionLayer, SessionService};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{ConfigError, SameSite, SessionConfig, StoreErrorPolicy};
+pub use engine::Metrics;
+pub use id::SessionId;
+pub use record::Format;
+pub use session::{Session, SessionError};
+pub use store::{Expect, Fingerprint, MemoryStore, SaveOutcome, SessionStore, StoreError};

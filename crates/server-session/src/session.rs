@@ -1,0 +1,461 @@
+//! The [`Session`] handle a handler works with: lazy, typed, and recording
+//! what it changes so the engine can replay the changes after a conflict.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue, StatusCode};
+use rmpv::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::engine::{Engine, Presented};
+use crate::id::SessionId;
+use crate::record::{self, Record};
+use crate::store::StoreError;
+
+/// Errors from [`Session`] methods.
+///
+/// With the `axum` feature it is a response: `503 Service Unavailable` when
+/// the store failed, `500 Internal Server Error` otherwise, with a short plain
+/// text body; so handlers can use `?`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The store failed while loading or saving the session.
+    #[error(transparent)]
+    Store(#[from] Arc<StoreError>),
+    /// A value could not be turned into a stored value.
+    #[error("cannot store {key:?}: {message}")]
+    Encode {
+        /// The session key.
+        key: String,
+        /// Why.
+        message: String,
+    },
+    /// A stored value is not of the requested type.
+    #[error("cannot read {key:?} as the requested type: {message}")]
+    Decode {
+        /// The session key.
+        key: String,
+        /// Why.
+        message: String,
+    },
+    /// The key is reserved for the engine's metadata (`_permanent`, `_ss_*`).
+    #[error("{0:?} is reserved for session metadata")]
+    ReservedKey(String),
+    /// The record could not be encoded in the configured format.
+    #[error("cannot encode the session record: {0}")]
+    Record(String),
+    /// Concurrent requests kept changing the session; the change was not
+    /// saved.
+    #[error("the session changed concurrently {0} times in a row; the change was not saved")]
+    Contention(usize),
+    /// The request did not pass through the session layer.
+    #[error("no session in this request: is the SessionLayer installed?")]
+    MissingLayer,
+}
+
+impl SessionError {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            SessionError::Store(e) if matches!(**e, StoreError::TooLarge { .. }) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            SessionError::Store(_) | SessionError::Contention(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The short plain-text body that goes with [`status`](Self::status).
+    pub fn public_message(&self) -> &'static str {
+        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
+            "session store unavailable, please retry\n"
+        } else {
+            "session error\n"
+        }
+    }
+}
+
+/// A closure of [`Session::update`], kept so it can be re-applied.
+type Updater = Arc<dyn Fn(Option<&Value>) -> Result<Value, SessionError> + Send + Sync>;
+
+/// One change a handler made, replayed on the current record after a conflict.
+#[derive(Clone)]
+pub(crate) enum Change {
+    Set(String, Value),
+    Remove(String),
+    Update(String, Updater),
+    Clear,
+    Meta(&'static str, Option<Value>),
+}
+
+impl Change {
+    pub(crate) fn apply(&self, record: &mut Record) -> Result<(), SessionError> {
+        match self {
+            Change::Set(key, value) => record.set(key, value.clone()),
+            Change::Remove(key) => {
+                record.remove(key);
+            }
+            Change::Update(key, f) => {
+                let value = f(record.get(key))?;
+                record.set(key, value);
+            }
+            Change::Clear => record.clear_data(),
+            Change::Meta(key, Some(value)) => record.set(key, value.clone()),
+            Change::Meta(key, None) => {
+                record.remove(key);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where the handle is in its life.
+pub(crate) enum Phase {
+    /// Nothing loaded yet.
+    Unloaded,
+    /// Loaded (or known to be new).
+    Ready,
+    /// The load failed and requests fail.
+    Failed(Arc<StoreError>),
+    /// The load failed and the request goes on with an empty session that is
+    /// never saved.
+    Detached,
+}
+
+/// What the response's `Set-Cookie` must do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CookieOut {
+    Keep,
+    Set,
+    Remove,
+}
+
+/// The per-request view of a session.
+pub(crate) struct State {
+    pub(crate) phase: Phase,
+    /// The stored session this view is based on; `None` for a new one.
+    pub(crate) id: Option<SessionId>,
+    /// Its bytes as loaded or last saved (for the conditional save).
+    pub(crate) base: Option<Vec<u8>>,
+    /// The current view: base plus changes.
+    pub(crate) record: Record,
+    pub(crate) changes: Vec<Change>,
+    pub(crate) cycle: bool,
+    /// A stored session to delete at commit.
+    pub(crate) destroy: Option<SessionId>,
+    pub(crate) cookie: CookieOut,
+}
+
+impl State {
+    /// Marks `bytes` as what the store now holds for this session.
+    pub(crate) fn saved(&mut self, bytes: Vec<u8>) {
+        self.base = Some(bytes);
+        self.changes.clear();
+        self.cookie = CookieOut::Set;
+    }
+
+    pub(crate) fn new_session(&mut self, record: Record) {
+        self.id = None;
+        self.base = None;
+        self.record = record;
+        self.changes.clear();
+        self.cycle = false;
+    }
+}
+
+/// The session of the current request.
+///
+/// Extract it in a handler (axum) or take it from the request's extensions.
+/// Nothing is read from the store until the first method call, and at most
+/// once per request; changes are saved after the handler returns, with one
+/// conditional write that merges concurrent changes instead of losing them.
+///
+/// ```
+/// use server_session::{Session, SessionError};
+///
+/// async fn counter(session: Session) -> Result<String, SessionError> {
+///     let n = session.update("counter", |n: Option<u64>| n.unwrap_or(0) + 1).await?;
+///     Ok(n.to_string())
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    engine: Arc<Engine>,
+    presented: Presented,
+    accessed: AtomicBool,
+    state: Mutex<State>,
+}
+
+/// What an adapter adds to the response after the handler.
+pub(crate) struct Finish {
+    pub(crate) set_cookie: Option<HeaderValue>,
+    pub(crate) vary: bool,
+    /// The request must fail with this error.
+    pub(crate) failure: Option<SessionError>,
+}
+
+impl Session {
+    /// A handle for a request with these headers. No I/O.
+    pub(crate) fn open(engine: Arc<Engine>, headers: &HeaderMap) -> Session {
+        let presented = engine.read_cookie(headers);
+        let state = State {
+            phase: Phase::Unloaded,
+            id: None,
+            base: None,
+            record: Record::default(),
+            changes: Vec::new(),
+            cycle: false,
+            destroy: None,
+            cookie: CookieOut::Keep,
+        };
+        Session {
+            shared: Arc::new(Shared {
+                engine,
+                presented,
+                accessed: AtomicBool::new(false),
+                state: Mutex::new(state),
+            }),
+        }
+    }
+
+    /// The state, loaded.
+    async fn ready(&self) -> Result<MutexGuard<'_, State>, SessionError> {
+        self.shared.accessed.store(true, Ordering::Relaxed);
+        let mut state = self.shared.state.lock().await;
+        if matches!(state.phase, Phase::Unloaded) {
+            self.shared.engine.load(&self.shared.presented, &mut state).await;
+        }
+        match &state.phase {
+            Phase::Failed(err) => Err(SessionError::Store(err.clone())),
+            _ => Ok(state),
+        }
+    }
+
+    /// The value at `key`, or `None`.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        let state = self.ready().await?;
+        state.record.get(key).map(|v| from_value(key, v)).transpose()
+    }
+
+    /// Sets `key` to `value`.
+    pub async fn insert<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), SessionError> {
+        check_key(key)?;
+        let value = to_value(key, value)?;
+        self.change(Change::Set(key.to_owned(), value)).await
+    }
+
+    /// Removes `key`; tells whether it was there.
+    pub async fn remove(&self, key: &str) -> Result<bool, SessionError> {
+        check_key(key)?;
+        let mut state = self.ready().await?;
+        let existed = state.record.get(key).is_some();
+        record_change(&mut state, Change::Remove(key.to_owned()))?;
+        Ok(existed)
+    }
+
+    /// Read-modify-write of `key` that never loses an update: `f` gets the
+    /// current value (or `None`) and returns the new one, which is returned
+    /// too. If another request changes the session before this one is saved,
+    /// the engine calls `f` again on the value that request stored, so
+    /// concurrent increments all count. `f` may therefore run more than once;
+    /// keep it free of side effects.
+    ///
+    /// The returned value is this request's view; call [`save`](Self::save)
+    /// after it to answer with the committed value.
+    pub async fn update<T, F>(&self, key: &str, f: F) -> Result<T, SessionError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: Fn(Option<T>) -> T + Send + Sync + 'static,
+    {
+        check_key(key)?;
+        let owned_key = key.to_owned();
+        let updater: Updater = Arc::new(move |current: Option<&Value>| {
+            let current = current.map(|v| from_value::<T>(&owned_key, v)).transpose()?;
+            to_value(&owned_key, &f(current))
+        });
+        let mut state = self.ready().await?;
+        record_change(&mut state, Change::Update(key.to_owned(), updater))?;
+        let value = state.record.get(key).expect("an update sets its key");
+        from_value(key, value)
+    }
+
+    /// Removes every key. A session left empty is deleted from the store and
+    /// its cookie removed.
+    pub async fn clear(&self) -> Result<(), SessionError> {
+        self.change(Change::Clear).await
+    }
+
+    /// Whether `key` is set.
+    pub async fn contains_key(&self, key: &str) -> Result<bool, SessionError> {
+        Ok(self.ready().await?.record.get(key).is_some())
+    }
+
+    /// The keys, in insertion order (metadata such as `_permanent` excluded).
+    pub async fn keys(&self) -> Result<Vec<String>, SessionError> {
+        Ok(self
+            .ready()
+            .await?
+            .record
+            .data_keys()
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// Whether the session holds no key.
+    pub async fn is_empty(&self) -> Result<bool, SessionError> {
+        Ok(!self.ready().await?.record.has_data())
+    }
+
+    /// The id of the stored session, or `None` while it has not been saved.
+    pub async fn id(&self) -> Result<Option<SessionId>, SessionError> {
+        Ok(self.ready().await?.id.clone())
+    }
+
+    /// Gives the session a new id and keeps its data: call it when privileges
+    /// change (at login), so an id planted before cannot ride along. The old
+    /// id stops working when the request commits.
+    pub async fn cycle_id(&self) -> Result<(), SessionError> {
+        let mut state = self.ready().await?;
+        state.cycle = true;
+        Ok(())
+    }
+
+    /// Deletes the session from the store and removes the cookie (logout).
+    /// A request that still holds the old session can never bring it back.
+    /// Keys set after this start a new session with a new id.
+    pub async fn destroy(&self) -> Result<(), SessionError> {
+        self.shared.accessed.store(true, Ordering::Relaxed);
+        let mut state = self.shared.state.lock().await;
+        let target = match (&state.phase, &self.shared.presented) {
+            (Phase::Unloaded, Presented::Valid(id)) => Some(id.clone()),
+            _ => state.id.clone(),
+        };
+        if target.is_some() {
+            state.destroy = target;
+        }
+        if !matches!(self.shared.presented, Presented::Absent) || state.destroy.is_some() {
+            state.cookie = CookieOut::Remove;
+        }
+        if matches!(state.phase, Phase::Unloaded | Phase::Failed(_)) {
+            state.phase = Phase::Ready;
+        }
+        let fresh = self.shared.engine.new_record();
+        state.new_session(fresh);
+        Ok(())
+    }
+
+    /// Makes the session permanent (its cookie gets `Expires`) or ends it with
+    /// the browser session.
+    pub async fn set_permanent(&self, permanent: bool) -> Result<(), SessionError> {
+        self.change(Change::Meta(record::PERMANENT, Some(Value::Boolean(permanent))))
+            .await
+    }
+
+    /// Whether the session is permanent.
+    pub async fn is_permanent(&self) -> Result<bool, SessionError> {
+        Ok(self.ready().await?.record.permanent())
+    }
+
+    /// Overrides the configured lifetime for this session only (say, 90 days
+    /// after "remember me"); `None` returns to the configured one. Stored in
+    /// the record, so it holds on later requests.
+    pub async fn set_lifetime(&self, lifetime: Option<Duration>) -> Result<(), SessionError> {
+        let secs = lifetime.map(|d| Value::from(d.as_secs().max(1)));
+        self.change(Change::Meta(record::LIFETIME, secs)).await
+    }
+
+    /// Commits the changes now rather than after the handler, merging with
+    /// concurrent changes as usual; afterwards the session shows the committed
+    /// values. For a handler that must answer with what was stored.
+    pub async fn save(&self) -> Result<(), SessionError> {
+        let mut state = self.ready().await?;
+        self.shared.engine.commit(&mut state).await
+    }
+
+    async fn change(&self, change: Change) -> Result<(), SessionError> {
+        let mut state = self.ready().await?;
+        record_change(&mut state, change)
+    }
+
+    /// Commits after the handler and says what the response needs.
+    pub(crate) async fn finish(&self) -> Finish {
+        if !self.shared.accessed.load(Ordering::Relaxed) {
+            return Finish {
+                set_cookie: None,
+                vary: false,
+                failure: None,
+            };
+        }
+        let mut state = self.shared.state.lock().await;
+        let engine = &self.shared.engine;
+        let failure = match &state.phase {
+            Phase::Failed(err) => Some(SessionError::Store(err.clone())),
+            Phase::Unloaded => None,
+            Phase::Detached => {
+                state.cookie = CookieOut::Keep;
+                None
+            }
+            Phase::Ready => engine.commit(&mut state).await.err(),
+        };
+        let set_cookie = match failure {
+            Some(_) => None,
+            None => engine.cookie_header(&state),
+        };
+        Finish {
+            set_cookie,
+            vary: true,
+            failure,
+        }
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").finish_non_exhaustive()
+    }
+}
+
+fn record_change(state: &mut State, change: Change) -> Result<(), SessionError> {
+    change.apply(&mut state.record)?;
+    if !matches!(state.phase, Phase::Detached) {
+        state.changes.push(change);
+    }
+    Ok(())
+}
+
+fn check_key(key: &str) -> Result<(), SessionError> {
+    if Record::is_metadata(key) {
+        return Err(SessionError::ReservedKey(key.to_owned()));
+    }
+    Ok(())
+}
+
+/// A Rust value as a stored value: structs become maps with named fields.
+pub(crate) fn to_value<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Value, SessionError> {
+    let fail = |message: String| SessionError::Encode {
+        key: key.to_owned(),
+        message,
+    };
+    let bytes = rmp_serde::to_vec_named(value).map_err(|e| fail(e.to_string()))?;
+    rmpv::decode::read_value(&mut &bytes[..]).map_err(|e| fail(e.to_string()))
+}
+
+/// A stored value as a Rust value.
+pub(crate) fn from_value<T: DeserializeOwned>(key: &str, value: &Value) -> Result<T, SessionError> {
+    let fail = |message: String| SessionError::Decode {
+        key: key.to_owned(),
+        message,
+    };
+    let mut bytes = Vec::with_capacity(32);
+    rmpv::encode::write_value(&mut bytes, value).map_err(|e| fail(e.to_string()))?;
+    rmp_serde::from_slice(&bytes).map_err(|e| fail(e.to_string()))
+}

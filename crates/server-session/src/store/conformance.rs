@@ -1,0 +1,234 @@
+//! The contract every [`SessionStore`] must meet, as a test suite that any
+//! store (including yours) can run.
+//!
+//! ```
+//! use std::time::Duration;
+//! use server_session::{ManualClock, MemoryStore};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let clock = ManualClock::new();
+//! let store = MemoryStore::builder().clock(clock.clone()).build();
+//! server_session::store::conformance::run(&store, |by: Duration| {
+//!     clock.advance(by);
+//!     async {}
+//! })
+//! .await;
+//! # });
+//! ```
+//!
+//! Keys are made unique per run, so the suite can share a server with other
+//! data; nothing else is touched.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::{Expect, Fingerprint, SaveOutcome, SessionStore};
+use crate::id::SessionId;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// Runs every check against `store`, panicking with a description at the first
+/// failure. `advance` must let at least the given time pass for the store: move
+/// its clock, or sleep for a store that keeps real time (about two seconds in
+/// total).
+pub async fn run<S, F, Fut>(store: &S, advance: F)
+where
+    S: SessionStore + Clone,
+    F: Fn(Duration) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let prefix = format!("conformance:{}:", SessionId::generate(12).as_str());
+    let key = |name: &str| format!("{prefix}{name}");
+    basic(store, &key("basic")).await;
+    conditions(store, &key("cond")).await;
+    binary_values(store, &key("binary")).await;
+    concurrent_writers(store, &key("race")).await;
+    expiry(store, &key("ttl"), advance).await;
+}
+
+async fn basic<S: SessionStore>(store: &S, key: &str) {
+    assert_eq!(load(store, key).await, None, "a missing key loads as None");
+    assert_eq!(
+        save(store, key, b"one", Expect::Absent).await,
+        SaveOutcome::Saved,
+        "creating a missing key saves"
+    );
+    assert_eq!(
+        load(store, key).await.as_deref(),
+        Some(&b"one"[..]),
+        "load returns what was saved"
+    );
+    store.delete(key).await.expect("delete");
+    assert_eq!(load(store, key).await, None, "a deleted key loads as None");
+    store
+        .delete(key)
+        .await
+        .expect("deleting a missing key is not an error");
+    store
+        .touch(key, MINUTE)
+        .await
+        .expect("touching a missing key is not an error");
+    assert_eq!(load(store, key).await, None, "touch does not create a key");
+    let slid = store.load(key, Some(MINUTE)).await.expect("load with slide");
+    assert_eq!(slid, None, "a sliding load of a missing key does not create it");
+}
+
+async fn conditions<S: SessionStore>(store: &S, key: &str) {
+    assert_eq!(
+        save(store, key, b"v1", Expect::Unchanged(Fingerprint::of(b"v1"))).await,
+        SaveOutcome::Gone,
+        "an update of a missing key is Gone"
+    );
+    assert_eq!(load(store, key).await, None, "a Gone save writes nothing");
+    assert_eq!(save(store, key, b"v1", Expect::Absent).await, SaveOutcome::Saved);
+    assert_eq!(
+        save(store, key, b"other", Expect::Absent).await,
+        SaveOutcome::Conflict(b"v1".to_vec()),
+        "creating an existing key is a Conflict carrying the current bytes"
+    );
+    assert_eq!(
+        save(store, key, b"v2", Expect::Unchanged(Fingerprint::of(b"v1"))).await,
+        SaveOutcome::Saved,
+        "an update with the current fingerprint saves"
+    );
+    assert_eq!(
+        save(store, key, b"v3", Expect::Unchanged(Fingerprint::of(b"v1"))).await,
+        SaveOutcome::Conflict(b"v2".to_vec()),
+        "an update with a stale fingerprint is a Conflict carrying the current bytes"
+    );
+    assert_eq!(
+        load(store, key).await.as_deref(),
+        Some(&b"v2"[..]),
+        "a Conflict writes nothing"
+    );
+    store.delete(key).await.expect("delete");
+    assert_eq!(
+        save(store, key, b"v4", Expect::Unchanged(Fingerprint::of(b"v2"))).await,
+        SaveOutcome::Gone,
+        "an update after a delete is Gone, so a destroyed session is not recreated"
+    );
+    assert_eq!(load(store, key).await, None);
+}
+
+async fn binary_values<S: SessionStore>(store: &S, key: &str) {
+    let every_byte: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
+    assert_eq!(
+        save(store, key, &every_byte, Expect::Absent).await,
+        SaveOutcome::Saved
+    );
+    assert_eq!(
+        load(store, key).await,
+        Some(every_byte.clone()),
+        "values are binary-safe"
+    );
+    let big = vec![0xa5; 100_000];
+    let expect = Expect::Unchanged(Fingerprint::of(&every_byte));
+    assert_eq!(save(store, key, &big, expect).await, SaveOutcome::Saved);
+    assert_eq!(load(store, key).await, Some(big), "100 kB values are kept whole");
+    store.delete(key).await.expect("delete");
+}
+
+async fn concurrent_writers<S: SessionStore + Clone>(store: &S, key: &str) {
+    const WRITERS: usize = 16;
+    let race = |expect: Expect| {
+        let mut tasks = tokio::task::JoinSet::new();
+        let phase = if expect == Expect::Absent {
+            "create"
+        } else {
+            "update"
+        };
+        for i in 0..WRITERS {
+            let (store, key) = (store.clone(), key.to_owned());
+            tasks.spawn(async move {
+                let value = format!("{phase} {i}").into_bytes();
+                store.save(&key, &value, MINUTE, expect).await.expect("save")
+            });
+        }
+        tasks
+    };
+    let saved = |outcomes: Vec<SaveOutcome>| outcomes.iter().filter(|o| **o == SaveOutcome::Saved).count();
+
+    let created = race(Expect::Absent).join_all().await;
+    assert_eq!(
+        saved(created),
+        1,
+        "exactly one of {WRITERS} concurrent creations saves"
+    );
+    let current = load(store, key).await.expect("the winner's record");
+    let updated = race(Expect::Unchanged(Fingerprint::of(&current)))
+        .join_all()
+        .await;
+    assert_eq!(
+        saved(updated.clone()),
+        1,
+        "exactly one of {WRITERS} concurrent updates saves"
+    );
+    let winner = load(store, key).await.expect("the winner's record");
+    for outcome in updated {
+        assert!(
+            outcome == SaveOutcome::Saved || outcome == SaveOutcome::Conflict(winner.clone()),
+            "the losers see the winner's bytes"
+        );
+    }
+    store.delete(key).await.expect("delete");
+}
+
+async fn expiry<S, F, Fut>(store: &S, key: &str, advance: F)
+where
+    S: SessionStore,
+    F: Fn(Duration) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let second = Duration::from_secs(1);
+    let short = format!("{key}:short");
+    let long = format!("{key}:long");
+    let touched = format!("{key}:touched");
+    let slid = format!("{key}:slid");
+    let read = format!("{key}:read");
+    for k in [&short, &touched, &slid, &read] {
+        store.save(k, b"x", second, Expect::Absent).await.expect("save");
+    }
+    store
+        .save(&long, b"x", MINUTE, Expect::Absent)
+        .await
+        .expect("save");
+    store.touch(&touched, MINUTE).await.expect("touch");
+    assert!(store.load(&slid, Some(MINUTE)).await.expect("load").is_some());
+    assert!(load(store, &read).await.is_some(), "a live key loads");
+
+    advance(Duration::from_millis(2100)).await;
+
+    assert_eq!(load(store, &short).await, None, "a record expires after its TTL");
+    assert_eq!(
+        load(store, &read).await,
+        None,
+        "a plain load does not extend the TTL"
+    );
+    assert!(load(store, &long).await.is_some(), "a record lives until its TTL");
+    assert!(load(store, &touched).await.is_some(), "touch extends the TTL");
+    assert!(
+        load(store, &slid).await.is_some(),
+        "a sliding load extends the TTL"
+    );
+    assert_eq!(
+        save(store, &short, b"y", Expect::Unchanged(Fingerprint::of(b"x"))).await,
+        SaveOutcome::Gone,
+        "an expired record is Gone"
+    );
+    assert_eq!(
+        save(store, &read, b"y", Expect::Absent).await,
+        SaveOutcome::Saved,
+        "an expired key counts as absent"
+    );
+    for k in [&short, &long, &touched, &slid, &read] {
+        store.delete(k).await.expect("delete");
+    }
+}
+
+async fn load<S: SessionStore>(store: &S, key: &str) -> Option<Vec<u8>> {
+    store.load(key, None).await.expect("load")
+}
+
+async fn save<S: SessionStore>(store: &S, key: &str, value: &[u8], expect: Expect) -> SaveOutcome {
+    store.save(key, value, MINUTE, expect).await.expect("save")
+}

@@ -1,0 +1,223 @@
+//! Where session records live.
+//!
+//! A store does four things, each atomic on its own: [`load`](SessionStore::load)
+//! (optionally sliding the expiry in the same operation),
+//! [`save`](SessionStore::save) (a conditional write), [`delete`](SessionStore::delete)
+//! and [`touch`](SessionStore::touch). Everything else (merging concurrent
+//! changes, retries, cookies, expiry rules) lives in the engine, once, for
+//! every store. [`conformance`] checks a store against this contract.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha1::{Digest, Sha1};
+
+pub mod conformance;
+mod memory;
+
+pub use memory::MemoryStore;
+
+/// A boxed error from a store's backend.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// The SHA-1 of a stored record, used to tell whether it changed since it was
+/// loaded.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint([u8; 20]);
+
+impl Fingerprint {
+    /// The fingerprint of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Fingerprint(Sha1::digest(bytes).into())
+    }
+
+    /// The raw 20 bytes.
+    pub fn as_bytes(&self) -> &[u8; 20] {
+        &self.0
+    }
+
+    /// Lowercase hex, as Redis's `redis.sha1hex` prints it.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({})", self.to_hex())
+    }
+}
+
+/// The condition of a [`SessionStore::save`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// A new session: the key must not exist.
+    Absent,
+    /// An existing session: the key must still hold the record with this
+    /// fingerprint (the one that was loaded).
+    Unchanged(Fingerprint),
+}
+
+/// What a conditional save did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SaveOutcome {
+    /// The record was written.
+    Saved,
+    /// The condition failed because the key holds other bytes: these, so the
+    /// engine can merge without reading again.
+    Conflict(Vec<u8>),
+    /// The condition expected an existing record and there is none: the
+    /// session was destroyed, regenerated or expired meanwhile.
+    Gone,
+}
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store could not be reached.
+    #[error("session store unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    /// The store did not answer in time.
+    #[error("session store did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The record is larger than the store accepts.
+    #[error("session record of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// The record's size.
+        size: usize,
+        /// The store's limit.
+        limit: usize,
+    },
+    /// The store answered with an error.
+    #[error("session store error: {0}")]
+    Backend(#[source] BoxError),
+}
+
+/// A session store. Keys arrive complete (prefix and id); values are opaque
+/// bytes; TTLs are whole seconds or more.
+///
+/// Implementations must make each method atomic on its own, and `save` must
+/// check its [`Expect`] and write in one step: this is what keeps concurrent
+/// requests from losing each other's updates.
+///
+/// ```
+/// use server_session::{Expect, MemoryStore, SaveOutcome, SessionStore};
+/// use std::time::Duration;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let store = MemoryStore::new();
+/// let ttl = Duration::from_secs(60);
+/// assert_eq!(store.save("session:a", b"v1", ttl, Expect::Absent).await?, SaveOutcome::Saved);
+/// // A second creation of the same key reports what is there instead.
+/// assert_eq!(
+///     store.save("session:a", b"v2", ttl, Expect::Absent).await?,
+///     SaveOutcome::Conflict(b"v1".to_vec())
+/// );
+/// # Ok::<_, server_session::StoreError>(()) }).unwrap();
+/// ```
+pub trait SessionStore: Send + Sync + 'static {
+    /// Reads the record at `key`; with `slide`, also resets its expiry to
+    /// `slide` from now, in the same operation.
+    fn load(
+        &self,
+        key: &str,
+        slide: Option<Duration>,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+
+    /// Writes `value` at `key`, to expire after `ttl`, if `expect` holds.
+    fn save(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        expect: Expect,
+    ) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send;
+
+    /// Removes `key`; removing a missing key is not an error.
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Resets the expiry of `key` to `ttl` from now, if it exists.
+    fn touch(&self, key: &str, ttl: Duration) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+impl<S: SessionStore> SessionStore for Arc<S> {
+    fn load(
+        &self,
+        key: &str,
+        slide: Option<Duration>,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send {
+        (**self).load(key, slide)
+    }
+
+    fn save(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        expect: Expect,
+    ) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send {
+        (**self).save(key, value, ttl, expect)
+    }
+
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).delete(key)
+    }
+
+    fn touch(&self, key: &str, ttl: Duration) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).touch(key, ttl)
+    }
+}
+
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The object-safe face of [`SessionStore`], so the engine and the
+/// [`Session`](crate::Session) handle need no type parameter.
+pub(crate) trait DynStore: Send + Sync + 'static {
+    fn load<'a>(
+        &'a self,
+        key: &'a str,
+        slide: Option<Duration>,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
+    fn save<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+        expect: Expect,
+    ) -> BoxFuture<'a, Result<SaveOutcome, StoreError>>;
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+impl<S: SessionStore> DynStore for S {
+    fn load<'a>(
+        &'a self,
+        key: &'a str,
+        slide: Option<Duration>,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        Box::pin(SessionStore::load(self, key, slide))
+    }
+
+    fn save<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+        expect: Expect,
+    ) -> BoxFuture<'a, Result<SaveOutcome, StoreError>> {
+        Box::pin(SessionStore::save(self, key, value, ttl, expect))
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(SessionStore::delete(self, key))
+    }
+
+    fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(SessionStore::touch(self, key, ttl))
+    }
+}
