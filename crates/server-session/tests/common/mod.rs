@@ -1,0 +1,207 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use http::{HeaderMap, Request, StatusCode, header};
+use server_session::{Expect, SaveOutcome, SessionStore, StoreError};
+use tower::ServiceExt;
+
+/// One store call, as the engine made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Load {
+        key: String,
+        slide: Option<Duration>,
+    },
+    Save {
+        key: String,
+        ttl: Duration,
+        expect: Expect,
+        outcome: &'static str,
+    },
+    Delete {
+        key: String,
+    },
+    Touch {
+        key: String,
+        ttl: Duration,
+    },
+}
+
+impl Call {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Call::Load { .. } => "load",
+            Call::Save { .. } => "save",
+            Call::Delete { .. } => "delete",
+            Call::Touch { .. } => "touch",
+        }
+    }
+}
+
+/// A store wrapper that records every call.
+#[derive(Clone)]
+pub struct Counting<S> {
+    pub inner: S,
+    calls: Arc<Mutex<Vec<Call>>>,
+}
+
+impl<S> Counting<S> {
+    pub fn new(inner: S) -> Self {
+        Counting {
+            inner,
+            calls: Arc::default(),
+        }
+    }
+
+    /// The calls so far, forgetting them.
+    pub fn take(&self) -> Vec<Call> {
+        std::mem::take(&mut self.calls.lock().unwrap())
+    }
+
+    /// The names of the calls so far, forgetting them.
+    pub fn take_names(&self) -> Vec<&'static str> {
+        self.take().iter().map(Call::name).collect()
+    }
+
+    fn push(&self, call: Call) {
+        self.calls.lock().unwrap().push(call);
+    }
+}
+
+impl<S: SessionStore + Clone> SessionStore for Counting<S> {
+    async fn load(&self, key: &str, slide: Option<Duration>) -> Result<Option<Vec<u8>>, StoreError> {
+        self.push(Call::Load {
+            key: key.into(),
+            slide,
+        });
+        self.inner.load(key, slide).await
+    }
+
+    async fn save(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        expect: Expect,
+    ) -> Result<SaveOutcome, StoreError> {
+        let outcome = self.inner.save(key, value, ttl, expect).await?;
+        let label = match &outcome {
+            SaveOutcome::Saved => "saved",
+            SaveOutcome::Conflict(_) => "conflict",
+            SaveOutcome::Gone => "gone",
+        };
+        self.push(Call::Save {
+            key: key.into(),
+            ttl,
+            expect,
+            outcome: label,
+        });
+        Ok(outcome)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.push(Call::Delete { key: key.into() });
+        self.inner.delete(key).await
+    }
+
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.push(Call::Touch { key: key.into(), ttl });
+        self.inner.touch(key, ttl).await
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    /// The `Set-Cookie` headers.
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The single `Set-Cookie`, if any.
+    pub fn set_cookie(&self) -> Option<String> {
+        let all = self.set_cookies();
+        assert!(all.len() <= 1, "more than one Set-Cookie: {all:?}");
+        all.into_iter().next()
+    }
+
+    /// The value of the cookie set by this response (`name=value` → value).
+    pub fn cookie_value(&self) -> Option<String> {
+        let set = self.set_cookie()?;
+        let pair = set.split(';').next().unwrap();
+        Some(pair.split_once('=').unwrap().1.to_owned())
+    }
+
+    /// `name=value` to send back, from this response's `Set-Cookie`.
+    pub fn cookie_pair(&self) -> Option<String> {
+        self.set_cookie()
+            .map(|set| set.split(';').next().unwrap().to_owned())
+    }
+
+    pub fn vary(&self) -> Option<String> {
+        self.headers
+            .get(header::VARY)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+}
+
+/// Sends `GET path` (with `cookie` as the Cookie header) through `app`.
+pub async fn get(app: &Router, path: &str, cookie: Option<&str>) -> Reply {
+    let mut request = Request::builder().uri(path);
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    send(app, request.body(Body::empty()).unwrap()).await
+}
+
+/// Sends `request` through `app` and reads the whole response.
+pub async fn send(app: &Router, request: Request<Body>) -> Reply {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    }
+}
+
+/// Hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bytes of hex.
+pub fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// The Flask-Session 0.8.0 fixtures.
+pub fn fixtures() -> serde_json::Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/flask-session-0.8.0.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}

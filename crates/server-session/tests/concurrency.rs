@@ -1,0 +1,324 @@
+//! DESIGN.md's concurrency guarantees 1 to 5, on the memory store, through
+//! the real axum adapter. Gates inside the handlers force the interleavings
+//! (both requests loaded before either commits) instead of hoping for them.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Path;
+use axum::routing::get;
+use common::{Counting, get as request};
+use server_session::{MemoryStore, Session, SessionConfig, SessionError, SessionLayer, SessionStore};
+use tokio::sync::{Barrier, Notify, Semaphore};
+
+struct App {
+    app: Router,
+    store: Counting<MemoryStore>,
+    layer: SessionLayer,
+}
+
+fn app(routes: Router) -> App {
+    let store = Counting::new(MemoryStore::new());
+    let layer = SessionLayer::new(store.clone(), SessionConfig::default()).unwrap();
+    let routes = routes.route(
+        "/login",
+        get(|s: Session| async move { s.insert("user", "alice").await.map(|_| "ok") }),
+    );
+    App {
+        app: routes.layer(layer.clone()),
+        store,
+        layer,
+    }
+}
+
+impl App {
+    async fn login(&self) -> String {
+        request(&self.app, "/login", None).await.cookie_pair().unwrap()
+    }
+
+    async fn stored(&self, cookie: &str) -> Option<rmpv::Value> {
+        let key = format!("session:{}", cookie.split_once('=').unwrap().1);
+        let bytes = self.store.inner.load(&key, None).await.unwrap()?;
+        Some(rmpv::decode::read_value(&mut &bytes[..]).unwrap())
+    }
+
+    async fn stored_keys(&self, cookie: &str) -> BTreeSet<String> {
+        match self.stored(cookie).await {
+            Some(rmpv::Value::Map(pairs)) => pairs
+                .into_iter()
+                .map(|(k, _)| k.as_str().unwrap().to_owned())
+                .collect(),
+            _ => BTreeSet::new(),
+        }
+    }
+}
+
+/// Guarantee 1: two requests that change different keys both persist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn different_keys_both_persist() {
+    const N: usize = 2;
+    let barrier = Arc::new(Barrier::new(N));
+    let routes = Router::new().route(
+        "/set/{key}",
+        get(move |s: Session, Path(key): Path<String>| {
+            let barrier = barrier.clone();
+            async move {
+                s.get::<String>("user").await?; // load
+                barrier.wait().await; // both have loaded the same record
+                s.insert(&key, &true).await?;
+                Ok::<_, SessionError>("ok")
+            }
+        }),
+    );
+    let t = app(routes);
+    let cookie = t.login().await;
+    let (a, b) = tokio::join!(
+        request(&t.app, "/set/a", Some(&cookie)),
+        request(&t.app, "/set/b", Some(&cookie))
+    );
+    assert_eq!((a.status.as_u16(), b.status.as_u16()), (200, 200));
+    assert_eq!(
+        t.stored_keys(&cookie).await,
+        ["_permanent", "a", "b", "user"].map(String::from).into()
+    );
+    assert_eq!(
+        t.layer.metrics().conflicts,
+        1,
+        "one save found the other's write and merged"
+    );
+}
+
+/// The same with 50 requests, each setting its own key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_requests_fifty_keys() {
+    const N: usize = 50;
+    let barrier = Arc::new(Barrier::new(N));
+    let routes = Router::new().route(
+        "/set/{key}",
+        get(move |s: Session, Path(key): Path<String>| {
+            let barrier = barrier.clone();
+            async move {
+                s.get::<String>("user").await?;
+                barrier.wait().await;
+                s.insert(&key, &key).await?;
+                Ok::<_, SessionError>("ok")
+            }
+        }),
+    );
+    let t = app(routes);
+    let cookie = t.login().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..N {
+        let (app, cookie) = (t.app.clone(), cookie.clone());
+        tasks.spawn(async move { request(&app, &format!("/set/k{i}"), Some(&cookie)).await.status });
+    }
+    for status in tasks.join_all().await {
+        assert_eq!(status, 200);
+    }
+    let keys = t.stored_keys(&cookie).await;
+    for i in 0..N {
+        assert!(keys.contains(&format!("k{i}")), "k{i} lost: {keys:?}");
+    }
+}
+
+/// Guarantee 2: a request that only read never writes, so it cannot put back
+/// what it read over a concurrent write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_read_never_writes_back() {
+    let loaded = Arc::new(Notify::new());
+    let release = Arc::new(Notify::new());
+    let (l, r) = (loaded.clone(), release.clone());
+    let routes = Router::new()
+        .route(
+            "/slow_read",
+            get(move |s: Session| {
+                let (loaded, release) = (l.clone(), r.clone());
+                async move {
+                    let user: Option<String> = s.get("user").await?;
+                    loaded.notify_one();
+                    release.notified().await;
+                    Ok::<_, SessionError>(format!("{user:?}"))
+                }
+            }),
+        )
+        .route(
+            "/write",
+            get(|s: Session| async move { s.insert("written", &true).await.map(|_| "ok") }),
+        );
+    let t = app(routes);
+    let cookie = t.login().await;
+    t.store.take();
+    let slow = tokio::spawn({
+        let (app, cookie) = (t.app.clone(), cookie.clone());
+        async move { request(&app, "/slow_read", Some(&cookie)).await }
+    });
+    loaded.notified().await;
+    assert_eq!(request(&t.app, "/write", Some(&cookie)).await.status, 200);
+    release.notify_one();
+    let slow = slow.await.unwrap();
+    assert_eq!(slow.body, "Some(\"alice\")");
+    assert!(
+        t.stored_keys(&cookie).await.contains("written"),
+        "the write survived"
+    );
+    let saves = t.store.take().iter().filter(|c| c.name() == "save").count();
+    assert_eq!(saves, 1, "only the writer saved");
+}
+
+/// Guarantee 3: requests in flight when the session is destroyed do not
+/// recreate it, however they end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_flight_requests_do_not_resurrect_a_destroyed_session() {
+    const N: usize = 20;
+    let loaded = Arc::new(Semaphore::new(0));
+    let release = Arc::new(Notify::new());
+    let (l, r) = (loaded.clone(), release.clone());
+    let routes = Router::new()
+        .route(
+            "/slow/{i}",
+            get(move |s: Session, Path(i): Path<usize>| {
+                let (loaded, release) = (l.clone(), r.clone());
+                async move {
+                    s.get::<String>("user").await?;
+                    let wait = release.notified();
+                    loaded.add_permits(1);
+                    wait.await;
+                    match i % 4 {
+                        0 => s.insert("late", &i).await?,
+                        1 => drop(s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).await?),
+                        2 => s.cycle_id().await?,
+                        _ => {} // read only
+                    }
+                    Ok::<_, SessionError>("ok")
+                }
+            }),
+        )
+        .route(
+            "/logout",
+            get(|s: Session| async move { s.destroy().await.map(|_| "bye") }),
+        );
+    let t = app(routes);
+    let cookie = t.login().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..N {
+        let (app, cookie) = (t.app.clone(), cookie.clone());
+        tasks.spawn(async move { request(&app, &format!("/slow/{i}"), Some(&cookie)).await });
+    }
+    drop(loaded.acquire_many(N as u32).await.unwrap());
+    let logout = request(&t.app, "/logout", Some(&cookie)).await;
+    assert!(logout.set_cookie().unwrap().contains("Max-Age=0"));
+    release.notify_waiters();
+    for reply in tasks.join_all().await {
+        assert_eq!(reply.status, 200);
+        if let Some(pair) = reply.cookie_pair() {
+            assert_eq!(pair, cookie, "only a read's refresh may repeat the old cookie");
+        }
+    }
+    assert_eq!(t.stored(&cookie).await, None, "the session stays destroyed");
+    assert!(t.store.inner.is_empty(), "nothing was recreated under any id");
+    assert!(t.layer.metrics().gone >= 10, "{:?}", t.layer.metrics());
+    assert_eq!(request(&t.app, "/slow_never", Some(&cookie)).await.status, 404);
+}
+
+/// Guarantee 4: two requests inserting the same key: the later commit wins
+/// and the conflict is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn same_key_the_later_commit_wins() {
+    let loaded = Arc::new(Semaphore::new(0));
+    let first_go = Arc::new(Notify::new());
+    let second_go = Arc::new(Notify::new());
+    let (l, f, s2) = (loaded.clone(), first_go.clone(), second_go.clone());
+    let routes = Router::new().route(
+        "/color/{value}",
+        get(move |s: Session, Path(value): Path<String>| {
+            let (loaded, first, second) = (l.clone(), f.clone(), s2.clone());
+            async move {
+                s.get::<String>("user").await?;
+                let go = if value == "red" {
+                    first.notified()
+                } else {
+                    second.notified()
+                };
+                loaded.add_permits(1);
+                go.await;
+                s.insert("color", &value).await?;
+                Ok::<_, SessionError>("ok")
+            }
+        }),
+    );
+    let t = app(routes);
+    let cookie = t.login().await;
+    let red = tokio::spawn({
+        let (app, cookie) = (t.app.clone(), cookie.clone());
+        async move { request(&app, "/color/red", Some(&cookie)).await }
+    });
+    let blue = tokio::spawn({
+        let (app, cookie) = (t.app.clone(), cookie.clone());
+        async move { request(&app, "/color/blue", Some(&cookie)).await }
+    });
+    drop(loaded.acquire_many(2).await.unwrap());
+    first_go.notify_one();
+    assert_eq!(red.await.unwrap().status, 200);
+    second_go.notify_one();
+    assert_eq!(blue.await.unwrap().status, 200);
+    let stored = t.stored(&cookie).await.unwrap();
+    let color = stored
+        .as_map()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| k.as_str() == Some("color"))
+        .unwrap();
+    assert_eq!(color.1.as_str(), Some("blue"), "the later commit wins");
+    assert_eq!(t.layer.metrics().conflicts, 1, "and the conflict is counted");
+}
+
+/// Guarantee 5: fifty concurrent `update` increments end at fifty, and with
+/// `save()` each request sees its own committed value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_increments_count_fifty() {
+    const N: usize = 50;
+    let barrier = Arc::new(Barrier::new(N));
+    let routes = Router::new().route(
+        "/incr",
+        get(move |s: Session| {
+            let barrier = barrier.clone();
+            async move {
+                s.get::<u64>("counter").await?;
+                barrier.wait().await; // all fifty loaded the same value
+                s.update("counter", |n: Option<u64>| n.unwrap_or(0) + 1).await?;
+                s.save().await?;
+                let committed: u64 = s.get("counter").await?.unwrap();
+                Ok::<_, SessionError>(committed.to_string())
+            }
+        }),
+    );
+    let t = app(routes);
+    let cookie = t.login().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..N {
+        let (app, cookie) = (t.app.clone(), cookie.clone());
+        tasks.spawn(async move { request(&app, "/incr", Some(&cookie)).await });
+    }
+    let mut seen = BTreeSet::new();
+    for reply in tasks.join_all().await {
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        seen.insert(reply.body.parse::<u64>().unwrap());
+    }
+    assert_eq!(
+        seen,
+        (1..=N as u64).collect(),
+        "every request committed a distinct step"
+    );
+    let stored = t.stored(&cookie).await.unwrap();
+    let counter = stored
+        .as_map()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| k.as_str() == Some("counter"))
+        .unwrap();
+    assert_eq!(counter.1.as_u64(), Some(N as u64));
+    assert!(t.layer.metrics().conflicts > 0, "the requests really collided");
+}
