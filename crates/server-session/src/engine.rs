@@ -2,6 +2,7 @@
 //! loading once, and committing with at most one conditional write, merging
 //! and retrying when another request changed the session meanwhile.
 
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -19,6 +20,10 @@ use crate::store::{DynStore, Expect, Fingerprint, SaveOutcome, StoreError};
 
 /// Saves attempted for one commit before giving up under contention.
 const MAX_ATTEMPTS: usize = 32;
+
+/// Locks that serialize the retries of conflicting commits of one session
+/// within this process; picked by a hash of the id.
+const RETRY_LOCKS: usize = 256;
 
 /// What a cycled id's old key holds until it expires: a record without data,
 /// which every reader treats as no session, and which makes a concurrent save
@@ -68,6 +73,8 @@ pub(crate) struct Engine {
     signer: Option<Signer>,
     log: LogHasher,
     counters: Counters,
+    retry_locks: Box<[tokio::sync::Mutex<()>]>,
+    lock_hasher: RandomState,
 }
 
 impl Engine {
@@ -94,6 +101,8 @@ impl Engine {
             signer,
             log,
             counters: Counters::default(),
+            retry_locks: (0..RETRY_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect(),
+            lock_hasher: RandomState::new(),
         })
     }
 
@@ -279,6 +288,10 @@ impl Engine {
         // While cycling: the new id, already written, and its bytes.
         let mut moved: Option<(SessionId, Vec<u8>)> = None;
         let mut attempts = 0;
+        // Taken after a first conflict: other requests of this process that
+        // conflict on the same session then merge one after the other instead
+        // of colliding again and again.
+        let mut turn = None;
         loop {
             let now = self.now();
             if !state.record.has_data() {
@@ -334,7 +347,12 @@ impl Engine {
                         return Err(SessionError::Contention(attempts));
                     }
                     state.base = Some(current);
-                    if attempts > 2 {
+                    if turn.is_none() {
+                        let stripe = self.lock_hasher.hash_one(id.as_str()) as usize % RETRY_LOCKS;
+                        turn = Some(self.retry_locks[stripe].lock().await);
+                    } else if attempts > 2 {
+                        // Still colliding while holding the turn: with another
+                        // process. Spread out.
                         backoff(attempts).await;
                     }
                 }
@@ -434,9 +452,10 @@ impl Engine {
     }
 }
 
-/// A short random pause, growing with the attempts, so writers that keep
-/// colliding spread out.
+/// A random pause of up to 0.5 ms doubled per attempt (at most 64 ms), so
+/// writers that keep colliding spread out.
 async fn backoff(attempts: usize) {
-    let jitter = getrandom::u32().unwrap_or(0) as u64 % (attempts as u64 * 1000);
+    let ceiling = 500u64 << attempts.min(7);
+    let jitter = u64::from(getrandom::u32().unwrap_or(0)) % ceiling;
     tokio::time::sleep(Duration::from_micros(jitter)).await;
 }
