@@ -73,3 +73,5 @@ pub use id::SessionId;
 pub use record::Format;
 pub use session::{Session, SessionError};
 pub use store::{Expect, Fingerprint, MemoryStore, SaveOutcome, SessionStore, StoreError};
+#[cfg(feature = "redis")]
+pub use store::{RedisStore, RedisStoreBuilder};

@@ -18,8 +18,12 @@ use sha1::{Digest, Sha1};
 
 pub mod conformance;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use redis::{RedisStore, RedisStoreBuilder};
 
 /// A boxed error from a store's backend.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
