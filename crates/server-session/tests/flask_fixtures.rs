@@ -123,7 +123,7 @@ async fn holds(s: &Session, name: &str) -> Result<bool, SessionError> {
     })
 }
 
-fn app(store: MemoryStore, config: SessionConfig) -> Router {
+fn app<S: SessionStore>(store: S, config: SessionConfig) -> Router {
     Router::new()
         .route(
             "/put/{name}",
@@ -144,7 +144,7 @@ fn app(store: MemoryStore, config: SessionConfig) -> Router {
         .layer(SessionLayer::new(store, config).unwrap())
 }
 
-async fn stored(store: &MemoryStore, cookie: &str) -> Vec<u8> {
+async fn stored<S: SessionStore>(store: &S, cookie: &str) -> Vec<u8> {
     let id = cookie.split_once('=').unwrap().1;
     store
         .load(&format!("session:{id}"), None)
@@ -154,9 +154,8 @@ async fn stored(store: &MemoryStore, cookie: &str) -> Vec<u8> {
 }
 
 /// Runs both directions for every entry of one per-type fixture table.
-async fn both_directions(table: &str, config: SessionConfig) {
+async fn both_directions<S: SessionStore + Clone>(store: S, table: &str, config: SessionConfig) {
     let fixtures = fixtures();
-    let store = MemoryStore::new();
     let app = app(store.clone(), config);
     let mut checked = 0;
     for (name, case) in fixtures[table].as_object().unwrap() {
@@ -202,16 +201,40 @@ async fn both_directions(table: &str, config: SessionConfig) {
 
 #[tokio::test]
 async fn msgpack_values_match_flask_both_ways() {
-    both_directions("per_type_encoding_msgpack", SessionConfig::default()).await;
+    both_directions(
+        MemoryStore::new(),
+        "per_type_encoding_msgpack",
+        SessionConfig::default(),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn msgpack_non_permanent_values_match_flask_both_ways() {
+    let config = SessionConfig::default().permanent(false);
     both_directions(
+        MemoryStore::new(),
         "per_type_encoding_msgpack_nonpermanent",
-        SessionConfig::default().permanent(false),
+        config,
     )
     .await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_stores_flasks_bytes_both_ways() {
+    let server = common::redis::TestRedis::start();
+    let store = server_session::RedisStore::connect(server.url.as_str())
+        .await
+        .unwrap();
+    both_directions(
+        store.clone(),
+        "per_type_encoding_msgpack",
+        SessionConfig::default(),
+    )
+    .await;
+    let config = SessionConfig::default().permanent(false);
+    both_directions(store, "per_type_encoding_msgpack_nonpermanent", config).await;
 }
 
 #[tokio::test]

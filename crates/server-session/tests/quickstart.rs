@@ -6,6 +6,9 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
+#[cfg(feature = "redis")]
+mod common;
+
 struct Server {
     child: Child,
     addr: String,
@@ -29,9 +32,10 @@ fn example(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn start() -> Server {
+fn start(env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(example("quickstart"))
         .env("PORT", "0")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -92,13 +96,26 @@ fn get(server: &Server, path: &str, cookie: Option<&str>) -> Reply {
 
 #[test]
 fn quickstart_serves_the_seed_routes() {
-    let server = start();
+    seed_routes(&start(&[]));
+}
 
-    let reply = get(&server, "/health", None);
+#[cfg(feature = "redis")]
+#[test]
+fn quickstart_serves_the_seed_routes_from_redis() {
+    let redis = common::redis::TestRedis::start();
+    let server = start(&[("SESSION_TYPE", "redis"), ("SESSION_REDIS", &redis.url)]);
+    let id = seed_routes(&server);
+    // The sessions really were in Redis: the last one is there now.
+    assert!(redis.get(&format!("session:{id}")).is_some());
+}
+
+/// Walks the seed's routes; returns the id of the session left at the end.
+fn seed_routes(server: &Server) -> String {
+    let reply = get(server, "/health", None);
     assert_eq!((reply.status, reply.body.as_str()), (200, "ok"));
     assert_eq!(reply.header("set-cookie"), None);
 
-    let reply = get(&server, "/", None);
+    let reply = get(server, "/", None);
     assert_eq!((reply.status, reply.body.as_str()), (200, "index"));
     let set = reply.header("set-cookie").unwrap().to_owned();
     let (pair, attributes) = set.split_once("; ").unwrap();
@@ -110,20 +127,24 @@ fn quickstart_serves_the_seed_routes() {
     );
     let cookie = pair.to_owned();
 
-    assert_eq!(get(&server, "/secret", Some(&cookie)).body, "123456");
-    assert_eq!(get(&server, "/secret", None).status, 404);
+    assert_eq!(get(server, "/secret", Some(&cookie)).body, "123456");
+    assert_eq!(get(server, "/secret", None).status, 404);
     for n in 1..=3 {
-        assert_eq!(get(&server, "/counter", Some(&cookie)).body, n.to_string());
+        assert_eq!(get(server, "/counter", Some(&cookie)).body, n.to_string());
     }
 
-    let reply = get(&server, "/logout", Some(&cookie));
+    let reply = get(server, "/logout", Some(&cookie));
     assert!(reply.header("set-cookie").unwrap().starts_with("session=; "));
     // The same cookie now has a fresh, empty session.
-    assert_eq!(get(&server, "/secret", Some(&cookie)).status, 404);
-    let reply = get(&server, "/counter", Some(&cookie));
+    assert_eq!(get(server, "/secret", Some(&cookie)).status, 404);
+    let reply = get(server, "/counter", Some(&cookie));
     assert_eq!(reply.body, "1");
-    assert!(
-        !reply.header("set-cookie").unwrap().contains(id),
-        "a new id, never the old one"
-    );
+    let set = reply.header("set-cookie").unwrap();
+    assert!(!set.contains(id), "a new id, never the old one");
+    set.split(';')
+        .next()
+        .unwrap()
+        .strip_prefix("session=")
+        .unwrap()
+        .to_owned()
 }

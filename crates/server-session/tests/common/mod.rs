@@ -205,3 +205,51 @@ pub fn fixtures() -> serde_json::Value {
     );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
+
+#[cfg(feature = "redis")]
+pub mod redis;
+
+impl<S> Counting<S> {
+    /// Keys that a save wrote, so far (without forgetting them).
+    pub fn saved_keys(&self) -> Vec<String> {
+        let calls = self.calls.lock().unwrap();
+        calls
+            .iter()
+            .filter_map(|c| match c {
+                Call::Save {
+                    key,
+                    outcome: "saved",
+                    ..
+                } => Some(key.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Runs each named `async fn(store)` scenario once per store: in memory, and
+/// (with the `redis` feature) on a real Redis.
+#[macro_export]
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(server_session::MemoryStore::new()).await
+                }
+            )*
+        }
+        #[cfg(feature = "redis")]
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let server = $crate::common::redis::TestRedis::shared();
+                    let store = server_session::RedisStore::connect(server.url.as_str()).await.unwrap();
+                    super::$name(store).await
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,450 @@
+//! The Redis store against real `redis-server` processes: the store contract,
+//! the commands each request costs, outages, connection settings, and what
+//! gets logged.
+#![cfg(feature = "redis")]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use common::get as request;
+use common::redis::TestRedis;
+use server_session::{
+    Expect, Fingerprint, RedisStore, SaveOutcome, Session, SessionConfig, SessionError, SessionLayer,
+    SessionStore, StoreError, StoreErrorPolicy,
+};
+
+const MONTH: i64 = 31 * 24 * 3600;
+
+fn routes() -> Router {
+    Router::new()
+        .route("/noop", get(|| async { "noop" }))
+        .route(
+            "/read",
+            get(|s: Session| async move {
+                let user: Option<String> = s.get("user").await?;
+                Ok::<_, SessionError>(user.unwrap_or_default())
+            }),
+        )
+        .route(
+            "/login",
+            get(|s: Session| async move {
+                s.insert("user", "alice").await?;
+                s.insert("n", &1).await?;
+                Ok::<_, SessionError>("ok")
+            }),
+        )
+        .route(
+            "/incr",
+            get(|s: Session| async move {
+                let n = s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).await?;
+                Ok::<_, SessionError>(n.to_string())
+            }),
+        )
+        .route(
+            "/cycle",
+            get(|s: Session| async move { s.cycle_id().await.map(|_| "cycled") }),
+        )
+        .route(
+            "/logout",
+            get(|s: Session| async move { s.destroy().await.map(|_| "bye") }),
+        )
+}
+
+fn app(store: RedisStore, config: SessionConfig) -> Router {
+    routes().layer(SessionLayer::new(store, config).unwrap())
+}
+
+/// A store that gives up on an unreachable server after `millis` twice over.
+fn quick_to_fail(url: impl redis::IntoConnectionInfo, millis: u64) -> server_session::RedisStoreBuilder {
+    let timeout = Duration::from_millis(millis);
+    RedisStore::builder(url)
+        .connect_timeout(timeout)
+        .command_timeout(timeout)
+}
+
+fn key_of(cookie_pair: &str) -> String {
+    format!("session:{}", cookie_pair.split_once('=').unwrap().1)
+}
+
+fn calls(pairs: &[(&str, u64)]) -> std::collections::BTreeMap<String, u64> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conforms_to_the_store_contract() {
+    let server = TestRedis::shared();
+    let store = RedisStore::connect(server.url.as_str()).await.unwrap();
+    server_session::store::conformance::run(&store, tokio::time::sleep).await;
+}
+
+#[tokio::test]
+async fn commands_per_request_match_the_cost_contract() {
+    let server = TestRedis::start();
+    let store = RedisStore::connect(server.url.as_str()).await.unwrap();
+    let app = app(store, SessionConfig::default());
+
+    let (reply, used) = server.calls_during(request(&app, "/login", None)).await;
+    assert_eq!(
+        used,
+        calls(&[("evalsha", 1)]),
+        "a new session: one conditional create"
+    );
+    let cookie = reply.cookie_pair().unwrap();
+
+    let (_, used) = server.calls_during(request(&app, "/noop", Some(&cookie))).await;
+    assert_eq!(used, calls(&[]), "untouched: nothing");
+
+    let (reply, used) = server.calls_during(request(&app, "/read", Some(&cookie))).await;
+    assert_eq!(reply.body, "alice");
+    assert_eq!(
+        used,
+        calls(&[("getex", 1)]),
+        "a read: one GETEX that also slides the expiry"
+    );
+
+    let (reply, used) = server.calls_during(request(&app, "/incr", Some(&cookie))).await;
+    assert_eq!(reply.body, "2");
+    assert_eq!(
+        used,
+        calls(&[("evalsha", 1), ("getex", 1)]),
+        "a change: load + one EVALSHA"
+    );
+
+    let (_, used) = server.calls_during(request(&app, "/read", None)).await;
+    assert_eq!(used, calls(&[]), "no cookie: nothing");
+
+    let (_, used) = server.calls_during(request(&app, "/logout", Some(&cookie))).await;
+    assert_eq!(used, calls(&[("del", 1)]), "logout: one DEL, no load");
+    assert_eq!(server.get(&key_of(&cookie)), None);
+}
+
+#[tokio::test]
+async fn without_refresh_a_read_is_one_get() {
+    let server = TestRedis::start();
+    let store = RedisStore::connect(server.url.as_str()).await.unwrap();
+    let app = app(store, SessionConfig::default().refresh_each_request(false));
+    let cookie = request(&app, "/login", None).await.cookie_pair().unwrap();
+    let (reply, used) = server.calls_during(request(&app, "/read", Some(&cookie))).await;
+    assert_eq!(reply.body, "alice");
+    assert_eq!(used, calls(&[("get", 1)]));
+}
+
+#[tokio::test]
+async fn layout_and_ttl_are_flask_sessions() {
+    let server = TestRedis::start();
+    let store = RedisStore::connect(server.url.as_str()).await.unwrap();
+    let app = app(store, SessionConfig::default());
+    let cookie = request(&app, "/login", None).await.cookie_pair().unwrap();
+    let key = key_of(&cookie);
+    assert_eq!(
+        server.get(&key).unwrap(),
+        common::unhex("83aa5f7065726d616e656e74c3a475736572a5616c696365a16e01")
+    );
+    assert_eq!(server.ttl(&key), MONTH);
+    let _: () = redis::cmd("EXPIRE")
+        .arg(&key)
+        .arg(100)
+        .query(&mut server.connection())
+        .unwrap();
+    request(&app, "/read", Some(&cookie)).await;
+    assert_eq!(
+        server.ttl(&key),
+        MONTH,
+        "a read slid the TTL back to the lifetime"
+    );
+}
+
+#[tokio::test]
+async fn cycle_id_creates_the_new_key_then_deletes_the_old() {
+    let server = TestRedis::start();
+    let store = RedisStore::connect(server.url.as_str()).await.unwrap();
+    let app = app(store, SessionConfig::default());
+    let cookie = request(&app, "/login", None).await.cookie_pair().unwrap();
+    let (reply, used) = server.calls_during(request(&app, "/cycle", Some(&cookie))).await;
+    let new_cookie = reply.cookie_pair().unwrap();
+    assert_eq!(used, calls(&[("del", 1), ("evalsha", 2), ("getex", 1)]));
+    assert!(
+        !used.contains_key("rename"),
+        "no RENAME: keys may sit in different cluster slots"
+    );
+    assert_eq!(server.get(&key_of(&cookie)), None);
+    assert_eq!(server.ttl(&key_of(&new_cookie)), MONTH);
+    assert_eq!(request(&app, "/read", Some(&new_cookie)).await.body, "alice");
+}
+
+#[tokio::test]
+async fn the_script_is_reloaded_after_a_flush() {
+    let server = TestRedis::start();
+    let store = RedisStore::connect(server.url.as_str()).await.unwrap();
+    let app = app(store, SessionConfig::default());
+    let cookie = request(&app, "/login", None).await.cookie_pair().unwrap();
+    // What a failover to a fresh replica looks like to the client.
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut server.connection())
+        .unwrap();
+    let (reply, used) = server.calls_during(request(&app, "/incr", Some(&cookie))).await;
+    assert_eq!(reply.body, "2");
+    assert_eq!(used, calls(&[("evalsha", 2), ("getex", 1), ("script|load", 1)]));
+    let (_, used) = server.calls_during(request(&app, "/incr", Some(&cookie))).await;
+    assert_eq!(
+        used,
+        calls(&[("evalsha", 1), ("getex", 1)]),
+        "loaded again for good"
+    );
+}
+
+#[tokio::test]
+async fn an_outage_is_a_503_not_a_logout_and_recovers_by_itself() {
+    let mut server = TestRedis::start();
+    let store = quick_to_fail(server.url.as_str(), 300).build().unwrap();
+    let app = app(store, SessionConfig::default());
+    let cookie = request(&app, "/login", None).await.cookie_pair().unwrap();
+
+    server.stop();
+    let started = Instant::now();
+    let reply = request(&app, "/read", Some(&cookie)).await;
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.body, "session store unavailable, please retry\n");
+    assert_eq!(reply.set_cookie(), None, "no cookie is touched");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "bounded by the timeouts, not a hang"
+    );
+    assert_eq!(request(&app, "/login", None).await.status, 503);
+    let reply = request(&app, "/noop", Some(&cookie)).await;
+    assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, "noop"));
+
+    // Redis comes back (empty: this test server keeps nothing on disk).
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let cookie = loop {
+        let reply = request(&app, "/login", None).await;
+        if reply.status == 200 {
+            break reply.cookie_pair().unwrap();
+        }
+        assert!(Instant::now() < deadline, "the store did not reconnect");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(request(&app, "/read", Some(&cookie)).await.body, "alice");
+}
+
+#[tokio::test]
+async fn the_continue_policy_serves_an_empty_unsaved_session() {
+    let mut server = TestRedis::start();
+    let store = quick_to_fail(server.url.as_str(), 300).build().unwrap();
+    let config = SessionConfig::default().on_store_error(StoreErrorPolicy::ContinueEmpty);
+    let app = app(store, config);
+    let cookie = request(&app, "/login", None).await.cookie_pair().unwrap();
+    server.stop();
+    let reply = request(&app, "/read", Some(&cookie)).await;
+    assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, ""));
+    let reply = request(&app, "/incr", Some(&cookie)).await;
+    assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, "1"));
+    assert_eq!(
+        reply.set_cookie(),
+        None,
+        "nothing saved, the browser keeps its cookie"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out() {
+    // Accepts connections and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _hold = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for stream in listener.incoming() {
+            open.push(stream);
+        }
+    });
+    let store = quick_to_fail(format!("redis://127.0.0.1:{port}"), 200)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = store.load("session:x", None).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Timeout(_) | StoreError::Unavailable(_)),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let err = quick_to_fail(format!("redis://127.0.0.1:{port}"), 200)
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Timeout(_) | StoreError::Unavailable(_)),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn password_acl_user_and_db_from_the_url_or_the_builder() {
+    let server = TestRedis::start_with(&["--requirepass", "s3cret"]);
+    let port = server.port;
+    let mut admin = redis::Client::open(format!("redis://:s3cret@127.0.0.1:{port}")).unwrap();
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "app", "on", ">apppass", "~sessions:*", "+@all"][..])
+        .query(&mut admin)
+        .unwrap();
+    let value = b"\x81\xa1a\x01";
+    let ttl = Duration::from_secs(60);
+
+    // Password and db in the URL.
+    let store = RedisStore::connect(format!("redis://:s3cret@127.0.0.1:{port}/3"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.save("k", value, ttl, Expect::Absent).await.unwrap(),
+        SaveOutcome::Saved
+    );
+    let in_db3: Option<Vec<u8>> = redis::cmd("GET")
+        .arg("k")
+        .query(&mut admin.get_connection_with_db(3))
+        .unwrap();
+    assert_eq!(in_db3.as_deref(), Some(&value[..]));
+
+    // The seed's separate SESSION_REDIS_PASSWORD / SESSION_REDIS_DB.
+    let store = RedisStore::builder(format!("redis://127.0.0.1:{port}"))
+        .password("s3cret")
+        .db(5)
+        .connect()
+        .await;
+    let store = store.unwrap();
+    assert_eq!(
+        store.load("k", None).await.unwrap(),
+        None,
+        "db 5 is another database"
+    );
+
+    // An ACL user limited to its key pattern.
+    let store = RedisStore::connect(format!("redis://app:apppass@127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .save("sessions:a", value, ttl, Expect::Absent)
+            .await
+            .unwrap(),
+        SaveOutcome::Saved
+    );
+    let denied = store
+        .save("other:a", value, ttl, Expect::Absent)
+        .await
+        .unwrap_err();
+    assert!(matches!(denied, StoreError::Backend(_)), "{denied:?}");
+
+    // A wrong password is an error, not a hang.
+    let wrong = RedisStore::connect(format!("redis://:nope@127.0.0.1:{port}"))
+        .await
+        .unwrap_err();
+    assert!(wrong.to_string().contains("session store"), "{wrong}");
+}
+
+trait AdminDb {
+    fn get_connection_with_db(&mut self, db: i64) -> redis::Connection;
+}
+
+impl AdminDb for redis::Client {
+    fn get_connection_with_db(&mut self, db: i64) -> redis::Connection {
+        let mut connection = self.get_connection().unwrap();
+        let _: () = redis::cmd("SELECT").arg(db).query(&mut connection).unwrap();
+        connection
+    }
+}
+
+#[tokio::test]
+async fn conflicts_answer_with_the_current_bytes_in_one_round_trip() {
+    let server = TestRedis::start();
+    let store = RedisStore::connect(server.url.as_str()).await.unwrap();
+    let ttl = Duration::from_secs(60);
+    store
+        .save("session:k", b"first", ttl, Expect::Absent)
+        .await
+        .unwrap();
+    let stale = Expect::Unchanged(Fingerprint::of(b"older"));
+    let (outcome, used) = server
+        .calls_during(store.save("session:k", b"mine", ttl, stale))
+        .await;
+    assert_eq!(outcome.unwrap(), SaveOutcome::Conflict(b"first".to_vec()));
+    assert_eq!(used, calls(&[("evalsha", 1)]));
+}
+
+/// Collects what the tracing macros print.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn errors_are_logged_with_a_hashed_id_never_the_raw_one() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mut server = TestRedis::start();
+    let store = quick_to_fail(server.url.as_str(), 300).build().unwrap();
+    let app = app(store, SessionConfig::default());
+    let cookie = request(&app, "/login", None).await.cookie_pair().unwrap();
+    let id = cookie.split_once('=').unwrap().1.to_owned();
+    server.stop();
+    assert_eq!(request(&app, "/read", Some(&cookie)).await.status, 503);
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("session store failed to load"), "{logs}");
+    assert!(logs.contains("session="), "the session is identified: {logs}");
+    assert!(!logs.contains(&id), "the raw id never appears: {logs}");
+}
+
+#[cfg(feature = "redis-tls")]
+#[tokio::test]
+async fn rediss_urls_speak_tls() {
+    let (server, ca) = TestRedis::start_tls();
+    let store = RedisStore::builder(server.url.as_str())
+        .tls_ca_certificate(ca)
+        .connect()
+        .await
+        .unwrap();
+    let ttl = Duration::from_secs(60);
+    assert_eq!(
+        store
+            .save("session:t", b"\x80", ttl, Expect::Absent)
+            .await
+            .unwrap(),
+        SaveOutcome::Saved
+    );
+    assert_eq!(
+        store.load("session:t", Some(ttl)).await.unwrap().as_deref(),
+        Some(&b"\x80"[..])
+    );
+    // Without the private CA the certificate is not trusted: a clear error.
+    let untrusted = RedisStore::connect(server.url.as_str()).await.unwrap_err();
+    assert!(
+        matches!(untrusted, StoreError::Unavailable(_) | StoreError::Backend(_)),
+        "{untrusted:?}"
+    );
+    // A plain-text client gets nowhere either.
+    let plain = server.url.replace("rediss://", "redis://");
+    let err = quick_to_fail(plain.as_str(), 300).connect().await.unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::Timeout(_) | StoreError::Unavailable(_) | StoreError::Backend(_)
+    ));
+}
