@@ -64,10 +64,15 @@ mod id;
 mod record;
 mod session;
 pub mod store;
+mod value;
 
+/// The `redis` crate this store is built on, for building a
+/// [`Client`](redis::Client) to pass to [`RedisStore::from_client`].
+#[cfg(feature = "redis")]
+pub use ::redis;
 pub use adapters::tower::{SessionLayer, SessionService};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{ConfigError, SameSite, SessionConfig, StoreErrorPolicy};
+pub use config::{ConfigError, RedisSettings, SameSite, SessionConfig, StoreErrorPolicy, StoreType};
 pub use engine::Metrics;
 pub use id::SessionId;
 pub use record::Format;
@@ -75,3 +80,4 @@ pub use session::{Session, SessionError};
 pub use store::{Expect, Fingerprint, MemoryStore, SaveOutcome, SessionStore, StoreError};
 #[cfg(feature = "redis")]
 pub use store::{RedisStore, RedisStoreBuilder};
+pub use value::Timestamp;

@@ -13,8 +13,9 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use crate::engine::{Engine, Presented};
 use crate::id::SessionId;
-use crate::record::{self, Record};
+use crate::record::{self, Format, Record};
 use crate::store::StoreError;
+use crate::value::flask_incompatibility;
 
 /// Errors from [`Session`] methods.
 ///
@@ -247,9 +248,12 @@ impl Session {
     }
 
     /// Sets `key` to `value`.
+    ///
+    /// The value must be one Flask could read back (see the crate docs on
+    /// types); anything else is refused here, before it reaches the store.
     pub async fn insert<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), SessionError> {
         check_key(key)?;
-        let value = to_value(key, value)?;
+        let value = storable(key, value, self.format())?;
         self.change(Change::Set(key.to_owned(), value)).await
     }
 
@@ -278,9 +282,10 @@ impl Session {
     {
         check_key(key)?;
         let owned_key = key.to_owned();
+        let format = self.format();
         let updater: Updater = Arc::new(move |current: Option<&Value>| {
             let current = current.map(|v| from_value::<T>(&owned_key, v)).transpose()?;
-            to_value(&owned_key, &f(current))
+            storable(&owned_key, &f(current), format)
         });
         let mut state = self.ready().await?;
         record_change(&mut state, Change::Update(key.to_owned(), updater))?;
@@ -381,6 +386,10 @@ impl Session {
         self.shared.engine.commit(&mut state).await
     }
 
+    fn format(&self) -> Format {
+        self.shared.engine.config().format
+    }
+
     async fn change(&self, change: Change) -> Result<(), SessionError> {
         let mut state = self.ready().await?;
         record_change(&mut state, change)
@@ -447,6 +456,18 @@ pub(crate) fn to_value<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Va
     };
     let bytes = rmp_serde::to_vec_named(value).map_err(|e| fail(e.to_string()))?;
     rmpv::decode::read_value(&mut &bytes[..]).map_err(|e| fail(e.to_string()))
+}
+
+/// A Rust value as a stored value that Flask can read back.
+fn storable<T: Serialize + ?Sized>(key: &str, value: &T, format: Format) -> Result<Value, SessionError> {
+    let value = to_value(key, value)?;
+    match flask_incompatibility(&value, format) {
+        None => Ok(value),
+        Some(why) => Err(SessionError::Encode {
+            key: key.to_owned(),
+            message: why,
+        }),
+    }
 }
 
 /// A stored value as a Rust value.

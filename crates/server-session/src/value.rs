@@ -1,0 +1,353 @@
+//! Values as Flask sees them: the [`Timestamp`] type for Python's aware
+//! datetimes, and the check that refuses what Flask could not read.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use rmpv::Value;
+use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
+use serde::ser::{Serialize, Serializer};
+
+use crate::record::{Format, rfc3339, timestamp_parts};
+
+/// The name rmp-serde gives MessagePack extension values.
+const EXT: &str = "_ExtStruct";
+/// The MessagePack timestamp extension type.
+const TIMESTAMP_EXT: i8 = -1;
+/// Nesting deeper than this is refused; Flask's decoder gives up around here.
+const MAX_DEPTH: usize = 256;
+
+/// A UTC instant, stored as the MessagePack timestamp extension: what a
+/// Python `datetime` with a time zone becomes in Flask-Session, and what it
+/// reads back as one. In the JSON format it is RFC 3339 text, as Flask-Session
+/// writes datetimes there; `Timestamp` reads both.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use server_session::Timestamp;
+///
+/// let login = Timestamp::from_unix(1_704_164_645, 678_901_000).unwrap();
+/// assert_eq!(login.to_string(), "2024-01-02T03:04:05.678901Z");
+/// assert_eq!(SystemTime::from(login), SystemTime::UNIX_EPOCH + Duration::new(1_704_164_645, 678_901_000));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp {
+    secs: i64,
+    nanos: u32,
+}
+
+impl Timestamp {
+    /// The instant `secs` seconds and `nanos` nanoseconds after the Unix
+    /// epoch; `None` when `nanos` is a second or more.
+    pub fn from_unix(secs: i64, nanos: u32) -> Option<Timestamp> {
+        (nanos < 1_000_000_000).then_some(Timestamp { secs, nanos })
+    }
+
+    /// The current time.
+    pub fn now() -> Timestamp {
+        SystemTime::now().into()
+    }
+
+    /// Whole seconds since the Unix epoch (negative before it).
+    pub fn unix_seconds(&self) -> i64 {
+        self.secs
+    }
+
+    /// Nanoseconds past [`unix_seconds`](Self::unix_seconds).
+    pub fn subsec_nanos(&self) -> u32 {
+        self.nanos
+    }
+
+    /// The extension payload, in the smallest of the three layouts, as
+    /// MessagePack libraries (and Flask-Session's) write it.
+    fn payload(&self) -> Vec<u8> {
+        if self.nanos == 0 && u32::try_from(self.secs).is_ok() {
+            (self.secs as u32).to_be_bytes().to_vec()
+        } else if (0..1 << 34).contains(&self.secs) {
+            ((u64::from(self.nanos) << 34) | self.secs as u64)
+                .to_be_bytes()
+                .to_vec()
+        } else {
+            let mut out = self.nanos.to_be_bytes().to_vec();
+            out.extend_from_slice(&self.secs.to_be_bytes());
+            out
+        }
+    }
+
+    fn parse(text: &str) -> Option<Timestamp> {
+        let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+        Timestamp::from_unix(at.unix_timestamp(), at.nanosecond())
+    }
+}
+
+impl From<SystemTime> for Timestamp {
+    fn from(time: SystemTime) -> Timestamp {
+        match time.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(after) => Timestamp {
+                secs: after.as_secs() as i64,
+                nanos: after.subsec_nanos(),
+            },
+            Err(before) => {
+                let before = before.duration();
+                let (secs, nanos) = (before.as_secs() as i64, before.subsec_nanos());
+                match nanos {
+                    0 => Timestamp {
+                        secs: -secs,
+                        nanos: 0,
+                    },
+                    _ => Timestamp {
+                        secs: -secs - 1,
+                        nanos: 1_000_000_000 - nanos,
+                    },
+                }
+            }
+        }
+    }
+}
+
+impl From<Timestamp> for SystemTime {
+    fn from(t: Timestamp) -> SystemTime {
+        let whole = Duration::from_secs(t.secs.unsigned_abs());
+        let base = if t.secs >= 0 {
+            SystemTime::UNIX_EPOCH + whole
+        } else {
+            SystemTime::UNIX_EPOCH - whole
+        };
+        base + Duration::from_nanos(u64::from(t.nanos))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// RFC 3339 in UTC, with microseconds when there are any, as Python
+    /// prints an aware datetime.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match rfc3339(self.secs, self.nanos) {
+            Some(text) => f.write_str(&text),
+            None => write!(f, "@{}.{:09}", self.secs, self.nanos),
+        }
+    }
+}
+
+/// Bytes that serialize as MessagePack `bin`.
+struct Bin<'a>(&'a [u8]);
+
+impl Serialize for Bin<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            return s.collect_str(self);
+        }
+        s.serialize_newtype_struct(EXT, &(TIMESTAMP_EXT, Bin(&self.payload())))
+    }
+}
+
+/// Owned bytes from `bin` (or a sequence of small integers).
+struct BinBuf(Vec<u8>);
+
+impl<'de> Deserialize<'de> for BinBuf {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = BinBuf;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<BinBuf, E> {
+                Ok(BinBuf(v.to_vec()))
+            }
+            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<BinBuf, E> {
+                Ok(BinBuf(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<BinBuf, A::Error> {
+                let mut out = Vec::new();
+                while let Some(b) = seq.next_element()? {
+                    out.push(b);
+                }
+                Ok(BinBuf(out))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a MessagePack timestamp or RFC 3339 text")
+            }
+            fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Timestamp, D::Error> {
+                let (kind, BinBuf(data)) = <(i8, BinBuf)>::deserialize(d)?;
+                if kind != TIMESTAMP_EXT {
+                    return Err(de::Error::custom(format!(
+                        "extension type {kind} is not a timestamp"
+                    )));
+                }
+                let (secs, nanos) =
+                    timestamp_parts(&data).ok_or_else(|| de::Error::custom("malformed timestamp"))?;
+                Ok(Timestamp { secs, nanos })
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Timestamp, E> {
+                Timestamp::parse(text).ok_or_else(|| E::custom(format!("{text:?} is not an RFC 3339 time")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Why Flask could not read `value` back, if it could not.
+///
+/// Flask-Session decodes MessagePack into Python objects: map keys must be
+/// hashable (strings and integers here), the only extension it knows is the
+/// timestamp, and it gives up on very deep nesting. The JSON format has no
+/// NaN or infinity.
+pub(crate) fn flask_incompatibility(value: &Value, format: Format) -> Option<String> {
+    check(value, format, 0).err()
+}
+
+fn check(value: &Value, format: Format, depth: usize) -> Result<(), String> {
+    if depth > MAX_DEPTH {
+        return Err(format!("it nests deeper than {MAX_DEPTH} levels"));
+    }
+    match value {
+        Value::F32(f) if format == Format::Json && !f.is_finite() => Err(non_finite()),
+        Value::F64(f) if format == Format::Json && !f.is_finite() => Err(non_finite()),
+        Value::Ext(TIMESTAMP_EXT, data) if timestamp_parts(data).is_some() => Ok(()),
+        Value::Ext(TIMESTAMP_EXT, _) => Err("it holds a malformed MessagePack timestamp".into()),
+        Value::Ext(kind, _) => Err(format!(
+            "it holds MessagePack extension type {kind}, which Flask cannot decode (only timestamps, type -1)"
+        )),
+        Value::Array(items) => items.iter().try_for_each(|v| check(v, format, depth + 1)),
+        Value::Map(pairs) => pairs.iter().try_for_each(|(k, v)| {
+            match k {
+                Value::String(_) | Value::Integer(_) => {}
+                other => {
+                    return Err(format!(
+                        "a map key is {}; Flask reads only string and integer keys",
+                        kind_of(other)
+                    ));
+                }
+            }
+            check(v, format, depth + 1)
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn non_finite() -> String {
+    "JSON has no NaN or infinity (use the MessagePack format)".into()
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Nil => "nil",
+        Value::Boolean(_) => "a boolean",
+        Value::F32(_) | Value::F64(_) => "a float",
+        Value::Binary(_) => "bytes",
+        Value::Array(_) => "a list",
+        Value::Map(_) => "a map",
+        Value::Ext(..) => "an extension value",
+        Value::Integer(_) | Value::String(_) => "a scalar",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{from_value, to_value};
+
+    #[test]
+    fn timestamps_take_the_smallest_layout() {
+        let cases = [
+            (Timestamp::from_unix(1, 0).unwrap(), vec![0xd6, 0xff, 0, 0, 0, 1]),
+            (
+                Timestamp::from_unix(1_704_164_645, 678_901_000).unwrap(),
+                vec![0xd7, 0xff, 0xa1, 0xdc, 0xd4, 0x20, 0x65, 0x93, 0x7d, 0x25],
+            ),
+        ];
+        for (t, bytes) in cases {
+            let value = to_value("t", &t).unwrap();
+            let mut out = Vec::new();
+            rmpv::encode::write_value(&mut out, &value).unwrap();
+            assert_eq!(out, bytes);
+            assert_eq!(from_value::<Timestamp>("t", &value).unwrap(), t);
+        }
+        let before_epoch = Timestamp::from_unix(-1, 500).unwrap();
+        let value = to_value("t", &before_epoch).unwrap();
+        assert!(matches!(&value, Value::Ext(-1, data) if data.len() == 12));
+        assert_eq!(from_value::<Timestamp>("t", &value).unwrap(), before_epoch);
+    }
+
+    #[test]
+    fn timestamps_read_rfc3339_text() {
+        let text = Value::from("2024-01-02T03:04:05.678901Z");
+        let t = from_value::<Timestamp>("t", &text).unwrap();
+        assert_eq!(t, Timestamp::from_unix(1_704_164_645, 678_901_000).unwrap());
+        assert_eq!(t.to_string(), "2024-01-02T03:04:05.678901Z");
+        let offset = Value::from("2024-01-02T04:04:05+01:00");
+        assert_eq!(
+            from_value::<Timestamp>("t", &offset).unwrap().unix_seconds(),
+            1_704_164_645
+        );
+        assert!(from_value::<Timestamp>("t", &Value::from("yesterday")).is_err());
+        assert!(from_value::<Timestamp>("t", &Value::Ext(5, vec![0; 4])).is_err());
+    }
+
+    #[test]
+    fn system_time_round_trips() {
+        for t in [
+            SystemTime::UNIX_EPOCH + Duration::new(5, 7),
+            SystemTime::UNIX_EPOCH - Duration::new(5, 7),
+            SystemTime::UNIX_EPOCH - Duration::from_secs(5),
+        ] {
+            assert_eq!(SystemTime::from(Timestamp::from(t)), t);
+        }
+        assert_eq!(
+            Timestamp::from(SystemTime::UNIX_EPOCH - Duration::new(5, 7)).subsec_nanos(),
+            999_999_993
+        );
+    }
+
+    #[test]
+    fn refuses_what_flask_cannot_read() {
+        let ok = Value::Map(vec![
+            (Value::from(1), Value::from("int key")),
+            (
+                Value::from("k"),
+                Value::Array(vec![Value::Ext(-1, vec![0, 0, 0, 1])]),
+            ),
+        ]);
+        assert_eq!(flask_incompatibility(&ok, Format::MessagePack), None);
+        let ext = Value::Ext(3, vec![1]);
+        assert!(
+            flask_incompatibility(&ext, Format::MessagePack)
+                .unwrap()
+                .contains("extension type 3")
+        );
+        let list_key = Value::Map(vec![(Value::Array(vec![]), Value::Nil)]);
+        assert!(
+            flask_incompatibility(&list_key, Format::MessagePack)
+                .unwrap()
+                .contains("a list")
+        );
+        let nan = Value::F64(f64::NAN);
+        assert_eq!(flask_incompatibility(&nan, Format::MessagePack), None);
+        assert!(flask_incompatibility(&nan, Format::Json).unwrap().contains("NaN"));
+        let mut deep = Value::Nil;
+        for _ in 0..300 {
+            deep = Value::Array(vec![deep]);
+        }
+        assert!(
+            flask_incompatibility(&deep, Format::MessagePack)
+                .unwrap()
+                .contains("deeper")
+        );
+    }
+}
