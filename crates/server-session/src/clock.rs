@@ -12,6 +12,12 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> SystemTime;
 }
 
+impl<C: Clock + ?Sized> Clock for Arc<C> {
+    fn now(&self) -> SystemTime {
+        (**self).now()
+    }
+}
+
 /// The system's wall clock. The default everywhere.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;

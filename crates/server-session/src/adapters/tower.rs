@@ -8,9 +8,10 @@ use std::task::{Context, Poll};
 use http::{HeaderValue, Request, Response, header};
 use tower::{Layer, Service};
 
-use crate::config::{ConfigError, SessionConfig, StoreErrorPolicy};
+use crate::config::{ConfigError, RedisSettings, SessionConfig, StoreErrorPolicy, StoreType};
 use crate::engine::{Engine, Metrics};
 use crate::session::{Finish, Session, SessionError};
+use crate::store::MemoryStore;
 use crate::store::{SessionStore, StoreError};
 
 /// Gives every request a [`Session`] and commits it after the handler.
@@ -40,6 +41,27 @@ impl SessionLayer {
         Ok(SessionLayer {
             engine: Arc::new(Engine::new(Arc::new(store), config)?),
         })
+    }
+
+    /// A layer with the store `config` names
+    /// ([`SessionConfig::store_type`], `SESSION_TYPE`): memory by default, or
+    /// Redis (feature `redis`), which connects on first use, so call this
+    /// inside a tokio runtime.
+    ///
+    /// ```
+    /// use server_session::{SessionConfig, SessionLayer};
+    ///
+    /// let layer = SessionLayer::from_config(SessionConfig::from_map([("SESSION_TYPE", "memory")])?)?;
+    /// # Ok::<_, server_session::ConfigError>(())
+    /// ```
+    pub fn from_config(config: SessionConfig) -> Result<Self, ConfigError> {
+        match config.store.clone() {
+            StoreType::Memory => {
+                let store = MemoryStore::builder().clock(config.clock.0.clone()).build();
+                Self::new(store, config)
+            }
+            StoreType::Redis(settings) => Self::new(redis_store(settings)?, config),
+        }
     }
 
     /// What the sessions engine has counted so far.
@@ -151,6 +173,29 @@ pub(crate) fn must_fail(err: &SessionError, policy: StoreErrorPolicy) -> bool {
         }
         _ => true,
     }
+}
+
+#[cfg(feature = "redis")]
+fn redis_store(settings: RedisSettings) -> Result<crate::store::RedisStore, ConfigError> {
+    let mut builder = crate::store::RedisStore::builder(settings.url.as_str());
+    if let Some(password) = &settings.password {
+        builder = builder.password(password.clone());
+    }
+    if let Some(db) = settings.db {
+        builder = builder.db(db);
+    }
+    builder.build().map_err(|err| ConfigError::InvalidValue {
+        key: "SESSION_REDIS".into(),
+        value: settings.redacted_url(),
+        expected: format!("a redis:// or rediss:// URL ({err})"),
+    })
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_store(_: RedisSettings) -> Result<MemoryStore, ConfigError> {
+    Err(ConfigError::Invalid(
+        "SESSION_TYPE=redis needs server-session's `redis` cargo feature".into(),
+    ))
 }
 
 fn varies_on_cookie(headers: &http::HeaderMap) -> bool {

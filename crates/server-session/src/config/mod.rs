@@ -10,6 +10,8 @@ pub use cookie::SameSite;
 use crate::clock::{Clock, SystemClock};
 use crate::record::Format;
 
+mod flask;
+
 /// Flask's `PERMANENT_SESSION_LIFETIME` default: 31 days.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(31 * 24 * 3600);
 
@@ -94,6 +96,64 @@ pub struct SessionConfig {
     pub(crate) fallback_secrets: Vec<Secret>,
     pub(crate) store_error_policy: StoreErrorPolicy,
     pub(crate) clock: ClockHandle,
+    pub(crate) store: StoreType,
+}
+
+/// The store [`SessionLayer::from_config`](crate::SessionLayer::from_config)
+/// builds (`SESSION_TYPE`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreType {
+    /// [`MemoryStore`](crate::MemoryStore), the default.
+    #[default]
+    Memory,
+    /// [`RedisStore`](crate::RedisStore) (feature `redis`).
+    Redis(RedisSettings),
+}
+
+/// Where the Redis store connects (`SESSION_REDIS`, `SESSION_REDIS_PASSWORD`,
+/// `SESSION_REDIS_DB`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// `redis://[user:password@]host[:port][/db]` or `rediss://...`.
+    pub url: String,
+    /// A password overriding the URL's.
+    pub password: Option<String>,
+    /// A database number overriding the URL's.
+    pub db: Option<i64>,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            url: "redis://127.0.0.1:6379".into(),
+            password: None,
+            db: None,
+        }
+    }
+}
+
+impl RedisSettings {
+    /// The URL without its credentials, fit for logs and errors.
+    pub(crate) fn redacted_url(&self) -> String {
+        match self.url.split_once('@') {
+            Some((scheme_and_user, host)) => {
+                let scheme = scheme_and_user.split("://").next().unwrap_or("redis");
+                format!("{scheme}://<credentials>@{host}")
+            }
+            None => self.url.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &self.redacted_url())
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("db", &self.db)
+            .finish()
+    }
 }
 
 /// The configured clock, shown by name only.
@@ -128,6 +188,7 @@ impl Default for SessionConfig {
             fallback_secrets: Vec::new(),
             store_error_policy: StoreErrorPolicy::ServiceUnavailable,
             clock: ClockHandle(Arc::new(SystemClock)),
+            store: StoreType::Memory,
         }
     }
 }
@@ -288,6 +349,15 @@ impl SessionConfig {
     #[must_use]
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = ClockHandle(Arc::new(clock));
+        self
+    }
+
+    /// The store [`SessionLayer::from_config`](crate::SessionLayer::from_config)
+    /// builds (`SESSION_TYPE`); [`SessionLayer::new`](crate::SessionLayer::new)
+    /// takes its store directly and ignores this.
+    #[must_use]
+    pub fn store_type(mut self, store: StoreType) -> Self {
+        self.store = store;
         self
     }
 

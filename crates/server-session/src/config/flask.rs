@@ -1,0 +1,300 @@
+//! Configuration by Flask-Session's names, from the environment or a map.
+
+use std::time::Duration;
+
+use super::{ConfigError, RedisSettings, SameSite, SessionConfig, StoreType};
+use crate::record::Format;
+
+/// Every name read, in the order applied.
+const NAMES: &[&str] = &[
+    "SESSION_TYPE",
+    "SESSION_REDIS",
+    "SESSION_REDIS_PASSWORD",
+    "SESSION_REDIS_DB",
+    "SESSION_KEY_PREFIX",
+    "SESSION_ID_LENGTH",
+    "SESSION_PERMANENT",
+    "PERMANENT_SESSION_LIFETIME",
+    "SESSION_USE_SIGNER",
+    "SECRET_KEY",
+    "SECRET_KEY_FALLBACKS",
+    "SESSION_SERIALIZATION_FORMAT",
+    "SESSION_REFRESH_EACH_REQUEST",
+    "SESSION_COOKIE_NAME",
+    "SESSION_COOKIE_DOMAIN",
+    "SESSION_COOKIE_PATH",
+    "SESSION_COOKIE_SECURE",
+    "SESSION_COOKIE_HTTPONLY",
+    "SESSION_COOKIE_SAMESITE",
+    "SESSION_COOKIE_PARTITIONED",
+];
+
+const STORE_TYPES: &str = "one of: memory, redis";
+
+impl SessionConfig {
+    /// The configuration from environment variables named as in Flask and
+    /// Flask-Session (`SESSION_TYPE`, `SESSION_REDIS`, `SESSION_PERMANENT`,
+    /// `PERMANENT_SESSION_LIFETIME`, `SESSION_COOKIE_*`, `SECRET_KEY`, ...);
+    /// see [`from_map`](Self::from_map). Variables with other names are
+    /// ignored; unset ones keep their defaults.
+    pub fn from_env() -> Result<SessionConfig, ConfigError> {
+        SessionConfig::from_map(std::env::vars())
+    }
+
+    /// The configuration from `(name, value)` pairs, say a config file's, by
+    /// Flask-Session's names:
+    ///
+    /// | name | value |
+    /// |---|---|
+    /// | `SESSION_TYPE` | `memory` (default) or `redis` |
+    /// | `SESSION_REDIS` | a `redis://` or `rediss://` URL (default `redis://127.0.0.1:6379`) |
+    /// | `SESSION_REDIS_PASSWORD`, `SESSION_REDIS_DB` | override the URL's |
+    /// | `SESSION_KEY_PREFIX` | text |
+    /// | `SESSION_ID_LENGTH` | bytes, 8 to 256 |
+    /// | `SESSION_PERMANENT`, `SESSION_USE_SIGNER`, `SESSION_REFRESH_EACH_REQUEST` | `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`) |
+    /// | `PERMANENT_SESSION_LIFETIME` | whole seconds |
+    /// | `SECRET_KEY` | text |
+    /// | `SECRET_KEY_FALLBACKS` | a JSON list of strings, or comma-separated |
+    /// | `SESSION_SERIALIZATION_FORMAT` | `msgpack` or `json` |
+    /// | `SESSION_COOKIE_NAME`, `_DOMAIN`, `_PATH` | text (an empty domain is none) |
+    /// | `SESSION_COOKIE_SECURE`, `_HTTPONLY`, `_PARTITIONED` | `true`/`false` |
+    /// | `SESSION_COOKIE_SAMESITE` | `Lax`, `Strict`, `None`, or empty for no attribute |
+    ///
+    /// A value that cannot be read is an error naming the key and what it
+    /// accepts; other names are ignored.
+    ///
+    /// ```
+    /// use server_session::SessionConfig;
+    ///
+    /// let config = SessionConfig::from_map([
+    ///     ("SESSION_TYPE", "memory"),
+    ///     ("SESSION_COOKIE_NAME", "hello_session"),
+    ///     ("PERMANENT_SESSION_LIFETIME", "3600"),
+    /// ])?;
+    ///
+    /// let err = SessionConfig::from_map([("SESSION_TYPE", "filesystem")]).unwrap_err();
+    /// assert_eq!(err.to_string(), r#"SESSION_TYPE: "filesystem" is not valid; expected one of: memory, redis"#);
+    /// # Ok::<_, server_session::ConfigError>(())
+    /// ```
+    pub fn from_map<I, K, V>(pairs: I) -> Result<SessionConfig, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut found: Vec<(&'static str, String)> = Vec::new();
+        for (key, value) in pairs {
+            if let Some(name) = NAMES.iter().find(|n| **n == key.as_ref()) {
+                found.retain(|(n, _)| n != name);
+                found.push((name, value.as_ref().to_owned()));
+            }
+        }
+        found.sort_by_key(|(name, _)| NAMES.iter().position(|n| n == name));
+        let mut config = SessionConfig::default();
+        let mut redis = RedisSettings::default();
+        let mut store = "memory".to_owned();
+        let mut use_signer = false;
+        let mut secret: Option<String> = None;
+        for (name, value) in &found {
+            let v = value.as_str();
+            match *name {
+                "SESSION_TYPE" => store = v.trim().to_ascii_lowercase(),
+                "SESSION_REDIS" => redis.url = v.to_owned(),
+                "SESSION_REDIS_PASSWORD" => redis.password = Some(v.to_owned()),
+                "SESSION_REDIS_DB" => redis.db = Some(number(name, v, "a database number")?),
+                "SESSION_KEY_PREFIX" => config.key_prefix = v.to_owned(),
+                "SESSION_ID_LENGTH" => config.id_length = number(name, v, "a number of bytes, 8 to 256")?,
+                "SESSION_PERMANENT" => config.permanent = boolean(name, v)?,
+                "PERMANENT_SESSION_LIFETIME" => {
+                    config.lifetime = Duration::from_secs(number(name, v, "whole seconds")?)
+                }
+                "SESSION_USE_SIGNER" => use_signer = boolean(name, v)?,
+                "SECRET_KEY" => secret = Some(v.to_owned()),
+                "SECRET_KEY_FALLBACKS" => config = config.fallback_secrets(list(name, v)?),
+                "SESSION_SERIALIZATION_FORMAT" => {
+                    config.format = match v.trim().to_ascii_lowercase().as_str() {
+                        "msgpack" => Format::MessagePack,
+                        "json" => Format::Json,
+                        _ => return Err(invalid(name, v, "msgpack or json")),
+                    }
+                }
+                "SESSION_REFRESH_EACH_REQUEST" => config.refresh_each_request = boolean(name, v)?,
+                "SESSION_COOKIE_NAME" => config.cookie_name = v.to_owned(),
+                "SESSION_COOKIE_DOMAIN" => {
+                    config.cookie_domain = Some(v.to_owned()).filter(|d| !d.is_empty())
+                }
+                "SESSION_COOKIE_PATH" => config.cookie_path = v.to_owned(),
+                "SESSION_COOKIE_SECURE" => config.cookie_secure = boolean(name, v)?,
+                "SESSION_COOKIE_HTTPONLY" => config.cookie_http_only = boolean(name, v)?,
+                "SESSION_COOKIE_SAMESITE" => {
+                    config.cookie_same_site = match v.trim().to_ascii_lowercase().as_str() {
+                        "lax" => Some(SameSite::Lax),
+                        "strict" => Some(SameSite::Strict),
+                        "none" => Some(SameSite::None),
+                        "" => None,
+                        _ => return Err(invalid(name, v, "Lax, Strict, None, or empty for no attribute")),
+                    }
+                }
+                "SESSION_COOKIE_PARTITIONED" => config.cookie_partitioned = boolean(name, v)?,
+                _ => unreachable!("every name in NAMES is handled"),
+            }
+        }
+        config.store = match store.as_str() {
+            "memory" => StoreType::Memory,
+            "redis" => StoreType::Redis(redis),
+            _ => return Err(invalid("SESSION_TYPE", &store, STORE_TYPES)),
+        };
+        if use_signer {
+            match secret {
+                Some(secret) if !secret.is_empty() => config = config.sign_with(secret),
+                _ => {
+                    return Err(ConfigError::InvalidValue {
+                        key: "SESSION_USE_SIGNER".into(),
+                        value: "true".into(),
+                        expected: "SECRET_KEY to be set as well".into(),
+                    });
+                }
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn invalid(key: &str, value: &str, expected: &str) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: key.into(),
+        value: value.into(),
+        expected: expected.into(),
+    }
+}
+
+fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(invalid(key, value, "true or false")),
+    }
+}
+
+fn number<T: std::str::FromStr>(key: &str, value: &str, expected: &str) -> Result<T, ConfigError> {
+    value.trim().parse().map_err(|_| invalid(key, value, expected))
+}
+
+/// A JSON list of strings, or comma-separated text.
+fn list(key: &str, value: &str) -> Result<Vec<String>, ConfigError> {
+    let value = value.trim();
+    if value.starts_with('[') {
+        // The value holds secrets: never repeat it in the error.
+        return serde_json::from_str(value).map_err(|_| invalid(key, "<redacted>", "a JSON list of strings"));
+    }
+    Ok(value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(pairs: &[(&str, &str)]) -> String {
+        SessionConfig::from_map(pairs.iter().copied())
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn defaults_without_names() {
+        let config = SessionConfig::from_map([("PATH", "/usr/bin"), ("HOME", "/root")]).unwrap();
+        assert_eq!(config.store, StoreType::Memory);
+        assert_eq!(config.cookie_name, "session");
+        assert_eq!(config.lifetime, Duration::from_secs(31 * 24 * 3600));
+    }
+
+    #[test]
+    fn reads_every_name() {
+        let config = SessionConfig::from_map([
+            ("SESSION_TYPE", "redis"),
+            ("SESSION_REDIS", "redis://cache:6380/2"),
+            ("SESSION_REDIS_PASSWORD", "pw"),
+            ("SESSION_REDIS_DB", "4"),
+            ("SESSION_KEY_PREFIX", "bruce"),
+            ("SESSION_ID_LENGTH", "16"),
+            ("SESSION_PERMANENT", "False"),
+            ("PERMANENT_SESSION_LIFETIME", "3600"),
+            ("SESSION_USE_SIGNER", "1"),
+            ("SECRET_KEY", "new"),
+            ("SECRET_KEY_FALLBACKS", r#"["old", "older"]"#),
+            ("SESSION_SERIALIZATION_FORMAT", "json"),
+            ("SESSION_REFRESH_EACH_REQUEST", "off"),
+            ("SESSION_COOKIE_NAME", "__Host-sid"),
+            ("SESSION_COOKIE_DOMAIN", ""),
+            ("SESSION_COOKIE_PATH", "/"),
+            ("SESSION_COOKIE_SECURE", "yes"),
+            ("SESSION_COOKIE_HTTPONLY", "true"),
+            ("SESSION_COOKIE_SAMESITE", "None"),
+            ("SESSION_COOKIE_PARTITIONED", "true"),
+        ])
+        .unwrap();
+        let StoreType::Redis(redis) = &config.store else {
+            panic!("{:?}", config.store)
+        };
+        assert_eq!(redis.url, "redis://cache:6380/2");
+        assert_eq!((redis.password.as_deref(), redis.db), (Some("pw"), Some(4)));
+        assert_eq!(config.key_prefix, "bruce");
+        assert_eq!(config.id_length, 16);
+        assert!(!config.permanent);
+        assert_eq!(config.lifetime, Duration::from_secs(3600));
+        assert_eq!(config.secret.as_ref().unwrap().0, b"new");
+        let fallbacks: Vec<_> = config.fallback_secrets.iter().map(|s| s.0.clone()).collect();
+        assert_eq!(fallbacks, [b"old".to_vec(), b"older".to_vec()]);
+        assert_eq!(config.format, Format::Json);
+        assert!(!config.refresh_each_request);
+        assert_eq!(config.cookie_name, "__Host-sid");
+        assert_eq!(config.cookie_domain, None);
+        assert!(config.cookie_secure && config.cookie_http_only && config.cookie_partitioned);
+        assert_eq!(config.cookie_same_site, Some(SameSite::None));
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("pw") && !debug.contains("old"), "{debug}");
+    }
+
+    #[test]
+    fn a_secret_without_the_signer_flag_signs_nothing() {
+        let config = SessionConfig::from_map([("SECRET_KEY", "k")]).unwrap();
+        assert!(config.secret.is_none());
+        let fallbacks = SessionConfig::from_map([("SECRET_KEY_FALLBACKS", "a, b")]).unwrap();
+        assert_eq!(fallbacks.fallback_secrets.len(), 2);
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_what_it_accepts() {
+        assert_eq!(
+            err(&[("SESSION_TYPE", "filesystem")]),
+            r#"SESSION_TYPE: "filesystem" is not valid; expected one of: memory, redis"#
+        );
+        assert_eq!(
+            err(&[("SESSION_PERMANENT", "maybe")]),
+            r#"SESSION_PERMANENT: "maybe" is not valid; expected true or false"#
+        );
+        assert_eq!(
+            err(&[("PERMANENT_SESSION_LIFETIME", "31 days")]),
+            r#"PERMANENT_SESSION_LIFETIME: "31 days" is not valid; expected whole seconds"#
+        );
+        assert!(err(&[("SESSION_ID_LENGTH", "-1")]).starts_with("SESSION_ID_LENGTH:"));
+        assert!(err(&[("SESSION_REDIS_DB", "x")]).starts_with("SESSION_REDIS_DB:"));
+        assert!(err(&[("SESSION_SERIALIZATION_FORMAT", "pickle")]).contains("msgpack or json"));
+        assert!(err(&[("SESSION_COOKIE_SAMESITE", "sometimes")]).contains("Lax, Strict, None"));
+        assert_eq!(
+            err(&[("SESSION_USE_SIGNER", "true")]),
+            r#"SESSION_USE_SIGNER: "true" is not valid; expected SECRET_KEY to be set as well"#
+        );
+        let secret_list = err(&[("SECRET_KEY_FALLBACKS", "[hunter2")]);
+        assert!(!secret_list.contains("hunter2"), "{secret_list}");
+        // Settings that contradict each other are caught here too.
+        assert!(err(&[("SESSION_COOKIE_NAME", "__Host-x")]).contains("must be Secure"));
+        assert!(err(&[("SESSION_ID_LENGTH", "4")]).contains("id length"));
+    }
+}
