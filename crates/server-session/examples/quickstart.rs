@@ -1,6 +1,8 @@
-//! The quickstart: an axum app with sessions in memory, or in Redis with
-//! `SESSION_TYPE=redis` (at `SESSION_REDIS`, default `redis://127.0.0.1:6379`;
-//! build with `--features redis`).
+//! The quickstart: an axum app whose sessions are configured by
+//! Flask-Session's names from the environment (`SessionConfig::from_env`):
+//! in memory by default, in Redis with `SESSION_TYPE=redis` (at
+//! `SESSION_REDIS`, default `redis://127.0.0.1:6379`; build with
+//! `--features redis`).
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -13,7 +15,7 @@
 use axum::{Router, http::StatusCode, routing::get};
 use std::error::Error;
 
-use server_session::{MemoryStore, Session, SessionConfig, SessionError, SessionLayer};
+use server_session::{Session, SessionConfig, SessionError, SessionLayer};
 
 async fn index(session: Session) -> Result<&'static str, SessionError> {
     session.insert("secret", "123456").await?;
@@ -50,11 +52,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
         .init();
-    let config = SessionConfig::default();
-    let sessions = match std::env::var("SESSION_TYPE").as_deref() {
-        Ok("redis") => redis_sessions(config)?,
-        _ => SessionLayer::new(MemoryStore::new(), config)?,
-    };
+    let sessions = SessionLayer::from_config(SessionConfig::from_env()?)?;
     let app = Router::new()
         .route("/", get(index))
         .route("/secret", get(secret))
@@ -68,17 +66,4 @@ async fn main() -> Result<(), Box<dyn Error>> {
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app).await?;
     Ok(())
-}
-
-#[cfg(feature = "redis")]
-fn redis_sessions(config: SessionConfig) -> Result<SessionLayer, Box<dyn Error>> {
-    let url = std::env::var("SESSION_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    // Connects on first use: the app starts even while Redis is down.
-    let store = server_session::RedisStore::builder(url.as_str()).build()?;
-    Ok(SessionLayer::new(store, config)?)
-}
-
-#[cfg(not(feature = "redis"))]
-fn redis_sessions(_: SessionConfig) -> Result<SessionLayer, Box<dyn Error>> {
-    Err("SESSION_TYPE=redis needs the redis feature: cargo run --example quickstart --features redis".into())
 }

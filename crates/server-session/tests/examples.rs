@@ -1,13 +1,13 @@
-//! The quickstart example, run as its own process and spoken to over TCP, as
-//! a user would with curl.
+//! The examples, each run as its own process and spoken to over TCP, as a
+//! user would with curl.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-#[cfg(feature = "redis")]
 mod common;
+
+use common::client::get;
 
 struct Server {
     child: Child,
@@ -32,14 +32,14 @@ fn example(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn start(env: &[(&str, &str)]) -> Server {
-    let mut child = Command::new(example("quickstart"))
+fn start(name: &str, env: &[(&str, &str)]) -> Server {
+    let mut child = Command::new(example(name))
         .env("PORT", "0")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("the quickstart example is built by cargo test");
+        .expect("cargo test builds the examples");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -52,70 +52,31 @@ fn start(env: &[(&str, &str)]) -> Server {
     Server { child, addr }
 }
 
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn get(server: &Server, path: &str, cookie: Option<&str>) -> Reply {
-    let mut stream = TcpStream::connect(&server.addr).unwrap();
-    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {}\r\n{cookie}Connection: close\r\n\r\n",
-        server.addr
-    )
-    .unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-    let headers = lines
-        .map(|l| {
-            let (n, v) = l.split_once(':').unwrap();
-            (n.to_owned(), v.trim().to_owned())
-        })
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
-}
-
-#[test]
-fn quickstart_serves_the_seed_routes() {
-    seed_routes(&start(&[]));
+#[tokio::test]
+async fn quickstart_serves_the_seed_routes() {
+    seed_routes(&start("quickstart", &[])).await;
 }
 
 #[cfg(feature = "redis")]
-#[test]
-fn quickstart_serves_the_seed_routes_from_redis() {
+#[tokio::test]
+async fn quickstart_serves_the_seed_routes_from_redis() {
     let redis = common::redis::TestRedis::start();
-    let server = start(&[("SESSION_TYPE", "redis"), ("SESSION_REDIS", &redis.url)]);
-    let id = seed_routes(&server);
+    let server = start(
+        "quickstart",
+        &[("SESSION_TYPE", "redis"), ("SESSION_REDIS", &redis.url)],
+    );
+    let id = seed_routes(&server).await;
     // The sessions really were in Redis: the last one is there now.
     assert!(redis.get(&format!("session:{id}")).is_some());
 }
 
 /// Walks the seed's routes; returns the id of the session left at the end.
-fn seed_routes(server: &Server) -> String {
-    let reply = get(server, "/health", None);
+async fn seed_routes(server: &Server) -> String {
+    let reply = get(&server.addr, "/health", None).await;
     assert_eq!((reply.status, reply.body.as_str()), (200, "ok"));
     assert_eq!(reply.header("set-cookie"), None);
 
-    let reply = get(server, "/", None);
+    let reply = get(&server.addr, "/", None).await;
     assert_eq!((reply.status, reply.body.as_str()), (200, "index"));
     let set = reply.header("set-cookie").unwrap().to_owned();
     let (pair, attributes) = set.split_once("; ").unwrap();
@@ -127,17 +88,20 @@ fn seed_routes(server: &Server) -> String {
     );
     let cookie = pair.to_owned();
 
-    assert_eq!(get(server, "/secret", Some(&cookie)).body, "123456");
-    assert_eq!(get(server, "/secret", None).status, 404);
+    assert_eq!(get(&server.addr, "/secret", Some(&cookie)).await.body, "123456");
+    assert_eq!(get(&server.addr, "/secret", None).await.status, 404);
     for n in 1..=3 {
-        assert_eq!(get(server, "/counter", Some(&cookie)).body, n.to_string());
+        assert_eq!(
+            get(&server.addr, "/counter", Some(&cookie)).await.body,
+            n.to_string()
+        );
     }
 
-    let reply = get(server, "/logout", Some(&cookie));
+    let reply = get(&server.addr, "/logout", Some(&cookie)).await;
     assert!(reply.header("set-cookie").unwrap().starts_with("session=; "));
     // The same cookie now has a fresh, empty session.
-    assert_eq!(get(server, "/secret", Some(&cookie)).status, 404);
-    let reply = get(server, "/counter", Some(&cookie));
+    assert_eq!(get(&server.addr, "/secret", Some(&cookie)).await.status, 404);
+    let reply = get(&server.addr, "/counter", Some(&cookie)).await;
     assert_eq!(reply.body, "1");
     let set = reply.header("set-cookie").unwrap();
     assert!(!set.contains(id), "a new id, never the old one");
@@ -147,4 +111,60 @@ fn seed_routes(server: &Server) -> String {
         .strip_prefix("session=")
         .unwrap()
         .to_owned()
+}
+
+#[tokio::test]
+async fn quickstart_refuses_a_bad_setting_with_its_name() {
+    let output = Command::new(example("quickstart"))
+        .env("SESSION_PERMANENT", "perhaps")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("SESSION_PERMANENT") && stderr.contains("true or false"),
+        "{stderr}"
+    );
+}
+
+/// The seed's explicit setup: key prefix `bruce`, cookie `hello_session`.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_explicit_example() {
+    let redis = common::redis::TestRedis::start();
+    let server = start("redis_explicit", &[("REDIS_URL", &redis.url)]);
+    let reply = get(&server.addr, "/", None).await;
+    assert_eq!(reply.body, "index");
+    let set = reply.header("set-cookie").unwrap();
+    let id = set
+        .strip_prefix("hello_session=")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap();
+    let stored = redis
+        .get(&format!("bruce{id}"))
+        .expect("stored under the bruce prefix");
+    assert_eq!(
+        stored,
+        common::unhex("82aa5f7065726d616e656e74c3a6736572726574a6313233343536")
+    );
+}
+
+/// The seed's configuration-driven setup.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_config_example() {
+    let redis = common::redis::TestRedis::start();
+    let env = [
+        ("SESSION_TYPE", "redis"),
+        ("SESSION_REDIS", redis.url.as_str()),
+        ("SESSION_KEY_PREFIX", "app:"),
+    ];
+    let server = start("redis_config", &env);
+    let reply = get(&server.addr, "/", None).await;
+    assert_eq!(reply.body, "index");
+    let set = reply.header("set-cookie").unwrap();
+    let id = set.strip_prefix("session=").unwrap().split(';').next().unwrap();
+    assert!(redis.get(&format!("app:{id}")).is_some());
 }

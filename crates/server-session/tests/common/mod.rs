@@ -209,6 +209,8 @@ pub fn fixtures() -> serde_json::Value {
 #[cfg(feature = "redis")]
 pub mod redis;
 
+pub mod client;
+
 impl<S> Counting<S> {
     /// Keys that a save wrote, so far (without forgetting them).
     pub fn saved_keys(&self) -> Vec<String> {
