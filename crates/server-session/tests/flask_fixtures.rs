@@ -3,145 +3,19 @@
 //! writes for the same data equals Flask's bytes, and Flask's bytes read back
 //! as the same Rust values.
 
-// 3.14 is the fixture's value, not an approximation of pi.
-#![allow(clippy::approx_constant)]
-
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Path;
-use axum::routing::get;
+use common::values;
 use common::{fixtures, get as request, hex, unhex};
-use rmpv::Value;
-use serde::{Deserialize, Serialize};
-use server_session::{
-    Expect, Format, MemoryStore, SaveOutcome, Session, SessionConfig, SessionError, SessionLayer,
-    SessionStore,
-};
+use server_session::{Expect, Format, MemoryStore, SaveOutcome, SessionConfig, SessionLayer, SessionStore};
 
-#[derive(Serialize, Deserialize, PartialEq, Debug)]
-struct Nested {
-    a: Inner,
-    z: String,
-}
-
-#[derive(Serialize, Deserialize, PartialEq, Debug)]
-struct Inner {
-    b: (u8, u8, Leaf),
-}
-
-#[derive(Serialize, Deserialize, PartialEq, Debug)]
-struct Leaf {
-    c: Option<String>,
-}
-
-fn nested() -> Nested {
-    Nested {
-        a: Inner {
-            b: (1, 2, Leaf { c: None }),
-        },
-        z: "last".into(),
-    }
-}
-
-/// The fixture's 2024-01-02T03:04:05.678901Z as a MessagePack timestamp.
-fn datetime_utc() -> Value {
-    Value::Ext(-1, vec![0xa1, 0xdc, 0xd4, 0x20, 0x65, 0x93, 0x7d, 0x25])
-}
-
-fn list() -> Vec<Value> {
-    vec![1.into(), "two".into(), 3.0f64.into(), Value::Nil, true.into()]
-}
-
-/// Stores the Rust counterpart of the fixture value `name`; false when the
-/// fixture has no Rust counterpart to write.
-async fn put(s: &Session, name: &str) -> Result<bool, SessionError> {
-    match name {
-        "str" => s.insert(name, "hello").await?,
-        "str_unicode" => s.insert(name, "héllo ✓ 😀").await?,
-        "str_empty" => s.insert(name, "").await?,
-        "int" => s.insert(name, &42u8).await?,
-        "int_negative" => s.insert(name, &-7i64).await?,
-        "int_big_2pow40" => s.insert(name, &(1u64 << 40)).await?,
-        "int_2pow63_minus1" => s.insert(name, &i64::MAX).await?,
-        "float" => s.insert(name, &3.14f64).await?,
-        "float_1e100" => s.insert(name, &1e100f64).await?,
-        "bool_true" => s.insert(name, &true).await?,
-        "bool_false" => s.insert(name, &false).await?,
-        "none" => s.insert(name, &None::<u8>).await?,
-        "list" => s.insert(name, &list()).await?,
-        "tuple" | "set" => s.insert(name, &(1, 2)).await?,
-        "nested_dict" => s.insert(name, &nested()).await?,
-        "dict_int_keys" => s.insert(name, &BTreeMap::from([(1, "a"), (2, "b")])).await?,
-        "bytes" => {
-            s.insert(name, &Value::Binary(b"\x00\x01binary\xff".to_vec()))
-                .await?
-        }
-        "datetime_utc" => s.insert(name, &datetime_utc()).await?,
-        "datetime_naive" => s.insert(name, "2024-01-02T03:04:05.678901").await?,
-        "date" => s.insert(name, "2024-01-02").await?,
-        "uuid" => s.insert(name, "12345678-1234-5678-1234-567812345678").await?,
-        "decimal" => s.insert(name, "1.10").await?,
-        _ => return Ok(false),
-    }
-    Ok(true)
-}
-
-/// Whether the session holds the Rust counterpart of fixture value `name`,
-/// read as its natural Rust type.
-async fn holds(s: &Session, name: &str) -> Result<bool, SessionError> {
-    Ok(match name {
-        "str" => s.get::<String>(name).await? == Some("hello".into()),
-        "str_unicode" => s.get::<String>(name).await? == Some("héllo ✓ 😀".into()),
-        "str_empty" => s.get::<String>(name).await? == Some(String::new()),
-        "int" => s.get::<u8>(name).await? == Some(42),
-        "int_negative" => s.get::<i32>(name).await? == Some(-7),
-        "int_big_2pow40" => s.get::<u64>(name).await? == Some(1 << 40),
-        "int_2pow63_minus1" => s.get::<i64>(name).await? == Some(i64::MAX),
-        "float" => s.get::<f64>(name).await? == Some(3.14),
-        "float_1e100" => s.get::<f64>(name).await? == Some(1e100),
-        "bool_true" => s.get::<bool>(name).await? == Some(true),
-        "bool_false" => s.get::<bool>(name).await? == Some(false),
-        "none" => s.contains_key(name).await? && s.get::<Option<u8>>(name).await? == Some(None),
-        "list" => s.get::<Vec<Value>>(name).await? == Some(list()),
-        "tuple" | "set" => s.get::<(u8, u8)>(name).await? == Some((1, 2)),
-        "nested_dict" => s.get::<Nested>(name).await? == Some(nested()),
-        "dict_int_keys" => {
-            s.get::<BTreeMap<u8, String>>(name).await?
-                == Some(BTreeMap::from([(1, "a".into()), (2, "b".into())]))
-        }
-        "bytes" => s.get::<Value>(name).await? == Some(Value::Binary(b"\x00\x01binary\xff".to_vec())),
-        "datetime_utc" => s.get::<Value>(name).await? == Some(datetime_utc()),
-        "datetime_naive" => s.get::<String>(name).await?.as_deref() == Some("2024-01-02T03:04:05.678901"),
-        "date" => s.get::<String>(name).await?.as_deref() == Some("2024-01-02"),
-        "uuid" => s.get::<String>(name).await?.as_deref() == Some("12345678-1234-5678-1234-567812345678"),
-        "decimal" => s.get::<String>(name).await?.as_deref() == Some("1.10"),
-        _ => false,
-    })
-}
-
-fn app<S: SessionStore>(store: S, config: SessionConfig) -> Router {
-    Router::new()
-        .route(
-            "/put/{name}",
-            get(|s: Session, Path(name): Path<String>| async move {
-                put(&s, &name).await.map(|ok| ok.to_string())
-            }),
-        )
-        .route(
-            "/holds/{name}",
-            get(|s: Session, Path(name): Path<String>| async move {
-                holds(&s, &name).await.map(|ok| ok.to_string())
-            }),
-        )
-        .route(
-            "/keys",
-            get(|s: Session| async move { s.keys().await.map(|k| k.join(",")) }),
-        )
-        .layer(SessionLayer::new(store, config).unwrap())
+/// An app on `store` whose records are in `format`.
+fn app<S: SessionStore>(store: S, format: Format, config: SessionConfig) -> Router {
+    let config = config.serialization_format(format);
+    values::routes(format).layer(SessionLayer::new(store, config).unwrap())
 }
 
 async fn stored<S: SessionStore>(store: &S, cookie: &str) -> Vec<u8> {
@@ -156,7 +30,7 @@ async fn stored<S: SessionStore>(store: &S, cookie: &str) -> Vec<u8> {
 /// Runs both directions for every entry of one per-type fixture table.
 async fn both_directions<S: SessionStore + Clone>(store: S, table: &str, config: SessionConfig) {
     let fixtures = fixtures();
-    let app = app(store.clone(), config);
+    let app = app(store.clone(), Format::MessagePack, config);
     let mut checked = 0;
     for (name, case) in fixtures[table].as_object().unwrap() {
         let Some(expected_hex) = case["stored_hex"].as_str() else {
@@ -241,10 +115,7 @@ async fn redis_stores_flasks_bytes_both_ways() {
 async fn json_records_match_flask() {
     let fixtures = fixtures();
     let store = MemoryStore::new();
-    let app = app(
-        store.clone(),
-        SessionConfig::default().serialization_format(Format::Json),
-    );
+    let app = app(store.clone(), Format::Json, SessionConfig::default());
     for (name, case) in fixtures["per_type_encoding_json"].as_object().unwrap() {
         let Some(expected) = case["stored_text"].as_str() else {
             continue;
@@ -282,7 +153,7 @@ async fn whole_records_from_the_scenarios_read_back_in_order() {
         )
         .await
         .unwrap();
-    let app = app(store.clone(), SessionConfig::default());
+    let app = app(store.clone(), Format::MessagePack, SessionConfig::default());
     let reply = request(&app, "/keys", Some(&format!("session={id}"))).await;
     assert_eq!(
         reply.body, "user,n,str,int,float,bool_true,none,list,nested_dict,bytes,datetime_utc",
@@ -326,7 +197,7 @@ async fn signed_cookie_matches_flask_vector() {
         .await
         .unwrap();
     let config = SessionConfig::default().sign_with(vector["secret_key"].as_str().unwrap());
-    let app = app(store, config);
+    let app = app(store, Format::MessagePack, config);
     let reply = request(&app, "/keys", Some(&format!("session={cookie}"))).await;
     assert_eq!(reply.body, "user,n", "Flask's signed cookie is accepted");
     assert_eq!(
@@ -347,7 +218,11 @@ async fn id_lengths_match_flask() {
     for (bytes, case) in fixtures["sid_lengths"].as_object().unwrap() {
         let bytes: usize = bytes.parse().unwrap();
         let store = MemoryStore::new();
-        let app = app(store.clone(), SessionConfig::default().id_length(bytes));
+        let app = app(
+            store.clone(),
+            Format::MessagePack,
+            SessionConfig::default().id_length(bytes),
+        );
         let reply = request(&app, "/put/str", None).await;
         assert_eq!(
             reply.cookie_value().unwrap().len() as u64,

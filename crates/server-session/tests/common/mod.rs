@@ -210,6 +210,9 @@ pub fn fixtures() -> serde_json::Value {
 pub mod redis;
 
 pub mod client;
+pub mod values;
+
+pub mod python;
 
 impl<S> Counting<S> {
     /// Keys that a save wrote, so far (without forgetting them).

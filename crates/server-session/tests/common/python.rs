@@ -1,0 +1,126 @@
+//! The real Flask-Session, in a virtualenv the tests make themselves from
+//! PyPI (pinned in tests/interop/requirements.txt), and the Flask test app
+//! (tests/interop/flask_app.py) run by Werkzeug's WSGI server.
+//!
+//! Missing Python or an unreachable PyPI fails the tests with a message that
+//! says so; nothing is skipped.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const INTEROP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop");
+
+/// The virtualenv's directory, made (once per requirements) on first use.
+pub fn venv() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(make_venv)
+}
+
+fn make_venv() -> PathBuf {
+    // target/<profile>/deps/<test binary> -> target/
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().nth(3).unwrap().to_path_buf();
+    let dir = target.join("flask-session-venv");
+    let requirements = std::fs::read_to_string(format!("{INTEROP}/requirements.txt")).unwrap();
+    let stamp = dir.join("installed-requirements.txt");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(requirements.as_str()) {
+        return dir;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let made = Command::new(&python).args(["-m", "venv"]).arg(&dir).output();
+    match made {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "the Flask interoperability tests need Python 3 with venv ({python} -m venv failed: {}); \
+             on Debian: apt-get install python3-venv",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(err) => panic!(
+            "the Flask interoperability tests need Python 3 ({python}: {err}); \
+             install python3 and python3-venv, or set PYTHON"
+        ),
+    }
+    let pip = Command::new(dir.join("bin/python"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--quiet",
+            "-r",
+        ])
+        .arg(format!("{INTEROP}/requirements.txt"))
+        .output()
+        .expect("the virtualenv's python runs");
+    assert!(
+        pip.status.success(),
+        "pip could not install Flask-Session and its pinned dependencies from PyPI \
+         (is PyPI reachable?):\n{}",
+        String::from_utf8_lossy(&pip.stderr)
+    );
+    std::fs::write(&stamp, requirements).unwrap();
+    dir
+}
+
+/// A running Flask app.
+pub struct FlaskApp {
+    child: Child,
+    log: tempfile::NamedTempFile,
+    pub addr: String,
+}
+
+impl FlaskApp {
+    /// Starts tests/interop/flask_app.py with `env` (Flask-Session's names).
+    pub fn start(env: &[(String, String)]) -> FlaskApp {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let child = Command::new(venv().join("bin/python"))
+            .arg(format!("{INTEROP}/flask_app.py"))
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env("PORT", port.to_string())
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(log.path()).unwrap())
+            .spawn()
+            .expect("the virtualenv's python runs");
+        let mut app = FlaskApp {
+            child,
+            log,
+            addr: format!("127.0.0.1:{port}"),
+        };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(&app.addr).is_err() {
+            if let Ok(Some(status)) = app.child.try_wait() {
+                panic!("the Flask app exited ({status}):\n{}", app.log());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the Flask app did not start:\n{}",
+                app.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        app
+    }
+
+    /// What the app printed (Werkzeug's request log, tracebacks).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+}
+
+impl Drop for FlaskApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
