@@ -102,37 +102,105 @@ impl CookieSettings {
         cookie
     }
 
-    /// `Set-Cookie` carrying `value`, with `Expires` for a permanent session.
-    pub(crate) fn set(&self, value: String, expires: Option<SystemTime>) -> HeaderValue {
-        let mut cookie = self.base(value);
-        if let Some(expires) = expires {
-            cookie.set_expires(time::OffsetDateTime::from(expires));
-        }
-        header(&cookie)
-    }
-
-    /// `Set-Cookie` that deletes the cookie. It carries the same Path, Domain,
-    /// Secure, SameSite and Partitioned attributes as the cookie it deletes,
-    /// or browsers would keep the original (for `__Host-` names in particular).
-    pub(crate) fn removal(&self) -> HeaderValue {
-        let mut cookie = self.base(String::new());
-        cookie.set_max_age(time::Duration::ZERO);
-        cookie.set_expires(time::OffsetDateTime::UNIX_EPOCH);
-        header(&cookie)
-    }
-
     /// Values of every cookie named like the session cookie, in header order.
+    ///
+    /// A request's `Cookie` header is only `name=value` pairs separated by
+    /// `;` (RFC 6265, section 4.2.1): no attributes, no escaping. This scan
+    /// reads just that, on every request, without the cookie crate's
+    /// general `Set-Cookie` parser. Surrounding whitespace and double quotes
+    /// around a value are dropped; anything malformed simply matches nothing.
     pub(crate) fn find<'h>(
         &self,
         headers: impl Iterator<Item = &'h HeaderValue>,
     ) -> impl Iterator<Item = &'h str> {
         headers
             .filter_map(|h| h.to_str().ok())
-            .flat_map(Cookie::split_parse)
-            .filter_map(Result::ok)
-            .filter(|c| c.name() == self.name)
-            .filter_map(|c| c.value_raw())
+            .flat_map(|header| header.split(';'))
+            .filter_map(|pair| pair.split_once('='))
+            .filter(|(name, _)| name.trim() == self.name)
+            .map(|(_, value)| {
+                let value = value.trim();
+                value
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or(value)
+            })
     }
+}
+
+/// `Set-Cookie` values for one configuration. The attributes are rendered
+/// once by the cookie crate; per response only the value and `Expires` (the
+/// last attribute, where the cookie crate puts it) are filled in.
+#[derive(Clone, Debug)]
+pub(crate) struct CookieWriter {
+    settings: CookieSettings,
+    /// `name=`
+    prefix: String,
+    /// `; HttpOnly; SameSite=Lax; Path=/` and the rest.
+    attributes: String,
+    removal: HeaderValue,
+}
+
+impl CookieWriter {
+    pub(crate) fn new(settings: CookieSettings) -> CookieWriter {
+        let template = settings.base(String::new()).to_string();
+        let prefix = format!("{}=", settings.name);
+        let attributes = template[prefix.len()..].to_owned();
+        let mut removal = settings.base(String::new());
+        removal.set_max_age(time::Duration::ZERO);
+        removal.set_expires(time::OffsetDateTime::UNIX_EPOCH);
+        let removal = header(&removal);
+        CookieWriter {
+            settings,
+            prefix,
+            attributes,
+            removal,
+        }
+    }
+
+    pub(crate) fn settings(&self) -> &CookieSettings {
+        &self.settings
+    }
+
+    /// `Set-Cookie` carrying `value`, with `Expires` for a permanent session.
+    pub(crate) fn set(&self, value: &str, expires: Option<SystemTime>) -> HeaderValue {
+        let mut text = String::with_capacity(self.prefix.len() + value.len() + self.attributes.len() + 40);
+        text.push_str(&self.prefix);
+        text.push_str(value);
+        text.push_str(&self.attributes);
+        if let Some(expires) = expires {
+            text.push_str("; Expires=");
+            push_http_date(&mut text, expires);
+        }
+        // The attributes were checked when the configuration was built and
+        // values are base64url, so this is always a valid header value.
+        HeaderValue::try_from(text).expect("a validated cookie is a valid header")
+    }
+
+    /// `Set-Cookie` that deletes the cookie. It carries the same Path, Domain,
+    /// Secure, SameSite and Partitioned attributes as the cookie it deletes,
+    /// or browsers would keep the original (for `__Host-` names in particular).
+    pub(crate) fn removal(&self) -> HeaderValue {
+        self.removal.clone()
+    }
+}
+
+/// Appends `time` as an HTTP date. Every response in the same second gets the
+/// same text, so each thread formats it once per second.
+fn push_http_date(out: &mut String, time: SystemTime) {
+    use std::cell::RefCell;
+    thread_local! {
+        static LAST: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let second = crate::clock::unix_secs(time);
+    LAST.with_borrow_mut(|(cached, text)| {
+        if *cached != second {
+            let whole = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(second);
+            *text = httpdate::fmt_http_date(whole);
+            *cached = second;
+        }
+        out.push_str(text);
+    });
 }
 
 fn header(cookie: &Cookie<'_>) -> HeaderValue {
@@ -160,12 +228,12 @@ mod tests {
     #[test]
     fn set_cookie_text() {
         let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_798_315_316);
-        let header = settings().set("abc".into(), Some(at));
+        let header = CookieWriter::new(settings()).set("abc", Some(at));
         assert_eq!(
             header.to_str().unwrap(),
             "session=abc; HttpOnly; SameSite=Lax; Path=/; Expires=Sat, 26 Dec 2026 20:01:56 GMT"
         );
-        let header = settings().set("abc".into(), None);
+        let header = CookieWriter::new(settings()).set("abc", None);
         assert_eq!(
             header.to_str().unwrap(),
             "session=abc; HttpOnly; SameSite=Lax; Path=/"
@@ -182,7 +250,7 @@ mod tests {
             ..settings()
         };
         assert_eq!(
-            s.removal().to_str().unwrap(),
+            CookieWriter::new(s).removal().to_str().unwrap(),
             "__Host-sid=; HttpOnly; SameSite=None; Partitioned; Secure; Path=/; Max-Age=0; \
              Expires=Thu, 01 Jan 1970 00:00:00 GMT"
         );
@@ -193,9 +261,24 @@ mod tests {
         let headers = [
             HeaderValue::from_static("a=1; session=first"),
             HeaderValue::from_static("session=second;other=x"),
+            HeaderValue::from_static(" session = \"third\" ;sessions=no; xsession=no; session"),
         ];
         let found: Vec<_> = settings().find(headers.iter()).collect();
-        assert_eq!(found, ["first", "second"]);
+        assert_eq!(found, ["first", "second", "third"]);
+    }
+
+    #[test]
+    fn expires_text_is_an_http_date_for_each_second() {
+        let mut a = String::new();
+        let mut b = String::new();
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_798_315_316_250);
+        push_http_date(&mut a, t);
+        push_http_date(&mut b, t + std::time::Duration::from_millis(500));
+        assert_eq!(a, "Sat, 26 Dec 2026 20:01:56 GMT");
+        assert_eq!(b, "Sat, 26 Dec 2026 20:01:56 GMT");
+        let mut c = String::new();
+        push_http_date(&mut c, t + std::time::Duration::from_secs(1));
+        assert_eq!(c, "Sat, 26 Dec 2026 20:01:57 GMT");
     }
 
     fn fixtures() -> serde_json::Value {

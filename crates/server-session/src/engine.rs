@@ -8,11 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderValue, header};
-use rmpv::Value;
 
 use crate::clock::unix_secs;
 use crate::config::{ConfigError, SessionConfig, StoreErrorPolicy};
-use crate::cookie::{CookieSettings, Signer};
+use crate::cookie::{CookieSettings, CookieWriter, Signer};
 use crate::id::{LogHasher, SessionId};
 use crate::record::{self, Record};
 use crate::session::{CookieOut, Phase, SessionError, State};
@@ -69,7 +68,7 @@ struct Counters {
 pub(crate) struct Engine {
     config: SessionConfig,
     store: Arc<dyn DynStore>,
-    cookie: CookieSettings,
+    cookie: CookieWriter,
     signer: Option<Signer>,
     log: LogHasher,
     counters: Counters,
@@ -84,7 +83,7 @@ impl Engine {
             .secret
             .as_ref()
             .map(|secret| Signer::new(&secret.0, config.fallback_secrets.iter().map(|s| s.0.as_slice())));
-        let cookie = CookieSettings {
+        let cookie = CookieWriter::new(CookieSettings {
             name: config.cookie_name.clone(),
             domain: config.cookie_domain.clone(),
             path: config.cookie_path.clone(),
@@ -92,7 +91,7 @@ impl Engine {
             http_only: config.cookie_http_only,
             same_site: config.cookie_same_site,
             partitioned: config.cookie_partitioned,
-        };
+        });
         let log = LogHasher::new(config.secret.as_ref().map(|s| s.0.as_slice()));
         Ok(Engine {
             config,
@@ -123,7 +122,11 @@ impl Engine {
     /// The first session cookie that holds a valid id. No I/O.
     pub(crate) fn read_cookie(&self, headers: &HeaderMap) -> Presented {
         let mut presented = Presented::Absent;
-        for value in self.cookie.find(headers.get_all(header::COOKIE).iter()) {
+        for value in self
+            .cookie
+            .settings()
+            .find(headers.get_all(header::COOKIE).iter())
+        {
             let sid = match &self.signer {
                 Some(signer) => signer.unsign(value),
                 None => Some(value),
@@ -151,10 +154,10 @@ impl Engine {
     pub(crate) fn new_record(&self) -> Record {
         let mut record = Record::default();
         if self.config.permanent {
-            record.set(record::PERMANENT, Value::Boolean(true));
+            record.set(record::PERMANENT, &[record::TRUE]);
         }
         if self.config.absolute_timeout.is_some() {
-            record.set(record::CREATED, Value::from(unix_secs(self.now())));
+            record.set(record::CREATED, &record::encode_u64(unix_secs(self.now())));
         }
         record
     }
@@ -212,15 +215,17 @@ impl Engine {
     /// gives a new session.
     pub(crate) async fn load(&self, presented: &Presented, state: &mut State) {
         state.phase = Phase::Ready;
-        state.new_session(self.new_record());
-        let Presented::Valid(id) = presented else { return };
+        let Presented::Valid(id) = presented else {
+            return state.new_session(self.new_record());
+        };
         let key = self.key(id);
         let slide = self.slides().then(|| self.default_ttl());
         let bytes = match self.store.load(&key, slide).await {
             Ok(Some(bytes)) => bytes,
-            Ok(None) => return,
+            Ok(None) => return state.new_session(self.new_record()),
             Err(err) => {
                 self.store_failed(&err, "load", Some(id));
+                state.new_session(self.new_record());
                 state.phase = match self.config.store_error_policy {
                     StoreErrorPolicy::ServiceUnavailable => Phase::Failed(Arc::new(err)),
                     StoreErrorPolicy::ContinueEmpty => Phase::Detached,
@@ -235,22 +240,22 @@ impl Engine {
                 self.counters.undecodable.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(session = %self.log.hash(id), error = %err, "discarding an undecodable session record");
                 self.discard(&key, id).await;
-                return;
+                return state.new_session(self.new_record());
             }
         };
         if !record.has_data() {
             // A tombstone of a cycled id: the session lives on under another id.
-            return;
+            return state.new_session(self.new_record());
         }
         if self.absolute_left(&record, now) == Some(Duration::ZERO) {
             tracing::debug!(session = %self.log.hash(id), "session passed its absolute timeout");
             self.discard(&key, id).await;
-            return;
+            return state.new_session(self.new_record());
         }
         if self.config.absolute_timeout.is_some() && record.get(record::CREATED).is_none() {
             // A session from before the timeout was configured (or from Flask):
             // its absolute deadline starts now, and is stored with its next save.
-            record.set(record::CREATED, Value::from(unix_secs(now)));
+            record.set(record::CREATED, &record::encode_u64(unix_secs(now)));
         }
         if let Some(slid) = slide {
             let ttl = self.ttl(&record, now);
@@ -440,11 +445,11 @@ impl Engine {
     pub(crate) fn cookie_header(&self, state: &State) -> Option<HeaderValue> {
         match (state.cookie, &state.id) {
             (CookieOut::Set, Some(id)) => {
-                let value = match &self.signer {
-                    Some(signer) => signer.sign(id.as_str()),
-                    None => id.as_str().to_owned(),
-                };
-                Some(self.cookie.set(value, self.expires(&state.record, self.now())))
+                let expires = self.expires(&state.record, self.now());
+                Some(match &self.signer {
+                    Some(signer) => self.cookie.set(&signer.sign(id.as_str()), expires),
+                    None => self.cookie.set(id.as_str(), expires),
+                })
             }
             (CookieOut::Remove, _) => Some(self.cookie.removal()),
             _ => None,

@@ -10,7 +10,7 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use rmpv::Value;
+use rmpv::{Value, ValueRef};
 use serde::ser::{Error as _, SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
@@ -45,74 +45,126 @@ impl Format {
 #[error("{0}")]
 pub(crate) struct CodecError(String);
 
-/// The session's data, in insertion order.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// The session's data, in insertion order. Each value is kept as its
+/// MessagePack encoding and decoded only when a handler asks for it, so
+/// loading a record is one copy and a scan, and writing one back copies the
+/// values as they are.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Record {
-    entries: Vec<(String, Value)>,
+    /// Keys (UTF-8) and values (MessagePack) that `entries` point into. A
+    /// new value is appended; the bytes it replaces are left unused.
+    buf: Vec<u8>,
+    entries: Vec<Entry>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    key: (u32, u32),
+    value: (u32, u32),
+}
+
+impl PartialEq for Record {
+    fn eq(&self, other: &Record) -> bool {
+        self.entries.len() == other.entries.len() && self.iter().zip(other.iter()).all(|(a, b)| a == b)
+    }
 }
 
 impl Record {
     /// Whether `key` is engine or Flask metadata rather than application data.
     pub(crate) fn is_metadata(key: &str) -> bool {
-        key == PERMANENT || key.starts_with("_ss_")
+        is_metadata(key.as_bytes())
     }
 
-    pub(crate) fn get(&self, key: &str) -> Option<&Value> {
-        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    fn slice(&self, (start, end): (u32, u32)) -> &[u8] {
+        &self.buf[start as usize..end as usize]
     }
 
-    /// Sets `key`, keeping its position if it is already present.
-    pub(crate) fn set(&mut self, key: &str, value: Value) {
-        match self.entries.iter_mut().find(|(k, _)| k == key) {
-            Some((_, slot)) => *slot = value,
-            None => self.entries.push((key.to_owned(), value)),
+    /// Keys (UTF-8, checked when they entered the buffer) and values.
+    fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.entries
+            .iter()
+            .map(|e| (self.slice(e.key), self.slice(e.value)))
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        self.entries
+            .iter()
+            .position(|e| self.slice(e.key) == key.as_bytes())
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> (u32, u32) {
+        let start = self.buf.len() as u32;
+        self.buf.extend_from_slice(bytes);
+        (start, self.buf.len() as u32)
+    }
+
+    /// The encoded value at `key`.
+    pub(crate) fn get(&self, key: &str) -> Option<&[u8]> {
+        self.position(key).map(|i| self.slice(self.entries[i].value))
+    }
+
+    /// Sets `key` to the encoded `value`, keeping its position if it is
+    /// already present.
+    pub(crate) fn set(&mut self, key: &str, value: &[u8]) {
+        let span = self.append(value);
+        match self.position(key) {
+            Some(i) => self.entries[i].value = span,
+            None => {
+                let key = self.append(key.as_bytes());
+                self.entries.push(Entry { key, value: span });
+            }
         }
     }
 
-    pub(crate) fn remove(&mut self, key: &str) -> Option<Value> {
-        let at = self.entries.iter().position(|(k, _)| k == key)?;
-        Some(self.entries.remove(at).1)
+    /// Removes `key`; tells whether it was there.
+    pub(crate) fn remove(&mut self, key: &str) -> bool {
+        self.position(key).map(|i| self.entries.remove(i)).is_some()
     }
 
     /// Removes every application key; metadata stays.
     pub(crate) fn clear_data(&mut self) {
-        self.entries.retain(|(k, _)| Record::is_metadata(k));
+        let entries = std::mem::take(&mut self.entries);
+        self.entries = entries
+            .into_iter()
+            .filter(|e| is_metadata(self.slice(e.key)))
+            .collect();
     }
 
     /// Whether the record holds any application key. A record without one is
     /// never stored.
     pub(crate) fn has_data(&self) -> bool {
-        self.entries.iter().any(|(k, _)| !Record::is_metadata(k))
+        self.iter().any(|(k, _)| !is_metadata(k))
     }
 
     /// Application keys, in order.
     pub(crate) fn data_keys(&self) -> impl Iterator<Item = &str> {
-        self.entries
-            .iter()
-            .map(|(k, _)| k.as_str())
-            .filter(|k| !Record::is_metadata(k))
+        self.iter()
+            .filter(|(k, _)| !is_metadata(k))
+            .filter_map(|(k, _)| std::str::from_utf8(k).ok())
     }
 
     pub(crate) fn permanent(&self) -> bool {
-        matches!(self.get(PERMANENT), Some(Value::Boolean(true)))
+        self.get(PERMANENT) == Some(&[TRUE][..])
     }
 
     /// An unsigned integer stored under a metadata key.
     pub(crate) fn meta_u64(&self, key: &str) -> Option<u64> {
-        self.get(key).and_then(Value::as_u64)
+        let mut raw = self.get(key)?;
+        rmp::decode::read_int(&mut raw).ok()
     }
 
     /// Encodes the record in `format`.
     pub(crate) fn encode(&self, format: Format) -> Result<Vec<u8>, CodecError> {
         match format {
             Format::MessagePack => {
-                let mut out = Vec::with_capacity(64);
+                let mut out = Vec::with_capacity(self.buf.len() + 8 + 2 * self.entries.len());
                 let len =
                     u32::try_from(self.entries.len()).map_err(|_| CodecError("too many keys".into()))?;
                 rmp::encode::write_map_len(&mut out, len).map_err(codec)?;
-                for (key, value) in &self.entries {
-                    rmp::encode::write_str(&mut out, key).map_err(codec)?;
-                    rmpv::encode::write_value(&mut out, value).map_err(codec)?;
+                for (key, value) in self.iter() {
+                    rmp::encode::write_str_len(&mut out, key.len() as u32).map_err(codec)?;
+                    out.extend_from_slice(key);
+                    out.extend_from_slice(value);
                 }
                 Ok(out)
             }
@@ -134,29 +186,77 @@ impl Record {
     }
 
     fn decode_as(bytes: &[u8], format: Format) -> Result<Record, CodecError> {
-        let value = match format {
-            Format::MessagePack => {
-                let mut rest = bytes;
-                let value = rmpv::decode::read_value(&mut rest).map_err(codec)?;
-                if !rest.is_empty() {
-                    return Err(CodecError("trailing bytes after the MessagePack map".into()));
+        match format {
+            Format::MessagePack => Record::decode_msgpack(bytes),
+            Format::Json => {
+                let Value::Map(pairs) = serde_json::from_slice::<Value>(bytes).map_err(codec)? else {
+                    return Err(CodecError("the record is not a map".into()));
+                };
+                let mut record = Record::default();
+                let mut raw = Vec::with_capacity(16);
+                for (key, value) in pairs {
+                    let Value::String(key) = key else {
+                        return Err(CodecError("a top-level key is not a string".into()));
+                    };
+                    let key = key
+                        .into_str()
+                        .ok_or_else(|| CodecError("a key is not UTF-8".into()))?;
+                    raw.clear();
+                    rmpv::encode::write_value(&mut raw, &value).map_err(codec)?;
+                    record.set(&key, &raw);
                 }
-                value
-            }
-            Format::Json => serde_json::from_slice::<Value>(bytes).map_err(codec)?,
-        };
-        let Value::Map(pairs) = value else {
-            return Err(CodecError("the record is not a map".into()));
-        };
-        let mut entries = Vec::with_capacity(pairs.len());
-        for (key, value) in pairs {
-            match key {
-                Value::String(s) if s.is_str() => entries.push((s.into_str().unwrap_or_default(), value)),
-                _ => return Err(CodecError("a top-level key is not a string".into())),
+                Ok(record)
             }
         }
-        Ok(Record { entries })
     }
+
+    /// A MessagePack map with string keys; values are found, not decoded.
+    fn decode_msgpack(bytes: &[u8]) -> Result<Record, CodecError> {
+        let mut rest = bytes;
+        let len =
+            rmp::decode::read_map_len(&mut rest).map_err(|_| CodecError("the record is not a map".into()))?;
+        let mut record = Record {
+            buf: Vec::with_capacity(bytes.len()),
+            entries: Vec::with_capacity(len as usize),
+        };
+        for _ in 0..len {
+            let key_len = rmp::decode::read_str_len(&mut rest)
+                .map_err(|_| CodecError("a top-level key is not a string".into()))?
+                as usize;
+            let key = rest
+                .get(..key_len)
+                .ok_or_else(|| CodecError("the record is cut short".into()))?;
+            std::str::from_utf8(key).map_err(|_| CodecError("a key is not UTF-8".into()))?;
+            rest = &rest[key_len..];
+            let before = rest;
+            rmpv::decode::read_value_ref(&mut rest).map_err(codec)?;
+            let value = &before[..before.len() - rest.len()];
+            let key = record.append(key);
+            let value = record.append(value);
+            record.entries.push(Entry { key, value });
+        }
+        if !rest.is_empty() {
+            return Err(CodecError("trailing bytes after the MessagePack map".into()));
+        }
+        Ok(record)
+    }
+}
+
+fn is_metadata(key: &[u8]) -> bool {
+    key == PERMANENT.as_bytes() || key.starts_with(b"_ss_")
+}
+
+/// MessagePack `true`.
+pub(crate) const TRUE: u8 = 0xc3;
+/// MessagePack `false`.
+pub(crate) const FALSE: u8 = 0xc2;
+
+/// The MessagePack encoding of `n`.
+pub(crate) fn encode_u64(n: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9);
+    // Writing to a Vec cannot fail.
+    let _ = rmp::encode::write_uint(&mut out, n);
+    out
 }
 
 fn codec(err: impl fmt::Display) -> CodecError {
@@ -211,61 +311,63 @@ struct JsonRecord<'a>(&'a Record);
 impl Serialize for JsonRecord<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(self.0.entries.len()))?;
-        for (key, value) in &self.0.entries {
-            map.serialize_entry(key, &JsonValue(value))?;
+        for (key, mut raw) in self.0.iter() {
+            let key = std::str::from_utf8(key).map_err(S::Error::custom)?;
+            let value = rmpv::decode::read_value_ref(&mut raw).map_err(S::Error::custom)?;
+            map.serialize_entry(key, &JsonValue(&value))?;
         }
         map.end()
     }
 }
 
-struct JsonValue<'a>(&'a Value);
+struct JsonValue<'a, 'v>(&'a ValueRef<'v>);
 
-impl Serialize for JsonValue<'_> {
+impl Serialize for JsonValue<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.0 {
-            Value::Nil => s.serialize_unit(),
-            Value::Boolean(b) => s.serialize_bool(*b),
-            Value::Integer(i) => match (i.as_u64(), i.as_i64()) {
+            ValueRef::Nil => s.serialize_unit(),
+            ValueRef::Boolean(b) => s.serialize_bool(*b),
+            ValueRef::Integer(i) => match (i.as_u64(), i.as_i64()) {
                 (Some(u), _) => s.serialize_u64(u),
                 (None, Some(n)) => s.serialize_i64(n),
                 _ => Err(S::Error::custom("integer out of range")),
             },
-            Value::F32(f) => json_float(s, f64::from(*f)),
-            Value::F64(f) => json_float(s, *f),
-            Value::String(text) => match text.as_str() {
+            ValueRef::F32(f) => json_float(s, f64::from(*f)),
+            ValueRef::F64(f) => json_float(s, *f),
+            ValueRef::String(text) => match text.as_str() {
                 Some(text) => s.serialize_str(text),
                 None => Err(S::Error::custom("a string is not valid UTF-8")),
             },
-            Value::Binary(bytes) => s.serialize_str(&STANDARD.encode(bytes)),
-            Value::Array(items) => {
+            ValueRef::Binary(bytes) => s.serialize_str(&STANDARD.encode(bytes)),
+            ValueRef::Array(items) => {
                 let mut seq = s.serialize_seq(Some(items.len()))?;
                 for item in items {
                     seq.serialize_element(&JsonValue(item))?;
                 }
                 seq.end()
             }
-            Value::Map(pairs) => {
+            ValueRef::Map(pairs) => {
                 let mut map = s.serialize_map(Some(pairs.len()))?;
                 for (key, value) in pairs {
                     let key = match key {
-                        Value::String(text) => text
+                        ValueRef::String(text) => text
                             .as_str()
                             .map(str::to_owned)
                             .ok_or_else(|| S::Error::custom("a map key is not valid UTF-8"))?,
-                        Value::Integer(i) => i.to_string(),
+                        ValueRef::Integer(i) => i.to_string(),
                         _ => return Err(S::Error::custom("JSON map keys must be strings or integers")),
                     };
                     map.serialize_entry(&key, &JsonValue(value))?;
                 }
                 map.end()
             }
-            Value::Ext(-1, data) => {
+            ValueRef::Ext(-1, data) => {
                 let text = timestamp_parts(data)
                     .and_then(|(secs, nanos)| rfc3339(secs, nanos))
                     .ok_or_else(|| S::Error::custom("invalid timestamp"))?;
                 s.serialize_str(&text)
             }
-            Value::Ext(kind, _) => Err(S::Error::custom(format!(
+            ValueRef::Ext(kind, _) => Err(S::Error::custom(format!(
                 "MessagePack extension type {kind} has no JSON form"
             ))),
         }
@@ -294,42 +396,63 @@ fn json_float<S: Serializer>(s: S, f: f64) -> Result<S::Ok, S::Error> {
 mod tests {
     use super::*;
 
-    fn record(pairs: Vec<(&str, Value)>) -> Record {
-        Record {
-            entries: pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+    fn record(pairs: &[(&str, &[u8])]) -> Record {
+        let mut r = Record::default();
+        for (k, v) in pairs {
+            r.set(k, v);
         }
+        r
     }
 
     #[test]
     fn set_keeps_position_and_remove_works() {
-        let mut r = record(vec![("a", 1.into()), ("b", 2.into())]);
-        r.set("a", 3.into());
-        r.set("c", 4.into());
+        let mut r = record(&[("a", &[1]), ("b", &[2])]);
+        r.set("a", &[3]);
+        r.set("c", &[4]);
         assert_eq!(r.data_keys().collect::<Vec<_>>(), ["a", "b", "c"]);
-        assert_eq!(r.remove("b"), Some(Value::from(2)));
-        assert_eq!(r.remove("b"), None);
-        assert_eq!(r.get("a"), Some(&Value::from(3)));
+        assert!(r.remove("b"));
+        assert!(!r.remove("b"));
+        assert_eq!(r.get("a"), Some(&[3][..]));
+        assert_eq!(
+            r.encode(Format::MessagePack).unwrap(),
+            [0x82, 0xa1, b'a', 3, 0xa1, b'c', 4]
+        );
     }
 
     #[test]
     fn metadata_is_not_data() {
-        let mut r = record(vec![(PERMANENT, true.into()), (CREATED, 5.into())]);
+        let mut r = record(&[(PERMANENT, &[TRUE]), (CREATED, &encode_u64(5))]);
         assert!(!r.has_data());
         assert!(r.permanent());
-        r.set("x", 1.into());
+        r.set("x", &[1]);
         assert!(r.has_data());
         r.clear_data();
         assert!(!r.has_data());
         assert_eq!(r.meta_u64(CREATED), Some(5));
+        assert_eq!(
+            record(&[(CREATED, &encode_u64(1 << 40))]).meta_u64(CREATED),
+            Some(1 << 40)
+        );
     }
 
     #[test]
     fn falls_back_to_the_other_format() {
-        let r = record(vec![(PERMANENT, true.into()), ("user", "alice".into())]);
+        let r = record(&[
+            (PERMANENT, &[TRUE]),
+            ("user", &[0xa5, b'a', b'l', b'i', b'c', b'e']),
+        ]);
         let json = r.encode(Format::Json).unwrap();
+        assert_eq!(json, br#"{"_permanent":true,"user":"alice"}"#);
         assert_eq!(Record::decode(&json, Format::MessagePack).unwrap(), r);
         let mp = r.encode(Format::MessagePack).unwrap();
         assert_eq!(Record::decode(&mp, Format::Json).unwrap(), r);
+        assert_eq!(
+            Record::decode(&mp, Format::MessagePack)
+                .unwrap()
+                .encode(Format::MessagePack)
+                .unwrap(),
+            mp
+        );
     }
 
     #[test]
@@ -342,6 +465,10 @@ mod tests {
             b"[1]",
             b"{\"a\":1} x",
             b"\x80\x00",
+            b"\x81\xa1a",
+            b"\x81\xa2a",
+            b"\x81\xa1\xff\x01",
+            b"\x81\xa1a\x92\x01",
         ] {
             assert!(Record::decode(bad, Format::MessagePack).is_err(), "{bad:?}");
         }

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, StatusCode};
-use rmpv::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{Mutex, MutexGuard};
@@ -81,32 +80,33 @@ impl SessionError {
     }
 }
 
-/// A closure of [`Session::update`], kept so it can be re-applied.
-type Updater = Arc<dyn Fn(Option<&Value>) -> Result<Value, SessionError> + Send + Sync>;
+/// A closure of [`Session::update`], kept so it can be re-applied: from the
+/// encoded current value to the encoded new one.
+type Updater = Arc<dyn Fn(Option<&[u8]>) -> Result<Vec<u8>, SessionError> + Send + Sync>;
 
 /// One change a handler made, replayed on the current record after a conflict.
 #[derive(Clone)]
 pub(crate) enum Change {
-    Set(String, Value),
+    Set(String, Vec<u8>),
     Remove(String),
     Update(String, Updater),
     Clear,
-    Meta(&'static str, Option<Value>),
+    Meta(&'static str, Option<Vec<u8>>),
 }
 
 impl Change {
     pub(crate) fn apply(&self, record: &mut Record) -> Result<(), SessionError> {
         match self {
-            Change::Set(key, value) => record.set(key, value.clone()),
+            Change::Set(key, value) => record.set(key, value),
             Change::Remove(key) => {
                 record.remove(key);
             }
             Change::Update(key, f) => {
                 let value = f(record.get(key))?;
-                record.set(key, value);
+                record.set(key, &value);
             }
             Change::Clear => record.clear_data(),
-            Change::Meta(key, Some(value)) => record.set(key, value.clone()),
+            Change::Meta(key, Some(value)) => record.set(key, value),
             Change::Meta(key, None) => {
                 record.remove(key);
             }
@@ -244,7 +244,7 @@ impl Session {
     /// The value at `key`, or `None`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
         let state = self.ready().await?;
-        state.record.get(key).map(|v| from_value(key, v)).transpose()
+        state.record.get(key).map(|raw| from_raw(key, raw)).transpose()
     }
 
     /// Sets `key` to `value`.
@@ -283,14 +283,14 @@ impl Session {
         check_key(key)?;
         let owned_key = key.to_owned();
         let format = self.format();
-        let updater: Updater = Arc::new(move |current: Option<&Value>| {
-            let current = current.map(|v| from_value::<T>(&owned_key, v)).transpose()?;
+        let updater: Updater = Arc::new(move |current: Option<&[u8]>| {
+            let current = current.map(|raw| from_raw::<T>(&owned_key, raw)).transpose()?;
             storable(&owned_key, &f(current), format)
         });
         let mut state = self.ready().await?;
         record_change(&mut state, Change::Update(key.to_owned(), updater))?;
         let value = state.record.get(key).expect("an update sets its key");
-        from_value(key, value)
+        from_raw(key, value)
     }
 
     /// Removes every key. A session left empty is deleted from the store and
@@ -361,7 +361,8 @@ impl Session {
     /// Makes the session permanent (its cookie gets `Expires`) or ends it with
     /// the browser session.
     pub async fn set_permanent(&self, permanent: bool) -> Result<(), SessionError> {
-        self.change(Change::Meta(record::PERMANENT, Some(Value::Boolean(permanent))))
+        let flag = if permanent { record::TRUE } else { record::FALSE };
+        self.change(Change::Meta(record::PERMANENT, Some(vec![flag])))
             .await
     }
 
@@ -374,7 +375,7 @@ impl Session {
     /// after "remember me"); `None` returns to the configured one. Stored in
     /// the record, so it holds on later requests.
     pub async fn set_lifetime(&self, lifetime: Option<Duration>) -> Result<(), SessionError> {
-        let secs = lifetime.map(|d| Value::from(d.as_secs().max(1)));
+        let secs = lifetime.map(|d| record::encode_u64(d.as_secs().max(1)));
         self.change(Change::Meta(record::LIFETIME, secs)).await
     }
 
@@ -448,21 +449,19 @@ fn check_key(key: &str) -> Result<(), SessionError> {
     Ok(())
 }
 
-/// A Rust value as a stored value: structs become maps with named fields.
-pub(crate) fn to_value<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Value, SessionError> {
-    let fail = |message: String| SessionError::Encode {
+/// A Rust value, encoded as stored: structs become maps with named fields.
+pub(crate) fn to_raw<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Vec<u8>, SessionError> {
+    rmp_serde::to_vec_named(value).map_err(|e| SessionError::Encode {
         key: key.to_owned(),
-        message,
-    };
-    let bytes = rmp_serde::to_vec_named(value).map_err(|e| fail(e.to_string()))?;
-    rmpv::decode::read_value(&mut &bytes[..]).map_err(|e| fail(e.to_string()))
+        message: e.to_string(),
+    })
 }
 
-/// A Rust value as a stored value that Flask can read back.
-fn storable<T: Serialize + ?Sized>(key: &str, value: &T, format: Format) -> Result<Value, SessionError> {
-    let value = to_value(key, value)?;
-    match flask_incompatibility(&value, format) {
-        None => Ok(value),
+/// A Rust value, encoded as stored, that Flask can read back.
+fn storable<T: Serialize + ?Sized>(key: &str, value: &T, format: Format) -> Result<Vec<u8>, SessionError> {
+    let raw = to_raw(key, value)?;
+    match flask_incompatibility(&raw, format) {
+        None => Ok(raw),
         Some(why) => Err(SessionError::Encode {
             key: key.to_owned(),
             message: why,
@@ -470,13 +469,10 @@ fn storable<T: Serialize + ?Sized>(key: &str, value: &T, format: Format) -> Resu
     }
 }
 
-/// A stored value as a Rust value.
-pub(crate) fn from_value<T: DeserializeOwned>(key: &str, value: &Value) -> Result<T, SessionError> {
-    let fail = |message: String| SessionError::Decode {
+/// A stored (encoded) value as a Rust value.
+pub(crate) fn from_raw<T: DeserializeOwned>(key: &str, raw: &[u8]) -> Result<T, SessionError> {
+    rmp_serde::from_slice(raw).map_err(|e| SessionError::Decode {
         key: key.to_owned(),
-        message,
-    };
-    let mut bytes = Vec::with_capacity(32);
-    rmpv::encode::write_value(&mut bytes, value).map_err(|e| fail(e.to_string()))?;
-    rmp_serde::from_slice(&bytes).map_err(|e| fail(e.to_string()))
+        message: e.to_string(),
+    })
 }

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use rmpv::Value;
+use rmpv::ValueRef;
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 use serde::ser::{Serialize, Serializer};
 
@@ -208,26 +208,29 @@ impl<'de> Deserialize<'de> for Timestamp {
 /// hashable (strings and integers here), the only extension it knows is the
 /// timestamp, and it gives up on very deep nesting. The JSON format has no
 /// NaN or infinity.
-pub(crate) fn flask_incompatibility(value: &Value, format: Format) -> Option<String> {
-    check(value, format, 0).err()
+pub(crate) fn flask_incompatibility(mut raw: &[u8], format: Format) -> Option<String> {
+    match rmpv::decode::read_value_ref(&mut raw) {
+        Ok(value) => check(&value, format, 0).err(),
+        Err(err) => Some(format!("it does not encode as one MessagePack value ({err})")),
+    }
 }
 
-fn check(value: &Value, format: Format, depth: usize) -> Result<(), String> {
+fn check(value: &ValueRef<'_>, format: Format, depth: usize) -> Result<(), String> {
     if depth > MAX_DEPTH {
         return Err(format!("it nests deeper than {MAX_DEPTH} levels"));
     }
     match value {
-        Value::F32(f) if format == Format::Json && !f.is_finite() => Err(non_finite()),
-        Value::F64(f) if format == Format::Json && !f.is_finite() => Err(non_finite()),
-        Value::Ext(TIMESTAMP_EXT, data) if timestamp_parts(data).is_some() => Ok(()),
-        Value::Ext(TIMESTAMP_EXT, _) => Err("it holds a malformed MessagePack timestamp".into()),
-        Value::Ext(kind, _) => Err(format!(
+        ValueRef::F32(f) if format == Format::Json && !f.is_finite() => Err(non_finite()),
+        ValueRef::F64(f) if format == Format::Json && !f.is_finite() => Err(non_finite()),
+        ValueRef::Ext(TIMESTAMP_EXT, data) if timestamp_parts(data).is_some() => Ok(()),
+        ValueRef::Ext(TIMESTAMP_EXT, _) => Err("it holds a malformed MessagePack timestamp".into()),
+        ValueRef::Ext(kind, _) => Err(format!(
             "it holds MessagePack extension type {kind}, which Flask cannot decode (only timestamps, type -1)"
         )),
-        Value::Array(items) => items.iter().try_for_each(|v| check(v, format, depth + 1)),
-        Value::Map(pairs) => pairs.iter().try_for_each(|(k, v)| {
+        ValueRef::Array(items) => items.iter().try_for_each(|v| check(v, format, depth + 1)),
+        ValueRef::Map(pairs) => pairs.iter().try_for_each(|(k, v)| {
             match k {
-                Value::String(_) | Value::Integer(_) => {}
+                ValueRef::String(_) | ValueRef::Integer(_) => {}
                 other => {
                     return Err(format!(
                         "a map key is {}; Flask reads only string and integer keys",
@@ -245,23 +248,30 @@ fn non_finite() -> String {
     "JSON has no NaN or infinity (use the MessagePack format)".into()
 }
 
-fn kind_of(value: &Value) -> &'static str {
+fn kind_of(value: &ValueRef<'_>) -> &'static str {
     match value {
-        Value::Nil => "nil",
-        Value::Boolean(_) => "a boolean",
-        Value::F32(_) | Value::F64(_) => "a float",
-        Value::Binary(_) => "bytes",
-        Value::Array(_) => "a list",
-        Value::Map(_) => "a map",
-        Value::Ext(..) => "an extension value",
-        Value::Integer(_) | Value::String(_) => "a scalar",
+        ValueRef::Nil => "nil",
+        ValueRef::Boolean(_) => "a boolean",
+        ValueRef::F32(_) | ValueRef::F64(_) => "a float",
+        ValueRef::Binary(_) => "bytes",
+        ValueRef::Array(_) => "a list",
+        ValueRef::Map(_) => "a map",
+        ValueRef::Ext(..) => "an extension value",
+        ValueRef::Integer(_) | ValueRef::String(_) => "a scalar",
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::{from_value, to_value};
+    use crate::session::{from_raw, to_raw};
+    use rmpv::Value;
+
+    fn raw(value: &Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        rmpv::encode::write_value(&mut out, value).unwrap();
+        out
+    }
 
     #[test]
     fn timestamps_take_the_smallest_layout() {
@@ -273,31 +283,29 @@ mod tests {
             ),
         ];
         for (t, bytes) in cases {
-            let value = to_value("t", &t).unwrap();
-            let mut out = Vec::new();
-            rmpv::encode::write_value(&mut out, &value).unwrap();
+            let out = to_raw("t", &t).unwrap();
             assert_eq!(out, bytes);
-            assert_eq!(from_value::<Timestamp>("t", &value).unwrap(), t);
+            assert_eq!(from_raw::<Timestamp>("t", &out).unwrap(), t);
         }
         let before_epoch = Timestamp::from_unix(-1, 500).unwrap();
-        let value = to_value("t", &before_epoch).unwrap();
-        assert!(matches!(&value, Value::Ext(-1, data) if data.len() == 12));
-        assert_eq!(from_value::<Timestamp>("t", &value).unwrap(), before_epoch);
+        let out = to_raw("t", &before_epoch).unwrap();
+        assert_eq!(out[..3], [0xc7, 12, 0xff]);
+        assert_eq!(from_raw::<Timestamp>("t", &out).unwrap(), before_epoch);
     }
 
     #[test]
     fn timestamps_read_rfc3339_text() {
-        let text = Value::from("2024-01-02T03:04:05.678901Z");
-        let t = from_value::<Timestamp>("t", &text).unwrap();
+        let text = raw(&Value::from("2024-01-02T03:04:05.678901Z"));
+        let t = from_raw::<Timestamp>("t", &text).unwrap();
         assert_eq!(t, Timestamp::from_unix(1_704_164_645, 678_901_000).unwrap());
         assert_eq!(t.to_string(), "2024-01-02T03:04:05.678901Z");
-        let offset = Value::from("2024-01-02T04:04:05+01:00");
+        let offset = raw(&Value::from("2024-01-02T04:04:05+01:00"));
         assert_eq!(
-            from_value::<Timestamp>("t", &offset).unwrap().unix_seconds(),
+            from_raw::<Timestamp>("t", &offset).unwrap().unix_seconds(),
             1_704_164_645
         );
-        assert!(from_value::<Timestamp>("t", &Value::from("yesterday")).is_err());
-        assert!(from_value::<Timestamp>("t", &Value::Ext(5, vec![0; 4])).is_err());
+        assert!(from_raw::<Timestamp>("t", &raw(&Value::from("yesterday"))).is_err());
+        assert!(from_raw::<Timestamp>("t", &raw(&Value::Ext(5, vec![0; 4]))).is_err());
     }
 
     #[test]
@@ -317,6 +325,7 @@ mod tests {
 
     #[test]
     fn refuses_what_flask_cannot_read() {
+        let incompatible = |value: &Value, format| flask_incompatibility(&raw(value), format);
         let ok = Value::Map(vec![
             (Value::from(1), Value::from("int key")),
             (
@@ -324,28 +333,28 @@ mod tests {
                 Value::Array(vec![Value::Ext(-1, vec![0, 0, 0, 1])]),
             ),
         ]);
-        assert_eq!(flask_incompatibility(&ok, Format::MessagePack), None);
+        assert_eq!(incompatible(&ok, Format::MessagePack), None);
         let ext = Value::Ext(3, vec![1]);
         assert!(
-            flask_incompatibility(&ext, Format::MessagePack)
+            incompatible(&ext, Format::MessagePack)
                 .unwrap()
                 .contains("extension type 3")
         );
         let list_key = Value::Map(vec![(Value::Array(vec![]), Value::Nil)]);
         assert!(
-            flask_incompatibility(&list_key, Format::MessagePack)
+            incompatible(&list_key, Format::MessagePack)
                 .unwrap()
                 .contains("a list")
         );
         let nan = Value::F64(f64::NAN);
-        assert_eq!(flask_incompatibility(&nan, Format::MessagePack), None);
-        assert!(flask_incompatibility(&nan, Format::Json).unwrap().contains("NaN"));
+        assert_eq!(incompatible(&nan, Format::MessagePack), None);
+        assert!(incompatible(&nan, Format::Json).unwrap().contains("NaN"));
         let mut deep = Value::Nil;
         for _ in 0..300 {
             deep = Value::Array(vec![deep]);
         }
         assert!(
-            flask_incompatibility(&deep, Format::MessagePack)
+            incompatible(&deep, Format::MessagePack)
                 .unwrap()
                 .contains("deeper")
         );

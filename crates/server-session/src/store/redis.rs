@@ -9,19 +9,16 @@ use redis::{Client, ConnectionInfo, IntoConnectionInfo, RedisError, Script, Valu
 
 use super::{Expect, SaveOutcome, SessionStore, StoreError};
 
-/// The conditional save, on one key (so it runs unchanged on Redis Cluster).
+/// The conditional update of an existing session, on one key (so it runs
+/// unchanged on Redis Cluster).
 ///
-/// `ARGV[3]` is the SHA-1 (hex) of the record the request loaded, or empty
-/// for a new session. Answers `{0}` when saved, `{1, current}` on a
-/// conflict, `{2}` when the record is gone.
+/// `ARGV[3]` is the SHA-1 (hex) of the record the request loaded. Answers
+/// `{0}` when saved, `{1, current}` on a conflict, `{2}` when the record is
+/// gone. (Creating a session needs no script: `SET ... NX GET`.)
 const SAVE: &str = r"
 local current = redis.call('GET', KEYS[1])
-if ARGV[3] == '' then
-  if current then return {1, current} end
-else
-  if not current then return {2} end
-  if redis.sha1hex(current) ~= ARGV[3] then return {1, current} end
-end
+if not current then return {2} end
+if redis.sha1hex(current) ~= ARGV[3] then return {1, current} end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return {0}
 ";
@@ -34,8 +31,9 @@ const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 ///
 /// Every request uses one shared, multiplexed connection that reconnects by
 /// itself. A read is one `GET` (or `GETEX ... EX` when the expiry slides); a
-/// save is one `EVALSHA` of a script that writes only if the record is still
-/// the one the request loaded. Each call is bounded by the connect and
+/// new session is one `SET ... NX GET EX`; a change is one `EVALSHA` of a
+/// script that writes only if the record is still the one the request
+/// loaded. Each call is bounded by the connect and
 /// command timeouts (one second each by default), so an unreachable Redis
 /// gives [`StoreError::Unavailable`] or [`StoreError::Timeout`], never a hang.
 ///
@@ -288,12 +286,27 @@ impl SessionStore for RedisStore {
         ttl: Duration,
         expect: Expect,
     ) -> Result<SaveOutcome, StoreError> {
-        let expected = match expect {
-            Expect::Absent => String::new(),
-            Expect::Unchanged(fingerprint) => fingerprint.to_hex(),
+        let fingerprint = match expect {
+            Expect::Absent => {
+                // A plain create-if-absent; no script needed. GET makes it
+                // answer what is there when the key exists.
+                let command = redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("NX")
+                    .arg("GET")
+                    .arg("EX")
+                    .arg(seconds(ttl))
+                    .to_owned();
+                return Ok(match self.run::<Option<Vec<u8>>>(command).await? {
+                    None => SaveOutcome::Saved,
+                    Some(current) => SaveOutcome::Conflict(current),
+                });
+            }
+            Expect::Unchanged(fingerprint) => fingerprint,
         };
         let mut invocation = self.inner.save.key(key);
-        invocation.arg(value).arg(seconds(ttl)).arg(expected);
+        invocation.arg(value).arg(seconds(ttl)).arg(fingerprint.to_hex());
         let mut connection = self.inner.connection.clone();
         let answer: Value = bounded(self.inner.deadline, invocation.invoke_async(&mut connection)).await?;
         match answer {
