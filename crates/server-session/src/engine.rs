@@ -461,6 +461,6 @@ impl Engine {
 /// writers that keep colliding spread out.
 async fn backoff(attempts: usize) {
     let ceiling = 500u64 << attempts.min(7);
-    let jitter = u64::from(getrandom::u32().unwrap_or(0)) % ceiling;
+    let jitter = rand::random::<u64>() % ceiling;
     tokio::time::sleep(Duration::from_micros(jitter)).await;
 }

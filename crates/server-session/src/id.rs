@@ -6,6 +6,7 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
+use rand::Rng as _;
 use sha2::Sha256;
 
 /// An opaque session id: `id_length` random bytes, base64url without padding
@@ -17,16 +18,13 @@ use sha2::Sha256;
 pub struct SessionId(String);
 
 impl SessionId {
-    /// A fresh id of `bytes` bytes of entropy.
-    ///
-    /// # Panics
-    ///
-    /// Only if the operating system's random source fails, where no id could be
-    /// safe.
+    /// A fresh id of `bytes` bytes (at most 256) from the thread's
+    /// cryptographically secure generator, which the operating system seeds.
     pub(crate) fn generate(bytes: usize) -> Self {
-        let mut raw = vec![0u8; bytes];
-        getrandom::fill(&mut raw).expect("the operating system's random source failed");
-        SessionId(URL_SAFE_NO_PAD.encode(&raw))
+        let mut raw = [0u8; 256];
+        let raw = &mut raw[..bytes.min(256)];
+        rand::rng().fill_bytes(raw);
+        SessionId(URL_SAFE_NO_PAD.encode(raw))
     }
 
     /// Accepts `value` only when it is exactly what [`SessionId::generate`]
@@ -74,7 +72,7 @@ impl LogHasher {
                 mac.update(b"server-session log id");
                 key.copy_from_slice(&mac.finalize().into_bytes());
             }
-            None => getrandom::fill(&mut key).expect("the operating system's random source failed"),
+            None => rand::rng().fill_bytes(&mut key),
         }
         LogHasher { key }
     }
