@@ -1,0 +1,560 @@
+"""Runs the session benchmark and writes BENCHMARKS.md and the chart.
+
+Every app serves the same routes on one local redis-server (each in a
+database of its own). All run at once, idle but for the one wrk loads: each
+round loads every app in turn, so a drift of the machine's speed hits them
+alike. A pool of pre-created sessions, one picked at random per request;
+fixed connections and duration; several rounds, medians reported. Per app and route it records requests/s,
+p50 and p99 latency, non-2xx answers, the Redis commands Redis executed per
+request (INFO commandstats) and the commands clients sent per request
+(MONITOR, so commands run inside scripts are told apart), and for /incr the
+increments lost by concurrent requests.
+
+Run it through bench/run, which builds and installs what it needs.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import http.client
+
+import redis
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+RELEASE = os.path.join(ROOT, "target", "release")
+ROUTES = ["plain", "read", "login", "incr"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, process, what, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"{what} exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"{what} did not start on port {port}")
+
+
+class App:
+    def __init__(self, key, label, command, env=None):
+        self.key, self.label, self.command, self.env = key, label, command, env or {}
+
+
+def apps(venv):
+    rust = lambda binary: lambda port, url: [os.path.join(RELEASE, binary), "--port", str(port), "--redis", url]
+    gunicorn = lambda port, url: [
+        os.path.join(venv, "bin", "gunicorn"),
+        "--chdir", os.path.join(BENCH, "flask"),
+        "--workers", str(os.cpu_count() or 2),
+        "--worker-class", "gthread", "--threads", "8",
+        "--bind", f"127.0.0.1:{port}",
+        "--log-level", "warning",
+        "app:app",
+    ]
+    return [
+        App("server-session", "server-session", rust("server_session_app")),
+        App("server-session-no-refresh", "server-session, refresh off", rust("server_session_app"),
+            {"BENCH_NO_REFRESH": "1"}),
+        App("tower-sessions", "tower-sessions", rust("tower_sessions_app")),
+        App("actix-session", "actix-session", rust("actix_session_app")),
+        App("floor", "floor (axum + redis, no library)", rust("floor_app")),
+        App("flask-session", "Flask-Session (gunicorn)", gunicorn),
+    ]
+
+
+class Http:
+    """Sequential requests on one keep-alive connection."""
+
+    def __init__(self, port):
+        self.port = port
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+
+    def get(self, path, cookie=None):
+        headers = {"Cookie": cookie} if cookie else {}
+        for attempt in range(3):
+            try:
+                self.connection.request("GET", path, headers=headers)
+                response = self.connection.getresponse()
+                body = response.read().decode()
+                return response.status, response.getheader("Set-Cookie"), body
+            except (http.client.HTTPException, OSError):
+                self.connection.close()
+                self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        raise RuntimeError(f"GET {path} failed")
+
+
+def command_calls(client):
+    stats = client.info("commandstats")
+    return {name[len("cmdstat_"):]: v["calls"] for name, v in stats.items() if name.startswith("cmdstat_")}
+
+
+def calls_between(before, after):
+    ignored = {"info", "monitor", "config|resetstat", "flushall", "ping", "client|setinfo", "hello"}
+    return {
+        name: after[name] - before.get(name, 0)
+        for name in after
+        if name not in ignored and after[name] - before.get(name, 0) > 0
+    }
+
+
+def run_wrk(args, port, route, cookies, drain_after=None):
+    env = dict(os.environ, BENCH_COOKIES=cookies or "")
+    if drain_after is not None:
+        env["BENCH_DRAIN_AFTER"] = str(drain_after)
+    command = [
+        "wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s",
+        "--timeout", "5s", "-s", os.path.join(BENCH, "wrk", "sessions.lua"), f"http://127.0.0.1:{port}/{route}",
+    ]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    line = next(l for l in out.splitlines() if l.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+class Monitor:
+    """Counts the commands clients send (not those scripts run) via MONITOR."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.sendall(b"MONITOR\r\n")
+        self.file = self.sock.makefile("rb")
+        assert self.file.readline() == b"+OK\r\n"
+        self.client, self.scripts = {}, {}
+        self.thread = threading.Thread(target=self.read, daemon=True)
+        self.thread.start()
+
+    def read(self):
+        for raw in self.file:
+            line = raw.decode("utf-8", "replace")
+            if "monitor-end" in line:
+                return
+            m = re.match(r'\+\S+ \[(\d+) ([^\]]+)\] "([^"]+)"(?: "([^"]+)")?', line)
+            if not m:
+                continue
+            source, command, sub = m.group(2), m.group(3).lower(), (m.group(4) or "").lower()
+            if command in ("script", "client", "config"):
+                command = f"{command}|{sub}"
+            target = self.scripts if source == "lua" else self.client
+            target[command] = target.get(command, 0) + 1
+
+    def finish(self, client):
+        client.echo("monitor-end")
+        self.thread.join(timeout=10)
+        self.sock.close()
+        return self.client, self.scripts
+
+
+def round_trips(port, redis_port, route, cookies, requests=50):
+    """Commands per request, by source, for `requests` sequential requests."""
+    client = redis.Redis(port=redis_port)
+    http_client = Http(port)
+    monitor = Monitor(redis_port)
+    for i in range(requests):
+        http_client.get(f"/{route}", None if route == "login" else cookies[i % len(cookies)])
+    sent, scripted = monitor.finish(client)
+    per = lambda counts: {k: round(v / requests, 2) for k, v in sorted(counts.items())}
+    return per(sent), per(scripted)
+
+
+def counters_sum(port, cookies):
+    http_client = Http(port)
+    total = 0
+    for cookie in cookies:
+        status, _, body = http_client.get("/counter", cookie)
+        if status == 200 and body.isdigit():
+            total += int(body)
+    return total
+
+
+class Running:
+    """An app started on its own port and Redis database, with its session pool."""
+
+    def __init__(self, app, redis_port, db, workdir):
+        self.app = app
+        self.url = f"redis://127.0.0.1:{redis_port}/{db}"
+        self.port = free_port()
+        env = dict(os.environ, BENCH_REDIS=self.url, **app.env)
+        self.log = open(os.path.join(workdir, f"{app.key}.log"), "w")
+        self.process = subprocess.Popen(app.command(self.port, self.url), env=env, stdout=self.log, stderr=self.log)
+        wait_for_port(self.port, self.process, app.label)
+        self.cookie_file = os.path.join(workdir, f"{app.key}.cookies")
+        self.cookies = []
+        self.rounds = {route: [] for route in ROUTES}
+
+    def make_sessions(self, count):
+        http_client = Http(self.port)
+        for _ in range(count):
+            status, set_cookie, _ = http_client.get("/login")
+            if status != 200 or not set_cookie:
+                sys.exit(f"{self.app.label}: /login answered {status}")
+            self.cookies.append(set_cookie.split(";")[0])
+        with open(self.cookie_file, "w") as f:
+            f.write("\n".join(self.cookies) + "\n")
+
+    def measure(self, args, route, client):
+        before = command_calls(client)
+        wrk = run_wrk(args, self.port, route, None if route == "login" else self.cookie_file)
+        executed = calls_between(before, command_calls(client))
+        requests = max(wrk["requests"], 1)
+        self.rounds[route].append({
+            "rps": wrk["requests"] / (wrk["duration_us"] / 1e6),
+            "p50_ms": wrk["p50_us"] / 1000,
+            "p99_ms": wrk["p99_us"] / 1000,
+            "non_2xx": wrk["status_errors"],
+            "socket_errors": wrk["connect_errors"] + wrk["read_errors"] + wrk["write_errors"] + wrk["timeouts"],
+            "executed_per_request": round(sum(executed.values()) / requests, 2),
+            "executed": {k: round(v / requests, 2) for k, v in sorted(executed.items())},
+        })
+
+    def summary(self, args, redis_port):
+        result = {"routes": {}}
+        for route in ROUTES:
+            rounds = self.rounds[route]
+            sent, scripted = round_trips(self.port, redis_port, route, self.cookies)
+            result["routes"][route] = {
+                "rounds": rounds,
+                "rps": statistics.median(r["rps"] for r in rounds),
+                "p50_ms": statistics.median(r["p50_ms"] for r in rounds),
+                "p99_ms": statistics.median(r["p99_ms"] for r in rounds),
+                "non_2xx": sum(r["non_2xx"] for r in rounds),
+                "socket_errors": sum(r["socket_errors"] for r in rounds),
+                "executed_per_request": statistics.median(r["executed_per_request"] for r in rounds),
+                "sent": sent,
+                "sent_per_request": round(sum(sent.values()), 2),
+                "scripted": scripted,
+            }
+        # Lost increments: /incr under the same load, then /plain for the last
+        # seconds so every /incr has been answered when wrk stops; every
+        # answered increment must be in the counters.
+        before = counters_sum(self.port, self.cookies)
+        wrk = run_wrk(args, self.port, "incr", self.cookie_file, drain_after=max(args.duration - 2, 1))
+        counted = counters_sum(self.port, self.cookies) - before
+        result["lost"] = {
+            "answered": wrk["answered_numbers"],
+            "counted": counted,
+            "lost": wrk["answered_numbers"] - counted,
+            "non_2xx": wrk["status_errors"],
+            "socket_errors": wrk["connect_errors"] + wrk["read_errors"] + wrk["write_errors"] + wrk["timeouts"],
+        }
+        return result
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+def versions(venv):
+    lock = open(os.path.join(ROOT, "Cargo.lock")).read()
+    def crate(name):
+        found = re.findall(rf'name = "{re.escape(name)}"\nversion = "([^"]+)"', lock)
+        return ", ".join(found) or "?"
+    pip = subprocess.run([os.path.join(venv, "bin", "pip"), "freeze"], capture_output=True, text=True).stdout
+    def py(name):
+        m = re.search(rf"^{re.escape(name)}==(\S+)", pip, re.M | re.I)
+        return m.group(1) if m else "?"
+    def tool(cmd):
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        return (done.stdout or done.stderr).strip().splitlines()[0]
+    return {
+        "server-session": crate("server-session"),
+        "axum": crate("axum"),
+        "tower-sessions": crate("tower-sessions"),
+        "tower-sessions-redis-store": crate("tower-sessions-redis-store") + " (fred " + crate("fred") + ")",
+        "actix-web": crate("actix-web"),
+        "actix-session": crate("actix-session") + " (redis " + crate("redis") + ")",
+        "Flask": py("Flask"),
+        "Flask-Session": py("Flask-Session"),
+        "gunicorn": py("gunicorn"),
+        "rustc": tool(["rustc", "--version"]),
+        "redis-server": tool(["redis-server", "--version"]),
+        "wrk": tool(["wrk", "--version"]).split(" Copyright")[0],
+        "python": platform.python_version(),
+    }
+
+
+def machine():
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} CPUs ({cpu}), {memory:.0f} GiB, {platform.system()} {platform.release()}"
+
+
+def micro(args):
+    """The criterion hot-path benchmark: mean time per case."""
+    subprocess.run(
+        ["cargo", "bench", "-p", "server-session-bench", "--bench", "hot_path", "--",
+         "--warm-up-time", "1", "--measurement-time", str(args.micro_seconds), "--noplot"],
+        cwd=ROOT, check=True, capture_output=not args.verbose,
+    )
+    results = {}
+    base = os.path.join(ROOT, "target", "criterion", "request")
+    for case in sorted(os.listdir(base)):
+        path = os.path.join(base, case, "new", "estimates.json")
+        if os.path.exists(path):
+            estimates = json.load(open(path))
+            results[case] = estimates["mean"]["point_estimate"] / 1000  # ns -> us
+    return results
+
+
+def chart(results, labels, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = list(results)
+    width = 0.8 / len(keys)
+    fig, ax = plt.subplots(figsize=(10, 5.5), dpi=110)
+    for i, key in enumerate(keys):
+        values = [results[key]["routes"][r]["rps"] for r in ROUTES]
+        positions = [x + (i - (len(keys) - 1) / 2) * width for x in range(len(ROUTES))]
+        bars = ax.bar(positions, values, width, label=labels[key])
+        ax.bar_label(bars, labels=[f"{v / 1000:.1f}k" for v in values], fontsize=7, padding=2)
+    ax.set_xticks(range(len(ROUTES)), [f"/{r}" for r in ROUTES])
+    ax.set_ylabel("requests per second (median of rounds)")
+    ax.set_title("Session libraries on Redis: requests/s per route (higher is better)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def target_misses(ours, others, floor, results, labels):
+    """The targets server-session missed in this run, each saying by how much."""
+    misses = []
+    for r in ROUTES:
+        mine = ours["routes"][r]["rps"]
+        for key in others:
+            theirs = results[key]["routes"][r]["rps"]
+            if mine < theirs:
+                misses.append(f"/{r}: {labels[key]} is ahead by {theirs / mine - 1:.1%}.")
+        if floor is None:
+            continue
+        if r in ("read", "incr") and mine < 0.9 * floor["routes"][r]["rps"]:
+            ratio = mine / floor["routes"][r]["rps"]
+            misses.append(f"/{r}: {ratio:.2f} of the floor, {0.9 - ratio:.2f} short of 0.9.")
+        sent, floor_sent = ours["routes"][r]["sent_per_request"], floor["routes"][r]["sent_per_request"]
+        if sent > floor_sent + 0.05:
+            misses.append(f"/{r}: {sent:g} round trips per request against the floor's {floor_sent:g}.")
+    return misses
+
+
+def write_report(args, results, labels, info, micro_results, path, chart_path, command):
+    ours = results.get("server-session")
+    others = [k for k in results if not k.startswith("server-session") and k not in ("floor", "flask-session")]
+    floor = results.get("floor")
+    lines = []
+    w = lines.append
+    w("# Benchmarks")
+    w("")
+    w("server-session against the libraries a Rust (or Python) team would use instead, each")
+    w("serving the same four routes from the same local Redis. Written by the benchmark itself;")
+    w("rerun it to get the figures for your machine:")
+    w("")
+    w("```sh")
+    w(command)
+    w("```")
+    w("")
+    w(f"- Date: {info['date']}")
+    w(f"- Machine: {info['machine']} (the apps, Redis and wrk share it)")
+    w(f"- Load: wrk, {args.threads} threads, {args.connections} connections, {args.duration} s per round, "
+      f"{args.rounds} rounds per route (medians below); a pool of {args.sessions} sessions made by /login beforehand, "
+      "one picked at random for each request")
+    w("- Versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    w("")
+    w("Routes: `/plain` never touches the session; `/login` creates one (`user_id = 42`, `counter = 0`);")
+    w("`/read` reads `user_id`; `/incr` increments `counter` with each library's natural")
+    w("read-modify-write (`Session::update` for server-session, get-then-insert for the others).")
+    w("Every library runs with its defaults and a 31-day lifetime. The floor app is no library at all:")
+    w("the cookie names a Redis key, `/read` is one `GET`, `/incr` one `GET` and one `SET ... EX`.")
+    w("")
+    w(f"![requests per second per route]({os.path.relpath(chart_path, os.path.dirname(path))})")
+    w("")
+    w("## Requests per second")
+    w("")
+    w("| app | " + " | ".join(f"/{r}" for r in ROUTES) + " |")
+    w("|---|" + "---|" * len(ROUTES))
+    for key, result in results.items():
+        cells = []
+        for r in ROUTES:
+            rps = result["routes"][r]["rps"]
+            ratio = f" ({rps / ours['routes'][r]['rps']:.2f}×)" if ours and key != "server-session" else ""
+            cells.append(f"{rps:,.0f}{ratio}")
+        w(f"| {labels[key]} | " + " | ".join(cells) + " |")
+    w("")
+    w("In parentheses: each app's requests/s as a multiple of server-session's.")
+    w("")
+    if ours:
+        w("## Targets")
+        w("")
+        w("| route | server-session | best other Rust library | ratio | floor | ratio to floor |")
+        w("|---|---|---|---|---|---|")
+        for r in ROUTES:
+            mine = ours["routes"][r]["rps"]
+            best_key = max(others, key=lambda k: results[k]["routes"][r]["rps"]) if others else None
+            best = results[best_key]["routes"][r]["rps"] if best_key else float("nan")
+            fl = floor["routes"][r]["rps"] if floor else float("nan")
+            w(f"| /{r} | {mine:,.0f} | {best:,.0f} ({labels.get(best_key, '-')}) | {mine / best:.2f} | {fl:,.0f} | {mine / fl:.2f} |")
+        w("")
+        w("Aimed for: at least the best other Rust library on every route, at least 0.9 of the floor on")
+        w("`/read` and `/incr`, and as many Redis round trips per request as the floor.")
+        w("")
+        misses = target_misses(ours, others, floor, results, labels)
+        if misses:
+            w("Missed in this run (the last section says why):")
+            w("")
+            for line in misses:
+                w(f"- {line}")
+        else:
+            w("Every target was met in this run.")
+        w("")
+    w("## Latency, errors and Redis commands")
+    w("")
+    w("p50 and p99 in milliseconds (medians of the rounds); non-2xx and socket errors summed over")
+    w("the rounds. *Sent* counts the commands the app sent to Redis per request (round trips, from")
+    w("`MONITOR`; commands a Lua script runs inside Redis are listed apart as *in script*);")
+    w("*executed* is everything Redis executed per request, scripts' commands included")
+    w("(`INFO commandstats`).")
+    w("")
+    w("| app | route | p50 | p99 | non-2xx | socket errors | sent / request | in script | executed / request |")
+    w("|---|---|---|---|---|---|---|---|---|")
+    fmt = lambda d: ", ".join(f"{k} {v:g}" for k, v in d.items()) or "-"
+    for key, result in results.items():
+        for r in ROUTES:
+            x = result["routes"][r]
+            w(f"| {labels[key]} | /{r} | {x['p50_ms']:.2f} | {x['p99_ms']:.2f} | {x['non_2xx']} | {x['socket_errors']} | "
+              f"{x['sent_per_request']:g} ({fmt(x['sent'])}) | {fmt(x['scripted'])} | {x['executed_per_request']:g} |")
+    w("")
+    w("## Lost increments")
+    w("")
+    w(f"`/incr` for {args.duration} s with the same connections and session pool, then `/plain` for the")
+    w("last two seconds so that every `/incr` sent has been answered when wrk stops. Lost = increments")
+    w("answered with 2xx minus the growth of the counters (summed over all sessions through `/counter`).")
+    w("")
+    w("| app | answered 2xx | counted | lost | lost % |")
+    w("|---|---|---|---|---|")
+    for key, result in results.items():
+        x = result["lost"]
+        share = 100 * x["lost"] / x["answered"] if x["answered"] else 0
+        w(f"| {labels[key]} | {x['answered']:,} | {x['counted']:,} | {x['lost']:,} | {share:.2f}% |")
+    w("")
+    if micro_results:
+        w("## Hot path (criterion)")
+        w("")
+        w("One request through `SessionLayer` on the in-memory store, no HTTP server, no network")
+        w("(`bench/benches/hot_path.rs`); mean time per request. `no_layer` is the same request without")
+        w("the layer.")
+        w("")
+        w("| case | µs |")
+        w("|---|---|")
+        for case, us in micro_results.items():
+            w(f"| {case} | {us:.2f} |")
+        w("")
+    analysis = os.path.join(BENCH, "ANALYSIS.md")
+    if os.path.exists(analysis):
+        w(open(analysis).read().rstrip())
+        w("")
+    open(path, "w").write("\n".join(lines))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--sessions", type=int, default=1000, help="pre-created sessions")
+    parser.add_argument(
+        "--apps",
+        default="server-session,server-session-no-refresh,tower-sessions,actix-session,floor,flask-session",
+    )
+    parser.add_argument("--micro-seconds", type=int, default=5, help="criterion measurement time per case (0 skips)")
+    parser.add_argument("--venv", required=True)
+    parser.add_argument("--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    parser.add_argument("--chart", default=os.path.join(BENCH, "requests-per-second.png"))
+    parser.add_argument("--json", default=os.path.join(BENCH, "results.json"))
+    parser.add_argument("--command", default="bench/run")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+
+    wanted = args.apps.split(",")
+    chosen = [a for a in apps(args.venv) if a.key in wanted]
+    labels = {a.key: a.label for a in chosen}
+    workdir = tempfile.mkdtemp(prefix="session-bench-")
+    redis_port = free_port()
+    redis_process = subprocess.Popen(
+        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--maxmemory-policy", "noeviction", "--dir", workdir, "--databases", "16"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    results = {}
+    running = []
+    try:
+        wait_for_port(redis_port, redis_process, "redis-server")
+        client = redis.Redis(port=redis_port)
+        for db, app in enumerate(chosen):
+            running.append(Running(app, redis_port, db, workdir))
+            running[-1].make_sessions(args.sessions)
+        # Every round runs each app in turn, starting with a different one
+        # each time, so a drift of the machine's speed hits them all alike.
+        for route in ROUTES:
+            for i in range(args.rounds):
+                order = running[i % len(running):] + running[:i % len(running)]
+                for app in order:
+                    app.measure(args, route, client)
+                line = ", ".join(f"{a.app.key} {a.rounds[route][-1]['rps']:,.0f}" for a in running)
+                print(f"/{route} round {i + 1}: {line}", flush=True)
+        for app in running:
+            results[app.app.key] = app.summary(args, redis_port)
+            print(f"{app.app.label}: lost {results[app.app.key]['lost']['lost']}", flush=True)
+    finally:
+        for app in running:
+            app.stop()
+        redis_process.terminate()
+        redis_process.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    micro_results = micro(args) if args.micro_seconds > 0 else {}
+    info = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "versions": versions(args.venv),
+    }
+    json.dump({"info": info, "args": vars(args), "results": results, "micro": micro_results},
+              open(args.json, "w"), indent=1)
+    chart(results, labels, args.chart)
+    write_report(args, results, labels, info, micro_results, args.output, args.chart, args.command)
+    print(f"wrote {os.path.relpath(args.output, ROOT)} and {os.path.relpath(args.chart, ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+//! Shared pieces of the benchmark apps: the command line and the server
+//! loop. Every app serves the same routes on the same Redis:
+//!
+//! - `/plain`: never touches the session;
+//! - `/login`: a new session with `user_id = 42` and `counter = 0`;
+//! - `/read`: reads `user_id`;
+//! - `/incr`: increments `counter` with the library's natural
+//!   read-modify-write, and answers the new value;
+//! - `/counter`: reads `counter` (the driver sums these afterwards to count
+//!   lost increments).
+
+use clap::Parser;
+
+/// Where an app listens and which Redis it uses.
+#[derive(Parser, Debug)]
+pub struct Args {
+    /// Port to listen on (127.0.0.1).
+    #[arg(long)]
+    pub port: u16,
+    /// Redis URL, with the database the app owns: redis://127.0.0.1:6379/2
+    #[arg(long)]
+    pub redis: String,
+}
+
+impl Args {
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// The session lifetime every app is given: Flask's default of 31 days.
+pub const LIFETIME_SECS: u64 = 31 * 24 * 3600;
+
+/// What a handler answers for a value that is not there.
+pub const MISSING: &str = "none";
+
+/// Worker threads per app: `BENCH_WORKERS`, or one per core (actix-web's
+/// default).
+pub fn workers() -> usize {
+    std::env::var("BENCH_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Serves the router `make` builds on `addr` the way actix-web serves its
+/// apps: one single-threaded runtime per core, each with its own listener
+/// (`SO_REUSEPORT`, so the kernel spreads connections) and its own app, so
+/// its own Redis connection. All the axum apps run this way, so the
+/// comparison with actix-session is between session libraries, not between
+/// thread models.
+pub fn serve<F, Fut>(addr: &str, make: F) -> std::io::Result<()>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = axum::Router>,
+{
+    let addr: std::net::SocketAddr = addr.parse().map_err(std::io::Error::other)?;
+    let make = std::sync::Arc::new(make);
+    let workers = std::env::var("BENCH_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads: Vec<_> = (0..workers)
+        .map(|_| {
+            let make = make.clone();
+            std::thread::spawn(move || -> std::io::Result<()> {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async move {
+                    let socket = tokio::net::TcpSocket::new_v4()?;
+                    socket.set_reuseport(true)?;
+                    socket.set_reuseaddr(true)?;
+                    socket.set_nodelay(true)?;
+                    socket.bind(addr)?;
+                    let listener = socket.listen(1024)?;
+                    axum::serve(listener, make().await).await
+                })
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread
+            .join()
+            .map_err(|_| std::io::Error::other("a worker panicked"))??;
+    }
+    Ok(())
+}
