@@ -43,26 +43,47 @@ pub fn workers() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// Serves the router `make` builds on `addr` the way actix-web serves its
-/// apps: one single-threaded runtime per core, each with its own listener
-/// (`SO_REUSEPORT`, so the kernel spreads connections) and its own app, so
-/// its own Redis connection. All the axum apps run this way, so the
-/// comparison with actix-session is between session libraries, not between
-/// thread models.
-pub fn serve<F, Fut>(addr: &str, make: F) -> std::io::Result<()>
+/// The routes every axum app serves, with the app's own handlers.
+pub fn routes<S, L, LT, R, RT, I, IT, C, CT>(login: L, read: R, incr: I, counter: C) -> axum::Router<S>
 where
-    F: Fn() -> Fut + Send + Sync + 'static,
+    S: Clone + Send + Sync + 'static,
+    L: axum::handler::Handler<LT, S>,
+    R: axum::handler::Handler<RT, S>,
+    I: axum::handler::Handler<IT, S>,
+    C: axum::handler::Handler<CT, S>,
+    LT: 'static,
+    RT: 'static,
+    IT: 'static,
+    CT: 'static,
+{
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/plain", get(|| async { "ok" }))
+        .route("/login", get(login))
+        .route("/read", get(read))
+        .route("/incr", get(incr))
+        .route("/counter", get(counter))
+}
+
+/// Parses [`Args`] and serves the router `make` builds from the Redis URL
+/// the way actix-web serves its apps: one single-threaded runtime per core,
+/// each with its own listener (`SO_REUSEPORT`, so the kernel spreads
+/// connections) and its own app, so its own Redis connection. All the axum
+/// apps run this way, so the comparison with actix-session is between
+/// session libraries, not between thread models.
+pub fn serve<F, Fut>(make: F) -> std::io::Result<()>
+where
+    F: Fn(String) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = axum::Router>,
 {
-    let addr: std::net::SocketAddr = addr.parse().map_err(std::io::Error::other)?;
+    let args = Args::parse();
+    let addr: std::net::SocketAddr = args.addr().parse().map_err(std::io::Error::other)?;
     let make = std::sync::Arc::new(make);
-    let workers = std::env::var("BENCH_WORKERS")
-        .ok()
-        .and_then(|w| w.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let workers = workers();
     let threads: Vec<_> = (0..workers)
         .map(|_| {
             let make = make.clone();
+            let redis = args.redis.clone();
             std::thread::spawn(move || -> std::io::Result<()> {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -74,7 +95,7 @@ where
                     socket.set_nodelay(true)?;
                     socket.bind(addr)?;
                     let listener = socket.listen(1024)?;
-                    axum::serve(listener, make().await).await
+                    axum::serve(listener, make(redis).await).await
                 })
             })
         })

@@ -6,14 +6,12 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Router, routing::get};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use clap::Parser;
 use rand::Rng as _;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
-use server_session_bench::{Args, LIFETIME_SECS, MISSING};
+use server_session_bench::{LIFETIME_SECS, MISSING};
 
 fn key(headers: &HeaderMap) -> Option<String> {
     let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
@@ -77,20 +75,9 @@ async fn counter(State(mut redis): State<ConnectionManager>, headers: HeaderMap)
 }
 
 fn main() -> std::io::Result<()> {
-    let args = Args::parse();
-    let url = args.redis.clone();
-    server_session_bench::serve(&args.addr(), move || {
-        let url = url.clone();
-        async move {
-            let client = redis::Client::open(url.as_str()).expect("URL");
-            let redis = ConnectionManager::new(client).await.expect("Redis");
-            Router::new()
-                .route("/plain", get(|| async { "ok" }))
-                .route("/login", get(login))
-                .route("/read", get(read))
-                .route("/incr", get(incr))
-                .route("/counter", get(counter))
-                .with_state(redis)
-        }
+    server_session_bench::serve(|url| async move {
+        let client = redis::Client::open(url.as_str()).expect("URL");
+        let redis = ConnectionManager::new(client).await.expect("Redis");
+        server_session_bench::routes(login, read, incr, counter).with_state(redis)
     })
 }

@@ -2,10 +2,8 @@
 //! with `BENCH_NO_REFRESH=1`, reads leave the expiry alone
 //! (`refresh_each_request(false)`), as the other libraries do by default.
 
-use axum::{Router, routing::get};
-use clap::Parser;
 use server_session::{RedisStore, Session, SessionConfig, SessionError, SessionLayer};
-use server_session_bench::{Args, MISSING};
+use server_session_bench::MISSING;
 
 async fn login(session: Session) -> Result<&'static str, SessionError> {
     session.insert("user_id", &42u64).await?;
@@ -31,22 +29,11 @@ async fn counter(session: Session) -> Result<String, SessionError> {
 }
 
 fn main() -> std::io::Result<()> {
-    let args = Args::parse();
-    let redis = args.redis.clone();
-    server_session_bench::serve(&args.addr(), move || {
-        let redis = redis.clone();
-        async move {
-            let store = RedisStore::connect(redis.as_str()).await.expect("Redis");
-            let refresh = std::env::var_os("BENCH_NO_REFRESH").is_none();
-            let config = SessionConfig::default().refresh_each_request(refresh);
-            let sessions = SessionLayer::new(store, config).expect("config");
-            Router::new()
-                .route("/plain", get(|| async { "ok" }))
-                .route("/login", get(login))
-                .route("/read", get(read))
-                .route("/incr", get(incr))
-                .route("/counter", get(counter))
-                .layer(sessions)
-        }
+    server_session_bench::serve(|redis| async move {
+        let store = RedisStore::connect(redis.as_str()).await.expect("Redis");
+        let refresh = std::env::var_os("BENCH_NO_REFRESH").is_none();
+        let config = SessionConfig::default().refresh_each_request(refresh);
+        let sessions = SessionLayer::new(store, config).expect("config");
+        server_session_bench::routes(login, read, incr, counter).layer(sessions)
     })
 }

@@ -2,9 +2,8 @@
 //! These two versions share tower-sessions-core 0.14; tower-sessions 0.15
 //! does not fit the latest Redis store.
 
-use axum::{Router, http::StatusCode, routing::get};
-use clap::Parser;
-use server_session_bench::{Args, LIFETIME_SECS, MISSING};
+use axum::http::StatusCode;
+use server_session_bench::{LIFETIME_SECS, MISSING};
 use tower_sessions::{Expiry, Session, SessionManagerLayer, cookie::time::Duration};
 use tower_sessions_redis_store::{RedisStore, fred::prelude::*};
 
@@ -37,23 +36,12 @@ async fn counter(session: Session) -> Reply {
 }
 
 fn main() -> std::io::Result<()> {
-    let args = Args::parse();
-    let redis = args.redis.clone();
-    server_session_bench::serve(&args.addr(), move || {
-        let redis = redis.clone();
-        async move {
-            let pool = Pool::new(Config::from_url(&redis).expect("URL"), None, None, None, 6).expect("pool");
-            pool.init().await.expect("Redis");
-            let sessions = SessionManagerLayer::new(RedisStore::new(pool))
-                .with_secure(false)
-                .with_expiry(Expiry::OnInactivity(Duration::seconds(LIFETIME_SECS as i64)));
-            Router::new()
-                .route("/plain", get(|| async { "ok" }))
-                .route("/login", get(login))
-                .route("/read", get(read))
-                .route("/incr", get(incr))
-                .route("/counter", get(counter))
-                .layer(sessions)
-        }
+    server_session_bench::serve(|redis| async move {
+        let pool = Pool::new(Config::from_url(&redis).expect("URL"), None, None, None, 6).expect("pool");
+        pool.init().await.expect("Redis");
+        let sessions = SessionManagerLayer::new(RedisStore::new(pool))
+            .with_secure(false)
+            .with_expiry(Expiry::OnInactivity(Duration::seconds(LIFETIME_SECS as i64)));
+        server_session_bench::routes(login, read, incr, counter).layer(sessions)
     })
 }
