@@ -2,11 +2,12 @@
 //! request, on the in-memory store, with no HTTP server and no network.
 //!
 //! Each case is one request through `SessionLayer` around a handler that
-//! does the named thing: `untouched` (a session cookie is parsed and checked,
-//! nothing is loaded), `read` (load, decode, read one key, refresh the
+//! does the named thing: `untouched` (the request carries a session cookie
+//! but the handler never uses the session), `read` (load, decode, read one key, refresh the
 //! cookie), `incr` (load, decode, `update`, encode, conditional save, cookie),
-//! `new` (create a session with two keys), and `signed_read` (`read` with the
-//! signer on: an HMAC check per request).
+//! `new` (create a session with two keys), and `signed_untouched` and
+//! `signed_read` (the same with the signer on: an HMAC check per request that
+//! uses the session).
 
 use std::convert::Infallible;
 
@@ -85,6 +86,9 @@ fn hot_path(c: &mut Criterion) {
     group.bench_function("read", |b| b.iter(|| plain.call("/read", Some(&plain.cookie))));
     group.bench_function("incr", |b| b.iter(|| plain.call("/incr", Some(&plain.cookie))));
     group.bench_function("new", |b| b.iter(|| plain.call("/new", None)));
+    group.bench_function("signed_untouched", |b| {
+        b.iter(|| signed.call("/plain", Some(&signed.cookie)))
+    });
     group.bench_function("signed_read", |b| {
         b.iter(|| signed.call("/read", Some(&signed.cookie)))
     });

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use http::{HeaderMap, HeaderValue, header};
+use http::HeaderValue;
 
 use crate::clock::unix_secs;
 use crate::config::{ConfigError, SessionConfig, StoreErrorPolicy};
@@ -120,13 +120,9 @@ impl Engine {
     }
 
     /// The first session cookie that holds a valid id. No I/O.
-    pub(crate) fn read_cookie(&self, headers: &HeaderMap) -> Presented {
+    pub(crate) fn read_cookie<'h>(&self, headers: impl Iterator<Item = &'h HeaderValue>) -> Presented {
         let mut presented = Presented::Absent;
-        for value in self
-            .cookie
-            .settings()
-            .find(headers.get_all(header::COOKIE).iter())
-        {
+        for value in self.cookie.settings().find(headers) {
             let sid = match &self.signer {
                 Some(signer) => signer.unsign(value),
                 None => Some(value),

@@ -1,11 +1,11 @@
 //! The [`Session`] handle a handler works with: lazy, typed, and recording
 //! what it changes so the engine can replay the changes after a conflict.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{Mutex, MutexGuard};
@@ -191,7 +191,10 @@ pub struct Session {
 
 struct Shared {
     engine: Arc<Engine>,
-    presented: Presented,
+    /// The request's `Cookie` headers, read on first use so that a request
+    /// that never touches the session never scans or verifies its cookie.
+    cookies: CookieHeaders,
+    presented: OnceLock<Presented>,
     accessed: AtomicBool,
     state: Mutex<State>,
 }
@@ -207,7 +210,6 @@ pub(crate) struct Finish {
 impl Session {
     /// A handle for a request with these headers. No I/O.
     pub(crate) fn open(engine: Arc<Engine>, headers: &HeaderMap) -> Session {
-        let presented = engine.read_cookie(headers);
         let state = State {
             phase: Phase::Unloaded,
             id: None,
@@ -221,11 +223,20 @@ impl Session {
         Session {
             shared: Arc::new(Shared {
                 engine,
-                presented,
+                cookies: CookieHeaders::new(headers),
+                presented: OnceLock::new(),
                 accessed: AtomicBool::new(false),
                 state: Mutex::new(state),
             }),
         }
+    }
+
+    /// The session cookie the request presented.
+    fn presented(&self) -> &Presented {
+        let shared = &*self.shared;
+        shared
+            .presented
+            .get_or_init(|| shared.engine.read_cookie(shared.cookies.iter()))
     }
 
     /// The state, loaded.
@@ -233,7 +244,7 @@ impl Session {
         self.shared.accessed.store(true, Ordering::Relaxed);
         let mut state = self.shared.state.lock().await;
         if matches!(state.phase, Phase::Unloaded) {
-            self.shared.engine.load(&self.shared.presented, &mut state).await;
+            self.shared.engine.load(self.presented(), &mut state).await;
         }
         match &state.phase {
             Phase::Failed(err) => Err(SessionError::Store(err.clone())),
@@ -340,14 +351,14 @@ impl Session {
     pub async fn destroy(&self) -> Result<(), SessionError> {
         self.shared.accessed.store(true, Ordering::Relaxed);
         let mut state = self.shared.state.lock().await;
-        let target = match (&state.phase, &self.shared.presented) {
+        let target = match (&state.phase, self.presented()) {
             (Phase::Unloaded, Presented::Valid(id)) => Some(id.clone()),
             _ => state.id.clone(),
         };
         if target.is_some() {
             state.destroy = target;
         }
-        if !matches!(self.shared.presented, Presented::Absent) || state.destroy.is_some() {
+        if !matches!(self.presented(), Presented::Absent) || state.destroy.is_some() {
             state.cookie = CookieOut::Remove;
         }
         if matches!(state.phase, Phase::Unloaded | Phase::Failed(_)) {
@@ -431,6 +442,27 @@ impl Session {
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session").finish_non_exhaustive()
+    }
+}
+
+/// The values of a request's `Cookie` headers (one, or none, but HTTP/2
+/// clients may send several), kept without copying their bytes.
+struct CookieHeaders {
+    first: Option<HeaderValue>,
+    rest: Vec<HeaderValue>,
+}
+
+impl CookieHeaders {
+    fn new(headers: &HeaderMap) -> CookieHeaders {
+        let mut values = headers.get_all(header::COOKIE).iter().cloned();
+        CookieHeaders {
+            first: values.next(),
+            rest: values.collect(),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &HeaderValue> {
+        self.first.iter().chain(&self.rest)
     }
 }
 
