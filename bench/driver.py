@@ -549,7 +549,8 @@ def main():
         "machine": machine(),
         "versions": versions(args.venv),
     }
-    json.dump({"info": info, "args": vars(args), "results": results, "micro": micro_results},
+    saved_args = {k: os.path.relpath(v, ROOT) if k in ("output", "chart", "json") else v for k, v in vars(args).items()}
+    json.dump({"info": info, "args": saved_args, "results": results, "micro": micro_results},
               open(args.json, "w"), indent=1)
     chart(results, labels, args.chart)
     write_report(args, results, labels, info, micro_results, args.output, args.chart, args.command)
