@@ -211,22 +211,31 @@ impl Engine {
     /// gives a new session.
     pub(crate) async fn load(&self, presented: &Presented, state: &mut State) {
         state.phase = Phase::Ready;
-        let Presented::Valid(id) = presented else {
-            return state.new_session(self.new_record());
-        };
+        if let Presented::Valid(id) = presented
+            && let Some((bytes, record)) = self.fetch(id, state).await
+        {
+            state.id = Some(id.clone());
+            state.base = Some(bytes);
+            state.record = record;
+        } else {
+            state.new_session(self.new_record());
+        }
+    }
+
+    /// The usable stored record of `id`, with the bytes it was read from;
+    /// `None` when there is none (a failed load also sets `state.phase`).
+    async fn fetch(&self, id: &SessionId, state: &mut State) -> Option<(Vec<u8>, Record)> {
         let key = self.key(id);
         let slide = self.slides().then(|| self.default_ttl());
         let bytes = match self.store.load(&key, slide).await {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => return state.new_session(self.new_record()),
+            Ok(bytes) => bytes?,
             Err(err) => {
                 self.store_failed(&err, "load", Some(id));
-                state.new_session(self.new_record());
                 state.phase = match self.config.store_error_policy {
                     StoreErrorPolicy::ServiceUnavailable => Phase::Failed(Arc::new(err)),
                     StoreErrorPolicy::ContinueEmpty => Phase::Detached,
                 };
-                return;
+                return None;
             }
         };
         let now = self.now();
@@ -236,17 +245,17 @@ impl Engine {
                 self.counters.undecodable.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(session = %self.log.hash(id), error = %err, "discarding an undecodable session record");
                 self.discard(&key, id).await;
-                return state.new_session(self.new_record());
+                return None;
             }
         };
         if !record.has_data() {
             // A tombstone of a cycled id: the session lives on under another id.
-            return state.new_session(self.new_record());
+            return None;
         }
         if self.absolute_left(&record, now) == Some(Duration::ZERO) {
             tracing::debug!(session = %self.log.hash(id), "session passed its absolute timeout");
             self.discard(&key, id).await;
-            return state.new_session(self.new_record());
+            return None;
         }
         if self.config.absolute_timeout.is_some() && record.get(record::CREATED).is_none() {
             // A session from before the timeout was configured (or from Flask):
@@ -264,9 +273,7 @@ impl Engine {
                 state.cookie = CookieOut::Set;
             }
         }
-        state.id = Some(id.clone());
-        state.base = Some(bytes);
-        state.record = record;
+        Some((bytes, record))
     }
 
     /// Deletes a record nobody can use; a failure only leaves it to expire.
