@@ -61,6 +61,7 @@ pub mod config;
 mod cookie;
 mod engine;
 mod id;
+mod msgpack;
 mod record;
 mod session;
 pub mod store;

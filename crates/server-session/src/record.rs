@@ -14,6 +14,8 @@ use rmpv::{Value, ValueRef};
 use serde::ser::{Error as _, SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
+use crate::msgpack;
+
 /// Flask's permanence flag.
 pub(crate) const PERMANENT: &str = "_permanent";
 /// Unix seconds at which the session was created (absolute timeout).
@@ -203,6 +205,7 @@ impl Record {
                         .ok_or_else(|| CodecError("a key is not UTF-8".into()))?;
                     raw.clear();
                     rmpv::encode::write_value(&mut raw, &value).map_err(codec)?;
+                    msgpack::walk(&raw, |_, _| Ok(())).map_err(codec)?;
                     record.set(&key, &raw);
                 }
                 Ok(record)
@@ -210,14 +213,17 @@ impl Record {
         }
     }
 
-    /// A MessagePack map with string keys; values are found, not decoded.
+    /// A MessagePack map with string keys; values are measured and checked,
+    /// not decoded. Nothing is sized by a length read from `bytes`.
     fn decode_msgpack(bytes: &[u8]) -> Result<Record, CodecError> {
         let mut rest = bytes;
         let len =
             rmp::decode::read_map_len(&mut rest).map_err(|_| CodecError("the record is not a map".into()))?;
+        // An entry takes at least two bytes.
+        let capacity = (len as usize).min(rest.len() / 2);
         let mut record = Record {
             buf: Vec::with_capacity(bytes.len()),
-            entries: Vec::with_capacity(len as usize),
+            entries: Vec::with_capacity(capacity),
         };
         for _ in 0..len {
             let key_len = rmp::decode::read_str_len(&mut rest)
@@ -228,9 +234,9 @@ impl Record {
                 .ok_or_else(|| CodecError("the record is cut short".into()))?;
             std::str::from_utf8(key).map_err(|_| CodecError("a key is not UTF-8".into()))?;
             rest = &rest[key_len..];
-            let before = rest;
-            rmpv::decode::read_value_ref(&mut rest).map_err(codec)?;
-            let value = &before[..before.len() - rest.len()];
+            let value_len = msgpack::walk(rest, |_, _| Ok(())).map_err(codec)?;
+            let (value, tail) = rest.split_at(value_len);
+            rest = tail;
             let key = record.append(key);
             let value = record.append(value);
             record.entries.push(Entry { key, value });

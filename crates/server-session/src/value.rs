@@ -4,18 +4,16 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use rmpv::ValueRef;
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 use serde::ser::{Serialize, Serializer};
 
+use crate::msgpack::{self, Item, WalkError};
 use crate::record::{Format, rfc3339, timestamp_parts};
 
 /// The name rmp-serde gives MessagePack extension values.
 const EXT: &str = "_ExtStruct";
 /// The MessagePack timestamp extension type.
 const TIMESTAMP_EXT: i8 = -1;
-/// Nesting deeper than this is refused; Flask's decoder gives up around here.
-const MAX_DEPTH: usize = 256;
 
 /// A UTC instant, stored as the MessagePack timestamp extension: what a
 /// Python `datetime` with a time zone becomes in Flask-Session, and what it
@@ -205,59 +203,34 @@ impl<'de> Deserialize<'de> for Timestamp {
 /// Why Flask could not read `value` back, if it could not.
 ///
 /// Flask-Session decodes MessagePack into Python objects: map keys must be
-/// hashable (strings and integers here), the only extension it knows is the
-/// timestamp, and it gives up on very deep nesting. The JSON format has no
-/// NaN or infinity.
-pub(crate) fn flask_incompatibility(mut raw: &[u8], format: Format) -> Option<String> {
-    match rmpv::decode::read_value_ref(&mut raw) {
-        Ok(value) => check(&value, format, 0).err(),
-        Err(err) => Some(format!("it does not encode as one MessagePack value ({err})")),
-    }
-}
-
-fn check(value: &ValueRef<'_>, format: Format, depth: usize) -> Result<(), String> {
-    if depth > MAX_DEPTH {
-        return Err(format!("it nests deeper than {MAX_DEPTH} levels"));
-    }
-    match value {
-        ValueRef::F32(f) if format == Format::Json && !f.is_finite() => Err(non_finite()),
-        ValueRef::F64(f) if format == Format::Json && !f.is_finite() => Err(non_finite()),
-        ValueRef::Ext(TIMESTAMP_EXT, data) if timestamp_parts(data).is_some() => Ok(()),
-        ValueRef::Ext(TIMESTAMP_EXT, _) => Err("it holds a malformed MessagePack timestamp".into()),
-        ValueRef::Ext(kind, _) => Err(format!(
-            "it holds MessagePack extension type {kind}, which Flask cannot decode (only timestamps, type -1)"
-        )),
-        ValueRef::Array(items) => items.iter().try_for_each(|v| check(v, format, depth + 1)),
-        ValueRef::Map(pairs) => pairs.iter().try_for_each(|(k, v)| {
-            match k {
-                ValueRef::String(_) | ValueRef::Integer(_) => {}
-                other => {
-                    return Err(format!(
-                        "a map key is {}; Flask reads only string and integer keys",
-                        kind_of(other)
-                    ));
-                }
+/// hashable (strings and integers here) and the only extension it knows is
+/// the timestamp. The JSON format has no NaN or infinity. Nesting is bounded
+/// as for every stored value ([`MAX_DEPTH`](msgpack::MAX_DEPTH)).
+pub(crate) fn flask_incompatibility(raw: &[u8], format: Format) -> Option<String> {
+    let checked = msgpack::walk(raw, |item, is_key| {
+        if is_key && !matches!(item, Item::Str | Item::Int) {
+            return Err(format!(
+                "a map key is {}; Flask reads only string and integer keys",
+                item.kind()
+            ));
+        }
+        match item {
+            Item::Float(f) if format == Format::Json && !f.is_finite() => {
+                Err("JSON has no NaN or infinity (use the MessagePack format)".into())
             }
-            check(v, format, depth + 1)
-        }),
-        _ => Ok(()),
-    }
-}
-
-fn non_finite() -> String {
-    "JSON has no NaN or infinity (use the MessagePack format)".into()
-}
-
-fn kind_of(value: &ValueRef<'_>) -> &'static str {
-    match value {
-        ValueRef::Nil => "nil",
-        ValueRef::Boolean(_) => "a boolean",
-        ValueRef::F32(_) | ValueRef::F64(_) => "a float",
-        ValueRef::Binary(_) => "bytes",
-        ValueRef::Array(_) => "a list",
-        ValueRef::Map(_) => "a map",
-        ValueRef::Ext(..) => "an extension value",
-        ValueRef::Integer(_) | ValueRef::String(_) => "a scalar",
+            Item::Ext(TIMESTAMP_EXT, data) if timestamp_parts(data).is_some() => Ok(()),
+            Item::Ext(TIMESTAMP_EXT, _) => Err("it holds a malformed MessagePack timestamp".into()),
+            Item::Ext(kind, _) => Err(format!(
+                "it holds MessagePack extension type {kind}, which Flask cannot decode (only timestamps, type -1)"
+            )),
+            _ => Ok(()),
+        }
+    });
+    match checked {
+        Ok(len) if len == raw.len() => None,
+        Ok(_) => Some("it does not encode as one MessagePack value".into()),
+        Err(WalkError::Refused(why)) => Some(why),
+        Err(err) => Some(format!("it is not a storable value: {err}")),
     }
 }
 
@@ -350,7 +323,7 @@ mod tests {
         assert_eq!(incompatible(&nan, Format::MessagePack), None);
         assert!(incompatible(&nan, Format::Json).unwrap().contains("NaN"));
         let mut deep = Value::Nil;
-        for _ in 0..300 {
+        for _ in 0..=msgpack::MAX_DEPTH {
             deep = Value::Array(vec![deep]);
         }
         assert!(
