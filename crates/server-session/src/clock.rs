@@ -62,6 +62,10 @@ impl ManualClock {
     }
 
     /// Moves the clock forward by `by`.
+    ///
+    /// # Panics
+    ///
+    /// If the time goes past what [`SystemTime`] can hold.
     pub fn advance(&self, by: Duration) {
         let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
         *now += by;

@@ -171,13 +171,24 @@ impl Engine {
     /// Time left before the absolute deadline (zero once it passed).
     fn absolute_left(&self, record: &Record, now: SystemTime) -> Option<Duration> {
         let limit = self.config.absolute_timeout?;
-        let created = record.meta_u64(record::CREATED).unwrap_or_else(|| unix_secs(now));
-        let age = unix_secs(now).saturating_sub(created);
+        let age = Self::created(record, now).map_or(0, |created| unix_secs(now) - created);
         Some(limit.saturating_sub(Duration::from_secs(age)))
     }
 
+    /// When the session was created, if the record says and the stamp is
+    /// not in the future (which only a forged or corrupt record holds).
+    fn created(record: &Record, now: SystemTime) -> Option<u64> {
+        record
+            .meta_u64(record::CREATED)
+            .filter(|created| *created <= unix_secs(now))
+    }
+
+    /// The record's own lifetime, cut to the maximum a configuration allows:
+    /// the stored number is untrusted.
     fn lifetime_override(record: &Record) -> Option<Duration> {
-        record.meta_u64(record::LIFETIME).map(Duration::from_secs)
+        record
+            .meta_u64(record::LIFETIME)
+            .map(|secs| Duration::from_secs(secs).min(SessionConfig::MAX_LIFETIME))
     }
 
     /// The store TTL for `record`: its lifetime override, else the idle
@@ -197,7 +208,7 @@ impl Engine {
         let life = self
             .absolute_left(record, now)
             .map_or(life, |left| life.min(left));
-        Some(now + life)
+        now.checked_add(life)
     }
 
     fn store_failed(&self, err: &StoreError, what: &str, id: Option<&SessionId>) {
@@ -257,7 +268,7 @@ impl Engine {
             self.discard(&key, id).await;
             return None;
         }
-        if self.config.absolute_timeout.is_some() && record.get(record::CREATED).is_none() {
+        if self.config.absolute_timeout.is_some() && Self::created(&record, now).is_none() {
             // A session from before the timeout was configured (or from Flask):
             // its absolute deadline starts now, and is stored with its next save.
             record.set(record::CREATED, &record::encode_u64(unix_secs(now)));

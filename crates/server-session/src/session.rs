@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{Mutex, MutexGuard};
 
+use crate::config::SessionConfig;
 use crate::engine::{Engine, Presented};
 use crate::id::SessionId;
 use crate::record::{self, Format, Record};
@@ -49,6 +50,10 @@ pub enum SessionError {
     /// The record could not be encoded in the configured format.
     #[error("cannot encode the session record: {0}")]
     Record(String),
+    /// [`Session::set_lifetime`] was asked for more than
+    /// [`SessionConfig::MAX_LIFETIME`](crate::SessionConfig::MAX_LIFETIME).
+    #[error("a session lifetime of {} seconds is longer than the maximum of 400 days", .0.as_secs())]
+    LifetimeTooLong(Duration),
     /// Concurrent requests kept changing the session; the change was not
     /// saved.
     #[error("the session changed concurrently {0} times in a row; the change was not saved")]
@@ -385,7 +390,14 @@ impl Session {
     /// Overrides the configured lifetime for this session only (say, 90 days
     /// after "remember me"); `None` returns to the configured one. Stored in
     /// the record, so it holds on later requests.
+    ///
+    /// A lifetime longer than
+    /// [`SessionConfig::MAX_LIFETIME`](crate::SessionConfig::MAX_LIFETIME)
+    /// (400 days) is refused with [`SessionError::LifetimeTooLong`].
     pub async fn set_lifetime(&self, lifetime: Option<Duration>) -> Result<(), SessionError> {
+        if let Some(too_long) = lifetime.filter(|d| *d > SessionConfig::MAX_LIFETIME) {
+            return Err(SessionError::LifetimeTooLong(too_long));
+        }
         let secs = lifetime.map(|d| record::encode_u64(d.as_secs().max(1)));
         self.change(Change::Meta(record::LIFETIME, secs)).await
     }

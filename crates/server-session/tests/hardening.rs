@@ -138,6 +138,18 @@ fn routes() -> Router {
             }),
         )
         .route(
+            "/lifetime/{secs}",
+            get(
+                |s: Session, axum::extract::Path(secs): axum::extract::Path<u64>| async move {
+                    match s.set_lifetime(Some(Duration::from_secs(secs))).await {
+                        Ok(()) => Ok("set".to_owned()),
+                        Err(err @ SessionError::LifetimeTooLong(_)) => Ok(err.to_string()),
+                        Err(err) => Err(err),
+                    }
+                },
+            ),
+        )
+        .route(
             "/deep/{depth}",
             get(
                 |s: Session, axum::extract::Path(depth): axum::extract::Path<usize>| async move {
@@ -272,7 +284,123 @@ async fn deep_values_refused_on_insert_with_a_typed_error() {
     assert!(message.contains("deeper than 100"), "{message}");
 }
 
+/// A map record of `(key, raw MessagePack value)` pairs.
+fn record(pairs: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    rmp::encode::write_map_len(&mut out, pairs.len() as u32).unwrap();
+    for (key, value) in pairs {
+        rmp::encode::write_str(&mut out, key).unwrap();
+        out.extend_from_slice(value);
+    }
+    out
+}
+
+fn uint(n: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    rmp::encode::write_uint(&mut out, n).unwrap();
+    out
+}
+
+const MAX_LIFETIME_SECS: u64 = 400 * 24 * 3600;
+
+#[test]
+fn lifetimes_past_400_days_are_refused_when_configured() {
+    let too_long = [
+        SessionConfig::default().lifetime(Duration::MAX),
+        SessionConfig::default().lifetime(Duration::from_secs(MAX_LIFETIME_SECS + 1)),
+        SessionConfig::default().idle_timeout(Duration::MAX),
+        SessionConfig::default().absolute_timeout(Duration::from_secs(u64::MAX)),
+    ];
+    for config in too_long {
+        let err = SessionLayer::new(MemoryStore::new(), config).unwrap_err();
+        assert!(err.to_string().contains("maximum of 400 days"), "{err}");
+    }
+    let err = SessionConfig::from_map([("PERMANENT_SESSION_LIFETIME", "18446744073709551615")]).unwrap_err();
+    assert!(
+        err.to_string().starts_with("PERMANENT_SESSION_LIFETIME:"),
+        "the error names the setting: {err}"
+    );
+    let longest = SessionConfig::default().lifetime(SessionConfig::MAX_LIFETIME);
+    SessionLayer::new(MemoryStore::new(), longest).unwrap();
+}
+
+/// `set_lifetime` past the maximum is a typed error, not a panic in the
+/// store or a 503 on every later request; a forged lifetime or creation stamp
+/// in a stored record is contained.
+async fn lifetimes_never_overflow(backend: Backend) {
+    let config = SessionConfig::default().absolute_timeout(Duration::from_secs(7 * 24 * 3600));
+    let (app, _) = backend.app(config);
+    let reply = on_worker(&app, "/write", None).await;
+    let cookie = reply.cookie_pair().unwrap();
+    let reply = on_worker(&app, &format!("/lifetime/{}", u64::MAX), Some(cookie.clone())).await;
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply.body.contains("longer than the maximum of 400 days"),
+        "{}",
+        reply.body
+    );
+    let reply = on_worker(
+        &app,
+        &format!("/lifetime/{MAX_LIFETIME_SECS}"),
+        Some(cookie.clone()),
+    )
+    .await;
+    assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, "set"));
+    let reply = on_worker(&app, "/keys", Some(cookie.clone())).await;
+    assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, "written"));
+
+    let (cookie, key) = session();
+    let forged = record(&[
+        ("_permanent", b"\xc3"),
+        ("_ss_lifetime", &uint(u64::MAX)),
+        ("_ss_created", &uint(u64::MAX)),
+        ("user", b"\xa1x"),
+    ]);
+    backend.plant(&key, &forged).await;
+    for path in ["/keys", "/write", "/keys"] {
+        let reply = on_worker(&app, path, Some(cookie.clone())).await;
+        assert_eq!(reply.status, 200, "{path}");
+        let expires = reply
+            .set_cookie()
+            .expect("a permanent session's cookie is refreshed");
+        assert!(expires.contains("Expires="), "{expires}");
+    }
+    let stored = backend.raw(&key).await.unwrap();
+    assert!(
+        stored.ends_with(b"\xa7written\xc3"),
+        "the forged record is usable: {stored:?}"
+    );
+}
+
+#[tokio::test]
+async fn stores_take_any_ttl_without_panicking() {
+    let store = MemoryStore::new();
+    let max = Duration::MAX;
+    let saved = store
+        .save("k", b"\x80", max, server_session::Expect::Absent)
+        .await;
+    assert_eq!(saved.unwrap(), server_session::SaveOutcome::Saved);
+    store.touch("k", max).await.unwrap();
+    assert!(store.load("k", Some(max)).await.unwrap().is_some());
+    #[cfg(feature = "redis")]
+    {
+        let server = common::redis::TestRedis::shared();
+        let store = server_session::RedisStore::connect(server.url.as_str())
+            .await
+            .unwrap();
+        let (_, key) = session();
+        let saved = store
+            .save(&key, b"\x80", max, server_session::Expect::Absent)
+            .await;
+        assert_eq!(saved.unwrap(), server_session::SaveOutcome::Saved);
+        store.touch(&key, max).await.unwrap();
+        assert!(store.load(&key, Some(max)).await.unwrap().is_some());
+        assert!(server.ttl(&key) > 0, "the key still expires");
+    }
+}
+
 on_backends!(
     hostile_records_give_a_fresh_session,
     the_deepest_allowed_value_round_trips,
+    lifetimes_never_overflow,
 );

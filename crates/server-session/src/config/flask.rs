@@ -52,7 +52,7 @@ impl SessionConfig {
     /// | `SESSION_KEY_PREFIX` | text |
     /// | `SESSION_ID_LENGTH` | bytes, 8 to 256 |
     /// | `SESSION_PERMANENT`, `SESSION_USE_SIGNER`, `SESSION_REFRESH_EACH_REQUEST` | `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`) |
-    /// | `PERMANENT_SESSION_LIFETIME` | whole seconds |
+    /// | `PERMANENT_SESSION_LIFETIME` | whole seconds, at most 400 days |
     /// | `SECRET_KEY` | text |
     /// | `SECRET_KEY_FALLBACKS` | a JSON list of strings, or comma-separated |
     /// | `SESSION_SERIALIZATION_FORMAT` | `msgpack` or `json` |
@@ -106,7 +106,12 @@ impl SessionConfig {
                 "SESSION_ID_LENGTH" => config.id_length = number(name, v, "a number of bytes, 8 to 256")?,
                 "SESSION_PERMANENT" => config.permanent = boolean(name, v)?,
                 "PERMANENT_SESSION_LIFETIME" => {
-                    config.lifetime = Duration::from_secs(number(name, v, "whole seconds")?)
+                    let expected = "whole seconds, from 1 to 34560000 (400 days)";
+                    let secs: u64 = number(name, v, expected)?;
+                    config.lifetime = Duration::from_secs(secs);
+                    if !(1..=SessionConfig::MAX_LIFETIME.as_secs()).contains(&secs) {
+                        return Err(invalid(name, v, expected));
+                    }
                 }
                 "SESSION_USE_SIGNER" => use_signer = boolean(name, v)?,
                 "SECRET_KEY" => secret = Some(v.to_owned()),
@@ -281,8 +286,13 @@ mod tests {
         );
         assert_eq!(
             err(&[("PERMANENT_SESSION_LIFETIME", "31 days")]),
-            r#"PERMANENT_SESSION_LIFETIME: "31 days" is not valid; expected whole seconds"#
+            r#"PERMANENT_SESSION_LIFETIME: "31 days" is not valid; expected whole seconds, from 1 to 34560000 (400 days)"#
         );
+        assert_eq!(
+            err(&[("PERMANENT_SESSION_LIFETIME", "18446744073709551615")]),
+            r#"PERMANENT_SESSION_LIFETIME: "18446744073709551615" is not valid; expected whole seconds, from 1 to 34560000 (400 days)"#
+        );
+        assert!(err(&[("PERMANENT_SESSION_LIFETIME", "0")]).starts_with("PERMANENT_SESSION_LIFETIME:"));
         assert!(err(&[("SESSION_ID_LENGTH", "-1")]).starts_with("SESSION_ID_LENGTH:"));
         assert!(err(&[("SESSION_REDIS_DB", "x")]).starts_with("SESSION_REDIS_DB:"));
         assert!(err(&[("SESSION_SERIALIZATION_FORMAT", "pickle")]).contains("msgpack or json"));

@@ -194,6 +194,13 @@ impl Default for SessionConfig {
 }
 
 impl SessionConfig {
+    /// The longest lifetime or timeout a session can have: 400 days, the
+    /// most browsers keep a cookie (RFC 6265bis caps `Expires` there). Longer
+    /// settings are refused when the layer is built, a longer
+    /// [`Session::set_lifetime`](crate::Session::set_lifetime) with an error,
+    /// and a longer lifetime found in a stored record is cut to this.
+    pub const MAX_LIFETIME: Duration = Duration::from_secs(400 * 24 * 3600);
+
     /// The cookie's name (`SESSION_COOKIE_NAME`, default `session`). A
     /// `__Host-` name requires Secure, Path `/` and no Domain; a `__Secure-`
     /// name requires Secure.
@@ -420,6 +427,13 @@ impl SessionConfig {
             if value.is_some_and(|d| d < Duration::from_secs(1)) {
                 return fail(format!("the {what} must be at least one second"));
             }
+            if let Some(value) = value.filter(|d| *d > Self::MAX_LIFETIME) {
+                return fail(format!(
+                    "the {what} of {} seconds is longer than the maximum of 400 days ({} seconds)",
+                    value.as_secs(),
+                    Self::MAX_LIFETIME.as_secs()
+                ));
+            }
         }
         if self.secret.as_ref().is_some_and(|s| s.0.is_empty())
             || self.fallback_secrets.iter().any(|s| s.0.is_empty())
@@ -481,6 +495,13 @@ mod tests {
         invalid(c().id_length(4), "id length");
         invalid(c().lifetime(Duration::ZERO), "lifetime");
         invalid(c().idle_timeout(Duration::from_millis(10)), "idle timeout");
+        invalid(c().lifetime(Duration::MAX), "maximum of 400 days");
+        invalid(
+            c().idle_timeout(Duration::from_secs(401 * 24 * 3600)),
+            "idle timeout",
+        );
+        invalid(c().absolute_timeout(Duration::MAX), "absolute timeout");
+        c().lifetime(SessionConfig::MAX_LIFETIME).validate().unwrap();
         invalid(c().sign_with(""), "secrets");
         c().cookie_name("__Host-s")
             .cookie_secure(true)

@@ -6,7 +6,7 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use super::{Expect, Fingerprint, SaveOutcome, SessionStore, StoreError};
+use super::{Expect, Fingerprint, SaveOutcome, SessionStore, StoreError, TTL_CEILING};
 use crate::clock::{Clock, SystemClock};
 
 const SHARDS: usize = 32;
@@ -149,9 +149,15 @@ impl Shard {
     fn sweep(&mut self, now: SystemTime) {
         if self.next_sweep.is_none_or(|at| at <= now) {
             self.map.retain(|_, e| e.expires_at > now);
-            self.next_sweep = Some(now + SWEEP_EVERY);
+            self.next_sweep = Some(expiry(now, SWEEP_EVERY));
         }
     }
+}
+
+/// `ttl` from `now`. No TTL makes it panic: the engine never asks for more
+/// than 400 days, and a direct caller's longer TTL is cut to a century.
+fn expiry(now: SystemTime, ttl: Duration) -> SystemTime {
+    now.checked_add(ttl.min(TTL_CEILING)).unwrap_or(now)
 }
 
 impl SessionStore for MemoryStore {
@@ -160,7 +166,7 @@ impl SessionStore for MemoryStore {
         let mut shard = self.lock(key);
         Ok(shard.live(key, now).map(|entry| {
             if let Some(ttl) = slide {
-                entry.expires_at = now + ttl;
+                entry.expires_at = expiry(now, ttl);
             }
             entry.value.clone()
         }))
@@ -195,7 +201,7 @@ impl SessionStore for MemoryStore {
         let entry = Entry {
             value: value.to_vec(),
             fingerprint,
-            expires_at: now + ttl,
+            expires_at: expiry(now, ttl),
         };
         shard.map.insert(key.to_owned(), entry);
         Ok(SaveOutcome::Saved)
@@ -209,7 +215,7 @@ impl SessionStore for MemoryStore {
     async fn touch(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
         let now = self.inner.clock.now();
         if let Some(entry) = self.lock(key).live(key, now) {
-            entry.expires_at = now + ttl;
+            entry.expires_at = expiry(now, ttl);
         }
         Ok(())
     }

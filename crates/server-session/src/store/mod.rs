@@ -25,6 +25,9 @@ pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use redis::{RedisStore, RedisStoreBuilder};
 
+/// The longest TTL the built-in stores apply; a longer one is cut to it.
+pub(crate) const TTL_CEILING: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// A boxed error from a store's backend.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 

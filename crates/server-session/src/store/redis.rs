@@ -7,7 +7,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, ConnectionInfo, IntoConnectionInfo, RedisError, Script, Value};
 
-use super::{Expect, SaveOutcome, SessionStore, StoreError};
+use super::{Expect, SaveOutcome, SessionStore, StoreError, TTL_CEILING};
 
 /// The conditional update of an existing session, on one key (so it runs
 /// unchanged on Redis Cluster).
@@ -236,9 +236,10 @@ impl RedisStore {
     }
 }
 
-/// Redis expiries are whole seconds; never less than one.
+/// Redis expiries are whole seconds; never less than one, nor more than a
+/// century (Redis refuses an expiry past its clock's range).
 fn seconds(ttl: Duration) -> u64 {
-    ttl.as_secs().max(1)
+    ttl.min(TTL_CEILING).as_secs().max(1)
 }
 
 async fn bounded<T>(
