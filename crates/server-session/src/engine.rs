@@ -20,6 +20,11 @@ use crate::store::{DynStore, Expect, Fingerprint, SaveOutcome, StoreError};
 /// Saves attempted for one commit before giving up under contention.
 const MAX_ATTEMPTS: usize = 32;
 
+/// Fresh ids drawn for one new session before giving up. With 128 random
+/// bits or more, a second draw is already a sign that the store answers
+/// wrongly.
+const MAX_ID_DRAWS: usize = 4;
+
 /// Locks that serialize the retries of conflicting commits of one session
 /// within this process; picked by a hash of the id.
 const RETRY_LOCKS: usize = 256;
@@ -240,6 +245,10 @@ impl Engine {
         let slide = self.slides().then(|| self.default_ttl());
         let bytes = match self.store.load(&key, slide).await {
             Ok(bytes) => bytes?,
+            Err(err @ StoreError::WrongType) => {
+                self.undecodable(&key, id, &err).await;
+                return None;
+            }
             Err(err) => {
                 self.store_failed(&err, "load", Some(id));
                 state.phase = match self.config.store_error_policy {
@@ -253,9 +262,7 @@ impl Engine {
         let mut record = match Record::decode(&bytes, self.config.format) {
             Ok(record) => record,
             Err(err) => {
-                self.counters.undecodable.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(session = %self.log.hash(id), error = %err, "discarding an undecodable session record");
-                self.discard(&key, id).await;
+                self.undecodable(&key, id, &err).await;
                 return None;
             }
         };
@@ -285,6 +292,14 @@ impl Engine {
             }
         }
         Some((bytes, record))
+    }
+
+    /// Counts, logs and deletes what `key` holds: not a record this engine
+    /// can read.
+    async fn undecodable(&self, key: &str, id: &SessionId, err: &(dyn std::fmt::Display + Sync)) {
+        self.counters.undecodable.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(session = %self.log.hash(id), error = %err, "discarding an undecodable session record");
+        self.discard(key, id).await;
     }
 
     /// Deletes a record nobody can use; a failure only leaves it to expire.
@@ -410,7 +425,7 @@ impl Engine {
 
     /// Stores `bytes` under a fresh id.
     async fn create(&self, bytes: &[u8], ttl: Duration) -> Result<SessionId, SessionError> {
-        loop {
+        for _ in 0..MAX_ID_DRAWS {
             let id = SessionId::generate(self.config.id_length);
             let outcome = self
                 .store
@@ -422,6 +437,11 @@ impl Engine {
                 return Ok(id);
             }
         }
+        tracing::error!(
+            draws = MAX_ID_DRAWS,
+            "the session store reports every new id as taken"
+        );
+        Err(SessionError::NoFreeId(MAX_ID_DRAWS))
     }
 
     /// Writes the record of a cycling session under its new id: a fresh one,

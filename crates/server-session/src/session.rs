@@ -58,6 +58,10 @@ pub enum SessionError {
     /// saved.
     #[error("the session changed concurrently {0} times in a row; the change was not saved")]
     Contention(usize),
+    /// The store answered that every freshly drawn random id was already
+    /// taken, which a working store never does; nothing was saved.
+    #[error("the session store reported {0} fresh random ids in a row as taken")]
+    NoFreeId(usize),
     /// The request did not pass through the session layer.
     #[error("no session in this request: is the SessionLayer installed?")]
     MissingLayer,

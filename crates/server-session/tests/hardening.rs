@@ -399,6 +399,119 @@ async fn stores_take_any_ttl_without_panicking() {
     }
 }
 
+/// A key of another Redis type under a session's name is discarded like an
+/// undecodable record: a fresh session, not a 503 until the user logs out.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_key_of_another_type_is_a_fresh_session() {
+    let server = common::redis::TestRedis::shared();
+    let backend = Backend::redis(&server).await;
+    let (app, layer) = backend.app(SessionConfig::default());
+    let mut raw = server.connection();
+    let kinds: [(&str, &[&str]); 4] = [
+        ("hash", &["HSET", "f", "v"]),
+        ("list", &["RPUSH", "a", "b"]),
+        ("set", &["SADD", "m"]),
+        ("sorted set", &["ZADD", "1", "m"]),
+    ];
+    for (kind, command) in kinds {
+        let (cookie, key) = session();
+        let _: () = redis::cmd(command[0])
+            .arg(&key)
+            .arg(&command[1..])
+            .query(&mut raw)
+            .unwrap();
+        let reply = on_worker(&app, "/keys", Some(cookie.clone())).await;
+        assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, ""), "{kind}");
+        let exists: bool = redis::cmd("EXISTS").arg(&key).query(&mut raw).unwrap();
+        assert!(!exists, "{kind}: the key is deleted");
+        let reply = on_worker(&app, "/write", Some(cookie)).await;
+        assert_eq!(reply.status, 200, "{kind}");
+    }
+    assert_eq!(layer.metrics().undecodable, 4);
+    assert_eq!(layer.metrics().store_errors, 0);
+
+    // Replaced by a hash between the load and the save: the session is gone,
+    // and the request's change is dropped rather than failing.
+    let store = server_session::RedisStore::connect(server.url.as_str())
+        .await
+        .unwrap();
+    let (_, key) = session();
+    let saved = store
+        .save(&key, b"\x81\xa1a\x01", HOUR, server_session::Expect::Absent)
+        .await;
+    assert_eq!(saved.unwrap(), server_session::SaveOutcome::Saved);
+    let _: () = redis::cmd("DEL").arg(&key).query(&mut raw).unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(&key)
+        .arg("f")
+        .arg("v")
+        .query(&mut raw)
+        .unwrap();
+    let expect = server_session::Expect::Unchanged(server_session::Fingerprint::of(b"\x81\xa1a\x01"));
+    let outcome = store.save(&key, b"\x81\xa1a\x02", HOUR, expect).await.unwrap();
+    assert_eq!(outcome, server_session::SaveOutcome::Gone);
+    let outcome = store
+        .save(&key, b"\x80", HOUR, server_session::Expect::Absent)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, server_session::SaveOutcome::Conflict(_)),
+        "a creation never overwrites it"
+    );
+}
+
+/// A store that claims every key it is asked to create already exists.
+#[derive(Clone)]
+struct EveryKeyTaken(common::Counting<MemoryStore>);
+
+impl SessionStore for EveryKeyTaken {
+    async fn load(
+        &self,
+        key: &str,
+        slide: Option<Duration>,
+    ) -> Result<Option<Vec<u8>>, server_session::StoreError> {
+        self.0.load(key, slide).await
+    }
+
+    async fn save(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        expect: server_session::Expect,
+    ) -> Result<server_session::SaveOutcome, server_session::StoreError> {
+        self.0.save(key, value, ttl, expect).await?;
+        // A real store's answer takes a while; let timers run.
+        tokio::task::yield_now().await;
+        Ok(server_session::SaveOutcome::Conflict(b"\x81\xa1a\x01".to_vec()))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), server_session::StoreError> {
+        self.0.delete(key).await
+    }
+
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<(), server_session::StoreError> {
+        self.0.touch(key, ttl).await
+    }
+}
+
+#[tokio::test]
+async fn creating_a_session_gives_up_when_every_id_is_taken() {
+    let store = EveryKeyTaken(common::Counting::new(MemoryStore::new()));
+    let app = routes().layer(SessionLayer::new(store.clone(), SessionConfig::default()).unwrap());
+    let reply = tokio::time::timeout(Duration::from_secs(5), common::get(&app, "/write", None))
+        .await
+        .expect("the request ends instead of drawing ids forever");
+    assert_eq!(reply.status, 500);
+    assert_eq!(reply.set_cookie(), None);
+    let draws = store.0.take_names();
+    assert!(
+        (2..=8).contains(&draws.len()),
+        "a few draws, then an error: {draws:?}"
+    );
+}
+
 on_backends!(
     hostile_records_give_a_fresh_session,
     the_deepest_allowed_value_round_trips,

@@ -106,6 +106,11 @@ pub enum StoreError {
         /// The store's limit.
         limit: usize,
     },
+    /// The key holds something other than a record, which the store cannot
+    /// read as bytes (in Redis, a hash or a list, say). The engine treats it
+    /// as an undecodable record: logged, deleted, a fresh session.
+    #[error("the session key holds a value of another type")]
+    WrongType,
     /// The store answered with an error.
     #[error("session store error: {0}")]
     Backend(#[source] BoxError),
@@ -135,14 +140,17 @@ pub enum StoreError {
 /// ```
 pub trait SessionStore: Send + Sync + 'static {
     /// Reads the record at `key`; with `slide`, also resets its expiry to
-    /// `slide` from now, in the same operation.
+    /// `slide` from now, in the same operation. A key that holds something
+    /// other than bytes is [`StoreError::WrongType`].
     fn load(
         &self,
         key: &str,
         slide: Option<Duration>,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
 
-    /// Writes `value` at `key`, to expire after `ttl`, if `expect` holds.
+    /// Writes `value` at `key`, to expire after `ttl`, if `expect` holds. A
+    /// key that holds something other than bytes is not a record: it is a
+    /// `Conflict` for [`Expect::Absent`] and `Gone` for [`Expect::Unchanged`].
     fn save(
         &self,
         key: &str,

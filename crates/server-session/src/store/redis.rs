@@ -249,6 +249,7 @@ async fn bounded<T>(
     match tokio::time::timeout(deadline, call).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(err)) if err.is_timeout() => Err(StoreError::Timeout(deadline)),
+        Ok(Err(err)) if err.code() == Some("WRONGTYPE") => Err(StoreError::WrongType),
         Ok(Err(err)) if err.is_io_error() || err.is_connection_refusal() || err.is_connection_dropped() => {
             Err(StoreError::Unavailable(Box::new(err)))
         }
@@ -300,22 +301,27 @@ impl SessionStore for RedisStore {
                     .arg("EX")
                     .arg(seconds(ttl))
                     .to_owned();
-                return Ok(match self.run::<Option<Vec<u8>>>(command).await? {
-                    None => SaveOutcome::Saved,
-                    Some(current) => SaveOutcome::Conflict(current),
-                });
+                return match self.run::<Option<Vec<u8>>>(command).await {
+                    Ok(None) => Ok(SaveOutcome::Saved),
+                    Ok(Some(current)) => Ok(SaveOutcome::Conflict(current)),
+                    Err(StoreError::WrongType) => Ok(SaveOutcome::Conflict(Vec::new())),
+                    Err(err) => Err(err),
+                };
             }
             Expect::Unchanged(fingerprint) => fingerprint,
         };
         let mut invocation = self.inner.save.key(key);
         invocation.arg(value).arg(seconds(ttl)).arg(fingerprint.to_hex());
         let mut connection = self.inner.connection.clone();
-        let answer: Value = bounded(self.inner.deadline, invocation.invoke_async(&mut connection)).await?;
+        let answer = bounded(self.inner.deadline, invocation.invoke_async(&mut connection)).await;
         match answer {
-            Value::Int(0) => Ok(SaveOutcome::Saved),
-            Value::Int(2) => Ok(SaveOutcome::Gone),
-            Value::BulkString(current) => Ok(SaveOutcome::Conflict(current)),
-            other => Err(unexpected(&other)),
+            Ok(Value::Int(0)) => Ok(SaveOutcome::Saved),
+            Ok(Value::Int(2)) => Ok(SaveOutcome::Gone),
+            Ok(Value::BulkString(current)) => Ok(SaveOutcome::Conflict(current)),
+            Ok(other) => Err(unexpected(&other)),
+            // Something else took the key's place: the session is gone.
+            Err(StoreError::WrongType) => Ok(SaveOutcome::Gone),
+            Err(err) => Err(err),
         }
     }
 
