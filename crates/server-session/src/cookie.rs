@@ -107,23 +107,29 @@ impl CookieSettings {
     /// A request's `Cookie` header is only `name=value` pairs separated by
     /// `;` (RFC 6265, section 4.2.1): no attributes, no escaping. This scan
     /// reads just that, on every request, without the cookie crate's
-    /// general `Set-Cookie` parser. Surrounding whitespace and double quotes
-    /// around a value are dropped; anything malformed simply matches nothing.
+    /// general `Set-Cookie` parser. It reads bytes, so another cookie's
+    /// non-ASCII value cannot hide the session cookie; only the session
+    /// cookie's own value must be text. Surrounding whitespace and double
+    /// quotes around a value are dropped; anything malformed simply matches
+    /// nothing.
     pub(crate) fn find<'h>(
         &self,
         headers: impl Iterator<Item = &'h HeaderValue>,
     ) -> impl Iterator<Item = &'h str> {
         headers
-            .filter_map(|h| h.to_str().ok())
-            .flat_map(|header| header.split(';'))
-            .filter_map(|pair| pair.split_once('='))
-            .filter(|(name, _)| name.trim() == self.name)
-            .map(|(_, value)| {
-                let value = value.trim();
-                value
-                    .strip_prefix('"')
-                    .and_then(|v| v.strip_suffix('"'))
-                    .unwrap_or(value)
+            .flat_map(|h| h.as_bytes().split(|b| *b == b';'))
+            .filter_map(|pair| {
+                let eq = pair.iter().position(|b| *b == b'=')?;
+                Some((&pair[..eq], &pair[eq + 1..]))
+            })
+            .filter(|(name, _)| name.trim_ascii() == self.name.as_bytes())
+            .filter_map(|(_, value)| {
+                let value = value.trim_ascii();
+                let value = value
+                    .strip_prefix(b"\"")
+                    .and_then(|v| v.strip_suffix(b"\""))
+                    .unwrap_or(value);
+                std::str::from_utf8(value).ok()
             })
     }
 }
@@ -265,6 +271,14 @@ mod tests {
         ];
         let found: Vec<_> = settings().find(headers.iter()).collect();
         assert_eq!(found, ["first", "second", "third"]);
+    }
+
+    #[test]
+    fn other_cookies_may_hold_any_bytes() {
+        let headers =
+            [HeaderValue::from_bytes(b"x=\xc3\xa9; y=\xff\x80; session=good; session=\xffbad").unwrap()];
+        let found: Vec<_> = settings().find(headers.iter()).collect();
+        assert_eq!(found, ["good"]);
     }
 
     #[test]

@@ -29,6 +29,11 @@ const MAX_ID_DRAWS: usize = 4;
 /// within this process; picked by a hash of the id.
 const RETRY_LOCKS: usize = 256;
 
+/// Session cookies looked at per request. Browsers send more than one only
+/// for cookies of the same name set for other paths or domains; a header
+/// stuffed with forged candidates costs at most this many signature checks.
+const MAX_CANDIDATES: usize = 4;
+
 /// What a cycled id's old key holds until it expires: a record without data,
 /// which every reader treats as no session, and which makes a concurrent save
 /// on the old id fail instead of bringing the session back.
@@ -124,10 +129,11 @@ impl Engine {
         }
     }
 
-    /// The first session cookie that holds a valid id. No I/O.
+    /// The first session cookie that holds a valid id, among the first
+    /// [`MAX_CANDIDATES`]. No I/O.
     pub(crate) fn read_cookie<'h>(&self, headers: impl Iterator<Item = &'h HeaderValue>) -> Presented {
         let mut presented = Presented::Absent;
-        for value in self.cookie.settings().find(headers) {
+        for value in self.cookie.settings().find(headers).take(MAX_CANDIDATES) {
             let sid = match &self.signer {
                 Some(signer) => signer.unsign(value),
                 None => Some(value),

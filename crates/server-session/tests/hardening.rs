@@ -512,6 +512,54 @@ async fn creating_a_session_gives_up_when_every_id_is_taken() {
     );
 }
 
+#[tokio::test]
+async fn foreign_bytes_in_other_cookies_do_not_hide_the_session() {
+    for config in [
+        SessionConfig::default(),
+        SessionConfig::default().sign_with([7u8; 32]),
+    ] {
+        let (app, _) = Backend::memory().app(config);
+        let cookie = common::get(&app, "/write", None).await.cookie_pair().unwrap();
+        for other in [
+            &b"x=\xc3\xa9"[..],
+            b"x=\xff\xfe",
+            b"\xe2\x98\x83=1",
+            b"x=\"\x80\"",
+        ] {
+            let mut header = other.to_vec();
+            header.extend_from_slice(b"; ");
+            header.extend_from_slice(cookie.as_bytes());
+            let request = http::Request::builder()
+                .uri("/keys")
+                .header(
+                    http::header::COOKIE,
+                    http::HeaderValue::from_bytes(&header).unwrap(),
+                )
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let reply = common::send(&app, request).await;
+            assert_eq!(reply.body, "written", "{:?}", String::from_utf8_lossy(&header));
+        }
+    }
+}
+
+#[tokio::test]
+async fn only_the_first_few_session_cookies_are_checked() {
+    let signed = SessionConfig::default().sign_with([7u8; 32]);
+    let (app, _) = Backend::memory().app(signed);
+    let cookie = common::get(&app, "/write", None).await.cookie_pair().unwrap();
+    let forged = |n: usize| {
+        let (name, value) = cookie.split_once('=').unwrap();
+        let last = if value.ends_with('A') { 'B' } else { 'A' };
+        let bad = format!("{name}={}{last}", &value[..value.len() - 1]);
+        vec![bad; n].join("; ")
+    };
+    let reply = common::get(&app, "/keys", Some(&format!("{}; {cookie}", forged(3)))).await;
+    assert_eq!(reply.body, "written", "found after three forged candidates");
+    let reply = common::get(&app, "/keys", Some(&format!("{}; {cookie}", forged(4500)))).await;
+    assert_eq!(reply.body, "", "not looked for after thousands of forged ones");
+}
+
 on_backends!(
     hostile_records_give_a_fresh_session,
     the_deepest_allowed_value_round_trips,
