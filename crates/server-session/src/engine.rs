@@ -14,7 +14,7 @@ use crate::config::{ConfigError, SessionConfig, StoreErrorPolicy};
 use crate::cookie::{CookieSettings, CookieWriter, Signer};
 use crate::id::{LogHasher, SessionId};
 use crate::record::{self, Record};
-use crate::session::{CookieOut, Phase, SessionError, State};
+use crate::session::{Change, CookieOut, Phase, SessionError, State};
 use crate::store::{DynStore, Expect, Fingerprint, SaveOutcome, StoreError};
 
 /// Saves attempted for one commit before giving up under contention.
@@ -171,7 +171,15 @@ impl Engine {
 
     /// The TTL every session gets unless its record says otherwise.
     fn default_ttl(&self) -> Duration {
-        self.config.idle_timeout.unwrap_or(self.config.lifetime)
+        self.idle_capped(self.config.lifetime)
+    }
+
+    /// `lifetime`, or the idle timeout when that is shorter: a longer
+    /// lifetime ("remember me") never lifts the idle timeout.
+    fn idle_capped(&self, lifetime: Duration) -> Duration {
+        self.config
+            .idle_timeout
+            .map_or(lifetime, |idle| idle.min(lifetime))
     }
 
     /// Whether reads slide the expiry.
@@ -202,10 +210,12 @@ impl Engine {
             .map(|secs| Duration::from_secs(secs).min(SessionConfig::MAX_LIFETIME))
     }
 
-    /// The store TTL for `record`: its lifetime override, else the idle
-    /// timeout, else the lifetime; never past the absolute deadline.
+    /// The store TTL for `record`: its lifetime (the record's override, else
+    /// the configured one), never longer than the idle timeout, and never
+    /// past the absolute deadline.
     fn ttl(&self, record: &Record, now: SystemTime) -> Duration {
-        let ttl = Self::lifetime_override(record).unwrap_or_else(|| self.default_ttl());
+        let lifetime = Self::lifetime_override(record).unwrap_or(self.config.lifetime);
+        let ttl = self.idle_capped(lifetime);
         let ttl = self.absolute_left(record, now).map_or(ttl, |left| ttl.min(left));
         ttl.max(Duration::from_secs(1))
     }
@@ -239,6 +249,16 @@ impl Engine {
             state.id = Some(id.clone());
             state.base = Some(bytes);
             state.record = record;
+            let now = self.now();
+            if self.config.absolute_timeout.is_some() && Self::created(&state.record, now).is_none() {
+                // A session from before the timeout was configured, or from
+                // Flask: its absolute deadline starts now. The stamp is a
+                // change, saved with this request even if it only reads, so
+                // that later reads cannot start the deadline again.
+                let stamp = record::encode_u64(unix_secs(now));
+                state.record.set(record::CREATED, &stamp);
+                state.changes.push(Change::Meta(record::CREATED, Some(stamp)));
+            }
         } else {
             state.new_session(self.new_record());
         }
@@ -265,7 +285,7 @@ impl Engine {
             }
         };
         let now = self.now();
-        let mut record = match Record::decode(&bytes, self.config.format) {
+        let record = match Record::decode(&bytes, self.config.format) {
             Ok(record) => record,
             Err(err) => {
                 self.undecodable(&key, id, &err).await;
@@ -280,11 +300,6 @@ impl Engine {
             tracing::debug!(session = %self.log.hash(id), "session passed its absolute timeout");
             self.discard(&key, id).await;
             return None;
-        }
-        if self.config.absolute_timeout.is_some() && Self::created(&record, now).is_none() {
-            // A session from before the timeout was configured (or from Flask):
-            // its absolute deadline starts now, and is stored with its next save.
-            record.set(record::CREATED, &record::encode_u64(unix_secs(now)));
         }
         if let Some(slid) = slide {
             let ttl = self.ttl(&record, now);

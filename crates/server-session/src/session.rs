@@ -393,7 +393,9 @@ impl Session {
 
     /// Overrides the configured lifetime for this session only (say, 90 days
     /// after "remember me"); `None` returns to the configured one. Stored in
-    /// the record, so it holds on later requests.
+    /// the record, so it holds on later requests. The idle and absolute
+    /// timeouts still apply: a session unused for longer than the idle
+    /// timeout ends, however long its lifetime.
     ///
     /// A lifetime longer than
     /// [`SessionConfig::MAX_LIFETIME`](crate::SessionConfig::MAX_LIFETIME)

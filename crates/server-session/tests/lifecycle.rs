@@ -581,6 +581,61 @@ async fn absolute_timeout_ends_even_an_active_session() {
 }
 
 #[tokio::test]
+async fn absolute_timeout_holds_for_sessions_without_a_stamp() {
+    let h = harness(SessionConfig::default().absolute_timeout(60 * MINUTE));
+    // What Flask writes: no creation stamp.
+    let id = "WiA7yZJwdoKnsr0kDAavhk0fRS5yc2U7DkAgTUlBvsU";
+    let flask = b"\x82\xaa_permanent\xc3\xa4user\xa5alice";
+    let key = format!("session:{id}");
+    let saved = h
+        .store
+        .inner
+        .save(&key, flask, 31 * 24 * 60 * MINUTE, Expect::Absent);
+    assert_eq!(saved.await.unwrap(), server_session::SaveOutcome::Saved);
+    let cookie = format!("session={id}");
+
+    assert_eq!(h.get("/read", Some(&cookie)).await.body, "Some(\"alice\")");
+    assert_eq!(
+        h.store.take_names(),
+        ["load", "touch", "save"],
+        "the deadline starts at the first read, and is stored then"
+    );
+    let stored = h.stored(&cookie).await.unwrap();
+    assert!(stored.windows(11).any(|w| w == b"_ss_created"), "{stored:?}");
+    for _ in 0..5 {
+        h.clock.advance(10 * MINUTE);
+        assert_eq!(h.get("/read", Some(&cookie)).await.body, "Some(\"alice\")");
+        assert!(!h.store.take_names().contains(&"save"), "stamped once");
+    }
+    h.clock.advance(10 * MINUTE);
+    assert_eq!(
+        h.get("/read", Some(&cookie)).await.body,
+        "None",
+        "reads alone do not move the deadline"
+    );
+}
+
+#[tokio::test]
+async fn remember_me_keeps_the_idle_timeout() {
+    let h = harness(SessionConfig::default().idle_timeout(30 * MINUTE));
+    let cookie = h.login().await;
+    assert_eq!(h.get("/remember", Some(&cookie)).await.status, 200);
+    let calls = h.store.take();
+    assert!(
+        matches!(calls.last(), Some(Call::Save { ttl, .. }) if *ttl == 30 * MINUTE),
+        "the store TTL is the shorter idle timeout: {calls:?}"
+    );
+    h.clock.advance(20 * MINUTE);
+    assert_eq!(h.get("/read", Some(&cookie)).await.body, "Some(\"alice\")");
+    h.clock.advance(31 * MINUTE);
+    assert_eq!(
+        h.get("/read", Some(&cookie)).await.body,
+        "None",
+        "idle for 31 minutes"
+    );
+}
+
+#[tokio::test]
 async fn per_session_lifetime_override_holds_on_later_requests() {
     let h = harness(SessionConfig::default());
     let cookie = h.login().await;

@@ -274,8 +274,11 @@ impl SessionConfig {
     }
 
     /// End a session after this long without a request that reads it. The
-    /// store's TTL becomes this and slides on every access, even with
-    /// [`refresh_each_request`](Self::refresh_each_request) off. Default none.
+    /// store's TTL becomes this (or the lifetime, if shorter) and slides on
+    /// every access, even with
+    /// [`refresh_each_request`](Self::refresh_each_request) off; a longer
+    /// per-session lifetime ([`Session::set_lifetime`](crate::Session::set_lifetime))
+    /// does not lift it. Default none.
     #[must_use]
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = Some(timeout);
@@ -283,7 +286,10 @@ impl SessionConfig {
     }
 
     /// End a session this long after it was created, however active. Stored
-    /// in the record (`_ss_created`) only when set. Default none.
+    /// in the record (`_ss_created`) only when set. A session found without
+    /// that stamp (written by Flask, or before this was set) is stamped on its
+    /// first read, with one conditional save, so its deadline runs from then.
+    /// Default none.
     #[must_use]
     pub fn absolute_timeout(mut self, timeout: Duration) -> Self {
         self.absolute_timeout = Some(timeout);
