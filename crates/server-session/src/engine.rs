@@ -361,6 +361,18 @@ impl Engine {
                 .record
                 .encode(self.config.format)
                 .map_err(|e| SessionError::Record(e.to_string()))?;
+            let limit = self.config.max_record_size;
+            if bytes.len() > limit {
+                tracing::warn!(size = bytes.len(), limit, "session record too large; not saved");
+                if let Some((new_id, _)) = moved.take() {
+                    // Written by an earlier attempt of this commit.
+                    self.delete(&new_id).await?;
+                }
+                return Err(SessionError::TooLarge {
+                    size: bytes.len(),
+                    limit,
+                });
+            }
             let ttl = self.ttl(&state.record, now);
             let Some(id) = state.id.clone() else {
                 let id = self.create(&bytes, ttl).await?;

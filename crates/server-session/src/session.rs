@@ -44,6 +44,16 @@ pub enum SessionError {
         /// Why.
         message: String,
     },
+    /// The session would take more than
+    /// [`SessionConfig::max_record_size`](crate::SessionConfig::max_record_size)
+    /// bytes in the store; nothing was saved.
+    #[error("the session would take {size} bytes in the store, more than the limit of {limit}")]
+    TooLarge {
+        /// The record's size (or, on insert, the value's).
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
     /// The key is reserved for the engine's metadata (`_permanent`, `_ss_*`).
     #[error("{0:?} is reserved for session metadata")]
     ReservedKey(String),
@@ -71,9 +81,6 @@ impl SessionError {
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
-            SessionError::Store(e) if matches!(**e, StoreError::TooLarge { .. }) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
             SessionError::Store(_) | SessionError::Contention(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -274,6 +281,13 @@ impl Session {
     pub async fn insert<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), SessionError> {
         check_key(key)?;
         let value = storable(key, value, self.format())?;
+        let limit = self.shared.engine.config().max_record_size;
+        if value.len() > limit {
+            return Err(SessionError::TooLarge {
+                size: value.len(),
+                limit,
+            });
+        }
         self.change(Change::Set(key.to_owned(), value)).await
     }
 

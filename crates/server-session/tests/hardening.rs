@@ -150,6 +150,18 @@ fn routes() -> Router {
             ),
         )
         .route(
+            "/big/{key}/{size}",
+            get(
+                |s: Session, axum::extract::Path((key, size)): axum::extract::Path<(String, usize)>| async move {
+                    match s.insert(&key, &"x".repeat(size)).await {
+                        Ok(()) => Ok("stored".to_owned()),
+                        Err(err @ SessionError::TooLarge { .. }) => Ok(err.to_string()),
+                        Err(err) => Err(err),
+                    }
+                },
+            ),
+        )
+        .route(
             "/deep/{depth}",
             get(
                 |s: Session, axum::extract::Path(depth): axum::extract::Path<usize>| async move {
@@ -560,8 +572,40 @@ async fn only_the_first_few_session_cookies_are_checked() {
     assert_eq!(reply.body, "", "not looked for after thousands of forged ones");
 }
 
+/// One size limit for every store, applied by the engine: a value or a
+/// record over it is refused and nothing is stored.
+async fn records_over_the_size_limit_are_refused(backend: Backend) {
+    let (app, _) = backend.app(SessionConfig::default());
+    let reply = on_worker(&app, "/big/a/300000", None).await;
+    assert_eq!(
+        reply.body,
+        "the session would take 300005 bytes in the store, more than the limit of 262144"
+    );
+    assert_eq!(reply.set_cookie(), None, "nothing stored");
+    let reply = on_worker(&app, "/big/a/20000000", None).await;
+    assert!(reply.body.contains("more than the limit"), "{}", reply.body);
+
+    let (app, _) = backend.app(SessionConfig::default().max_record_size(1024));
+    let reply = on_worker(&app, "/big/a/600", None).await;
+    assert_eq!(reply.body, "stored");
+    let cookie = reply.cookie_pair().unwrap();
+    let key = format!("session:{}", cookie.split_once('=').unwrap().1);
+    let before = backend.raw(&key).await.unwrap();
+    let reply = on_worker(&app, "/big/b/600", Some(cookie.clone())).await;
+    assert_eq!(reply.status, 500, "each value fits, the record does not");
+    assert_eq!(reply.body, "session error\n");
+    assert_eq!(
+        backend.raw(&key).await,
+        Some(before),
+        "the stored record is untouched"
+    );
+    let reply = on_worker(&app, "/keys", Some(cookie)).await;
+    assert_eq!(reply.body, "a");
+}
+
 on_backends!(
     hostile_records_give_a_fresh_session,
     the_deepest_allowed_value_round_trips,
     lifetimes_never_overflow,
+    records_over_the_size_limit_are_refused,
 );

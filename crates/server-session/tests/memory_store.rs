@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use server_session::{Expect, ManualClock, MemoryStore, SaveOutcome, SessionStore, StoreError};
+use server_session::{Expect, ManualClock, MemoryStore, SaveOutcome, SessionStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conforms_to_the_store_contract() {
@@ -18,26 +18,77 @@ async fn conforms_to_the_store_contract() {
 }
 
 #[tokio::test]
-async fn oversized_records_are_refused_with_a_clear_error() {
-    let store = MemoryStore::builder().max_record_size(1024).build();
-    let err = store
-        .save("k", &[0; 1025], Duration::from_secs(60), Expect::Absent)
-        .await
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        StoreError::TooLarge {
-            size: 1025,
-            limit: 1024
+async fn a_full_store_makes_room_by_removing_the_sessions_closest_to_expiry() {
+    let clock = ManualClock::new();
+    let store = MemoryStore::builder()
+        .clock(clock.clone())
+        .max_entries(1000)
+        .build();
+    let minute = Duration::from_secs(60);
+    // Users who came a while ago and keep their sessions alive by reading.
+    for i in 0..100 {
+        let key = format!("user{i}");
+        assert_eq!(
+            store.save(&key, b"u", minute * 30, Expect::Absent).await.unwrap(),
+            SaveOutcome::Saved
+        );
+    }
+    clock.advance(minute);
+    // A flood of new sessions, ten times the capacity.
+    for i in 0..10_000 {
+        let key = format!("flood{i}");
+        assert_eq!(
+            store.save(&key, b"f", minute * 30, Expect::Absent).await.unwrap(),
+            SaveOutcome::Saved
+        );
+        if i % 100 == 0 {
+            clock.advance(Duration::from_secs(1));
+            for u in 0..100 {
+                assert!(
+                    store
+                        .load(&format!("user{u}"), Some(minute * 30))
+                        .await
+                        .unwrap()
+                        .is_some(),
+                    "user{u} at {i}"
+                );
+            }
         }
-    ));
-    assert_eq!(
-        err.to_string(),
-        "session record of 1025 bytes exceeds the limit of 1024 bytes"
+    }
+    assert!(store.len() <= 1000, "{} entries", store.len());
+    assert!(
+        store.len() >= 900,
+        "room is made a little at a time: {}",
+        store.len()
     );
-    let ok = store
-        .save("k", &[0; 1024], Duration::from_secs(60), Expect::Absent)
-        .await
-        .unwrap();
-    assert_eq!(ok, SaveOutcome::Saved);
+    assert!(
+        store.load("flood9999", None).await.unwrap().is_some(),
+        "the newest is kept"
+    );
+    assert!(
+        store.load("flood0", None).await.unwrap().is_none(),
+        "the oldest made room"
+    );
+}
+
+#[tokio::test]
+async fn the_default_store_is_bounded() {
+    let store = MemoryStore::new();
+    let ttl = Duration::from_secs(31 * 24 * 3600);
+    for i in 0..120_000 {
+        store
+            .save(&format!("k{i}"), b"x", ttl, Expect::Absent)
+            .await
+            .unwrap();
+    }
+    let len = store.len();
+    assert!((90_000..=100_000).contains(&len), "{len} entries");
+    // A tiny store still takes what it can hold.
+    let tiny = MemoryStore::builder().max_entries(3).build();
+    for i in 0..100 {
+        tiny.save(&format!("k{i}"), b"x", ttl, Expect::Absent)
+            .await
+            .unwrap();
+    }
+    assert_eq!(tiny.len(), 3);
 }

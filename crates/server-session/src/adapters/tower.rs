@@ -12,7 +12,7 @@ use crate::config::{ConfigError, RedisSettings, SessionConfig, StoreErrorPolicy,
 use crate::engine::{Engine, Metrics};
 use crate::session::{Finish, Session, SessionError};
 use crate::store::MemoryStore;
-use crate::store::{SessionStore, StoreError};
+use crate::store::SessionStore;
 
 /// Gives every request a [`Session`] and commits it after the handler.
 ///
@@ -168,9 +168,7 @@ fn respond<B: From<String>>(
 /// contention always fails, since the handler's changes were not saved.
 pub(crate) fn must_fail(err: &SessionError, policy: StoreErrorPolicy) -> bool {
     match err {
-        SessionError::Store(e) => {
-            policy == StoreErrorPolicy::ServiceUnavailable || matches!(**e, StoreError::TooLarge { .. })
-        }
+        SessionError::Store(_) => policy == StoreErrorPolicy::ServiceUnavailable,
         _ => true,
     }
 }

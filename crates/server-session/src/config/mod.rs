@@ -15,6 +15,9 @@ mod flask;
 /// Flask's `PERMANENT_SESSION_LIFETIME` default: 31 days.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(31 * 24 * 3600);
 
+/// The default [`SessionConfig::max_record_size`]: 256 KiB.
+const DEFAULT_MAX_RECORD_SIZE: usize = 256 * 1024;
+
 /// What a request gets when the store fails (cannot be reached, times out).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StoreErrorPolicy {
@@ -95,6 +98,7 @@ pub struct SessionConfig {
     pub(crate) secret: Option<Secret>,
     pub(crate) fallback_secrets: Vec<Secret>,
     pub(crate) store_error_policy: StoreErrorPolicy,
+    pub(crate) max_record_size: usize,
     pub(crate) clock: ClockHandle,
     pub(crate) store: StoreType,
 }
@@ -187,6 +191,7 @@ impl Default for SessionConfig {
             secret: None,
             fallback_secrets: Vec::new(),
             store_error_policy: StoreErrorPolicy::ServiceUnavailable,
+            max_record_size: DEFAULT_MAX_RECORD_SIZE,
             clock: ClockHandle(Arc::new(SystemClock)),
             store: StoreType::Memory,
         }
@@ -357,6 +362,18 @@ impl SessionConfig {
         self
     }
 
+    /// The most bytes one session may take in the store, encoded (default
+    /// 256 KiB), whatever the store. A larger value is refused by
+    /// [`Session::insert`](crate::Session::insert), and a commit that would
+    /// store a larger record fails, with [`SessionError::TooLarge`](crate::SessionError::TooLarge)
+    /// (a `500`), saving nothing. Records written by others are read whatever
+    /// their size.
+    #[must_use]
+    pub fn max_record_size(mut self, bytes: usize) -> Self {
+        self.max_record_size = bytes;
+        self
+    }
+
     /// Read time from `clock` (expiry decisions and cookie dates); a
     /// [`ManualClock`](crate::ManualClock) in tests.
     #[must_use]
@@ -440,6 +457,12 @@ impl SessionConfig {
                     Self::MAX_LIFETIME.as_secs()
                 ));
             }
+        }
+        if self.max_record_size < 64 {
+            return fail(format!(
+                "the record size limit of {} bytes is too small for any session",
+                self.max_record_size
+            ));
         }
         if self.secret.as_ref().is_some_and(|s| s.0.is_empty())
             || self.fallback_secrets.iter().any(|s| s.0.is_empty())

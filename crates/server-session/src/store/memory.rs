@@ -11,7 +11,7 @@ use crate::clock::{Clock, SystemClock};
 
 const SHARDS: usize = 32;
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
-const DEFAULT_MAX_RECORD: usize = 256 * 1024;
+const DEFAULT_MAX_ENTRIES: usize = 100_000;
 
 /// Sessions in memory: sharded maps behind short locks, so requests on
 /// different sessions rarely wait on each other.
@@ -20,6 +20,13 @@ const DEFAULT_MAX_RECORD: usize = 256 * 1024;
 /// shard sweeps out the rest at most once a minute, on a write, so memory does
 /// not grow with abandoned sessions and no background task is needed.
 /// Everything is lost when the process exits.
+///
+/// The store holds at most [`max_entries`](MemoryStoreBuilder::max_entries)
+/// sessions (100,000 by default), so a flood of new sessions cannot exhaust
+/// the process's memory. When full, a new session makes room by removing the
+/// sessions closest to expiring, a few at a time: expired ones first, then,
+/// as expiries slide on every read, those unused for longest. Live users
+/// keep their sessions; what a flood created goes first once it is older.
 ///
 /// ```
 /// use server_session::{MemoryStore, SessionConfig, SessionLayer};
@@ -35,13 +42,13 @@ struct Inner {
     shards: Box<[Mutex<Shard>]>,
     hasher: RandomState,
     clock: Arc<dyn Clock>,
-    max_record_size: usize,
 }
 
-#[derive(Default)]
 struct Shard {
     map: HashMap<String, Entry>,
     next_sweep: Option<SystemTime>,
+    /// The most entries this shard holds.
+    capacity: usize,
 }
 
 struct Entry {
@@ -50,10 +57,16 @@ struct Entry {
     expires_at: SystemTime,
 }
 
-/// Builds a [`MemoryStore`] with a non-default clock or record size limit.
+/// Builds a [`MemoryStore`] with a non-default clock or capacity.
+///
+/// ```
+/// use server_session::MemoryStore;
+///
+/// let store = MemoryStore::builder().max_entries(10_000).build();
+/// ```
 pub struct MemoryStoreBuilder {
     clock: Arc<dyn Clock>,
-    max_record_size: usize,
+    max_entries: usize,
 }
 
 impl MemoryStoreBuilder {
@@ -63,23 +76,43 @@ impl MemoryStoreBuilder {
         self
     }
 
-    /// Refuses records larger than `bytes` (default 256 KiB) with
-    /// [`StoreError::TooLarge`].
-    pub fn max_record_size(mut self, bytes: usize) -> Self {
-        self.max_record_size = bytes;
+    /// Holds at most `entries` sessions (default 100,000; at least 1). See
+    /// [`MemoryStore`] for what happens when it is full.
+    pub fn max_entries(mut self, entries: usize) -> Self {
+        self.max_entries = entries.max(1);
         self
     }
 
     /// The store.
     pub fn build(self) -> MemoryStore {
+        // Fewer shards than entries would leave a shard that can hold nothing.
+        let shards = SHARDS.min(self.max_entries);
+        let base = self.max_entries / shards;
+        let extra = self.max_entries % shards;
+        let shards = (0..shards)
+            .map(|i| {
+                Mutex::new(Shard {
+                    map: HashMap::new(),
+                    next_sweep: None,
+                    capacity: base + usize::from(i < extra),
+                })
+            })
+            .collect();
         MemoryStore {
             inner: Arc::new(Inner {
-                shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+                shards,
                 hasher: RandomState::new(),
                 clock: self.clock,
-                max_record_size: self.max_record_size,
             }),
         }
+    }
+}
+
+impl std::fmt::Debug for MemoryStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStoreBuilder")
+            .field("max_entries", &self.max_entries)
+            .finish_non_exhaustive()
     }
 }
 
@@ -93,14 +126,14 @@ impl MemoryStore {
     pub fn builder() -> MemoryStoreBuilder {
         MemoryStoreBuilder {
             clock: Arc::new(SystemClock),
-            max_record_size: DEFAULT_MAX_RECORD,
+            max_entries: DEFAULT_MAX_ENTRIES,
         }
     }
 
     /// The number of live (unexpired) records.
     pub fn len(&self) -> usize {
         let now = self.inner.clock.now();
-        (0..SHARDS)
+        (0..self.inner.shards.len())
             .map(|i| {
                 let shard = self.lock_index(i);
                 shard.map.values().filter(|e| e.expires_at > now).count()
@@ -120,7 +153,8 @@ impl MemoryStore {
     }
 
     fn lock(&self, key: &str) -> MutexGuard<'_, Shard> {
-        let index = (self.inner.hasher.hash_one(key) % SHARDS as u64) as usize;
+        let shards = self.inner.shards.len() as u64;
+        let index = (self.inner.hasher.hash_one(key) % shards) as usize;
         self.lock_index(index)
     }
 }
@@ -152,6 +186,31 @@ impl Shard {
             self.next_sweep = Some(expiry(now, SWEEP_EVERY));
         }
     }
+
+    /// Makes room for one more entry: removes the entries closest to
+    /// expiring, about a sixty-fourth of the shard at once, so a full shard
+    /// pays for one scan per batch rather than per new session.
+    fn make_room(&mut self) {
+        if self.map.len() < self.capacity {
+            return;
+        }
+        let batch = (self.capacity / 64).max(1);
+        let mut expiries: Vec<SystemTime> = self.map.values().map(|e| e.expires_at).collect();
+        let (_, threshold, _) = expiries.select_nth_unstable(batch - 1);
+        let threshold = *threshold;
+        // Everything before the threshold goes, then ties up to the batch.
+        self.map.retain(|_, e| e.expires_at >= threshold);
+        let mut left = batch.saturating_sub(expiries.len() - self.map.len());
+        self.map.retain(|_, e| {
+            let evict = left > 0 && e.expires_at == threshold;
+            left -= usize::from(evict);
+            !evict
+        });
+        tracing::debug!(
+            removed = expiries.len() - self.map.len(),
+            "memory session store full; removed the sessions closest to expiring"
+        );
+    }
 }
 
 /// `ttl` from `now`. No TTL makes it panic: the engine never asks for more
@@ -179,13 +238,6 @@ impl SessionStore for MemoryStore {
         ttl: Duration,
         expect: Expect,
     ) -> Result<SaveOutcome, StoreError> {
-        let limit = self.inner.max_record_size;
-        if value.len() > limit {
-            return Err(StoreError::TooLarge {
-                size: value.len(),
-                limit,
-            });
-        }
         let fingerprint = Fingerprint::of(value);
         let now = self.inner.clock.now();
         let mut shard = self.lock(key);
@@ -196,6 +248,7 @@ impl SessionStore for MemoryStore {
             (Some(current), Expect::Unchanged(expected)) if current.fingerprint != expected => {
                 return Ok(SaveOutcome::Conflict(current.value.clone()));
             }
+            (None, Expect::Absent) => shard.make_room(),
             _ => {}
         }
         let entry = Entry {
@@ -227,7 +280,9 @@ mod tests {
     use crate::ManualClock;
 
     fn resident(store: &MemoryStore) -> usize {
-        (0..SHARDS).map(|i| store.lock_index(i).map.len()).sum()
+        (0..store.inner.shards.len())
+            .map(|i| store.lock_index(i).map.len())
+            .sum()
     }
 
     #[tokio::test]

@@ -21,7 +21,7 @@ mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 
-pub use memory::MemoryStore;
+pub use memory::{MemoryStore, MemoryStoreBuilder};
 #[cfg(feature = "redis")]
 pub use redis::{RedisStore, RedisStoreBuilder};
 
@@ -98,14 +98,6 @@ pub enum StoreError {
     /// The store did not answer in time.
     #[error("session store did not answer within {0:?}")]
     Timeout(Duration),
-    /// The record is larger than the store accepts.
-    #[error("session record of {size} bytes exceeds the limit of {limit} bytes")]
-    TooLarge {
-        /// The record's size.
-        size: usize,
-        /// The store's limit.
-        limit: usize,
-    },
     /// The key holds something other than a record, which the store cannot
     /// read as bytes (in Redis, a hash or a list, say). The engine treats it
     /// as an undecodable record: logged, deleted, a fresh session.
