@@ -603,6 +603,48 @@ async fn records_over_the_size_limit_are_refused(backend: Backend) {
     assert_eq!(reply.body, "a");
 }
 
+/// No `Debug`, `Display` or error text shows a password or a secret key.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn no_debug_or_error_text_shows_a_password() {
+    use server_session::{RedisSettings, RedisStore, StoreType};
+    let secret = "Zq7@x9/w0rd";
+    let encoded = "Zq7%40x9%2Fw0rd";
+    let builder = RedisStore::builder(format!("redis://alice:{encoded}@cache.internal:6380/2").as_str())
+        .password(secret);
+    let debug = format!("{builder:?}");
+    assert!(debug.contains("cache.internal:6380"), "{debug}");
+    assert!(!debug.contains("Zq7") && !debug.contains("w0rd"), "{debug}");
+
+    let urls = [
+        format!("redis://alice:{secret}@cache.internal:6380/2"),
+        format!("redis://:{secret}@cache.internal:notaport"),
+        format!("rediss://:{secret}@"),
+        format!("ftp://:{secret}@host"),
+    ];
+    for url in urls {
+        let settings = RedisSettings {
+            url: url.clone(),
+            password: Some(secret.into()),
+            db: None,
+        };
+        let config = SessionConfig::default()
+            .sign_with(secret)
+            .fallback_secrets([secret])
+            .store_type(StoreType::Redis(settings));
+        let texts = [
+            format!("{config:?}"),
+            match SessionLayer::from_config(config) {
+                Ok(layer) => format!("{layer:?}"),
+                Err(err) => format!("{err} / {err:?}"),
+            },
+        ];
+        for text in texts {
+            assert!(!text.contains("Zq7") && !text.contains("w0rd"), "{url}: {text}");
+        }
+    }
+}
+
 on_backends!(
     hostile_records_give_a_fresh_session,
     the_deepest_allowed_value_round_trips,

@@ -138,14 +138,21 @@ impl Default for RedisSettings {
 }
 
 impl RedisSettings {
-    /// The URL without its credentials, fit for logs and errors.
+    /// The URL without its credentials, fit for logs and errors. Everything
+    /// up to the last `@` is hidden, since a password may hold `@` too (and
+    /// `/`, `?` or `#` when it is not percent-encoded).
     pub(crate) fn redacted_url(&self) -> String {
-        match self.url.split_once('@') {
-            Some((scheme_and_user, host)) => {
-                let scheme = scheme_and_user.split("://").next().unwrap_or("redis");
-                format!("{scheme}://<credentials>@{host}")
-            }
-            None => self.url.clone(),
+        let (scheme, rest) = match self.url.split_once("://") {
+            Some((scheme, rest)) => (Some(scheme), rest),
+            None => (None, self.url.as_str()),
+        };
+        let rest = match rest.rsplit_once('@') {
+            Some((_, host)) => format!("<credentials>@{host}"),
+            None => rest.to_owned(),
+        };
+        match scheme {
+            Some(scheme) => format!("{scheme}://{rest}"),
+            None => rest,
         }
     }
 }
@@ -541,6 +548,33 @@ mod tests {
             .cookie_partitioned(true)
             .validate()
             .unwrap();
+    }
+
+    #[test]
+    fn redis_urls_lose_their_credentials() {
+        let redacted = |url: &str| {
+            RedisSettings {
+                url: url.into(),
+                ..RedisSettings::default()
+            }
+            .redacted_url()
+        };
+        assert_eq!(redacted("redis://h:6379/0"), "redis://h:6379/0");
+        assert_eq!(redacted("redis://:pw@h:6379"), "redis://<credentials>@h:6379");
+        assert_eq!(redacted("rediss://u:p@ss@w0rd@h/1"), "rediss://<credentials>@h/1");
+        assert_eq!(redacted("redis://u:p/s@h"), "redis://<credentials>@h");
+        assert_eq!(redacted("u:secret@h:1"), "<credentials>@h:1");
+        for url in ["redis://u:Zq@x9@w0rd@h/1", "redis://u:Zq/x9@w0rd@h"] {
+            let config = SessionConfig::default().store_type(StoreType::Redis(RedisSettings {
+                url: url.into(),
+                password: Some("hunter2".into()),
+                db: None,
+            }));
+            let debug = format!("{config:?}");
+            for secret in ["Zq", "x9", "w0rd", "hunter2"] {
+                assert!(!debug.contains(secret), "{debug}");
+            }
+        }
     }
 
     #[test]

@@ -69,7 +69,8 @@ impl fmt::Debug for RedisStore {
 }
 
 /// Settings of a [`RedisStore`].
-#[derive(Debug)]
+///
+/// Its `Debug` output shows where it connects, never a password.
 pub struct RedisStoreBuilder {
     info: Result<ConnectionInfo, RedisError>,
     username: Option<String>,
@@ -79,6 +80,36 @@ pub struct RedisStoreBuilder {
     command_timeout: Duration,
     #[cfg(feature = "redis-tls")]
     ca_certificate: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (addr, username, db) = match &self.info {
+            Ok(info) => {
+                let redis = info.redis_settings();
+                let username = self.username.as_deref().or(redis.username()).map(str::to_owned);
+                (info.addr().to_string(), username, self.db.unwrap_or(redis.db()))
+            }
+            Err(_) => (
+                "<invalid URL>".to_owned(),
+                self.username.clone(),
+                self.db.unwrap_or(0),
+            ),
+        };
+        let password = match (&self.password, &self.info) {
+            (Some(_), _) => true,
+            (None, Ok(info)) => info.redis_settings().password().is_some(),
+            (None, Err(_)) => false,
+        };
+        f.debug_struct("RedisStoreBuilder")
+            .field("addr", &addr)
+            .field("username", &username)
+            .field("password", &password.then_some("<redacted>"))
+            .field("db", &db)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RedisStoreBuilder {
