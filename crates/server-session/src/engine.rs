@@ -89,6 +89,13 @@ pub(crate) struct Engine {
 impl Engine {
     pub(crate) fn new(store: Arc<dyn DynStore>, config: SessionConfig) -> Result<Engine, ConfigError> {
         config.validate()?;
+        if let Some(secret) = config.secret.as_ref().filter(|s| s.0.len() < 32) {
+            tracing::warn!(
+                bytes = secret.0.len(),
+                "the secret that signs session cookies (SECRET_KEY) is shorter than 32 bytes; \
+                 use at least 32 random bytes"
+            );
+        }
         let signer = config
             .secret
             .as_ref()

@@ -217,6 +217,13 @@ async fn id_lengths_match_flask() {
     let fixtures = fixtures();
     for (bytes, case) in fixtures["sid_lengths"].as_object().unwrap() {
         let bytes: usize = bytes.parse().unwrap();
+        if bytes < 16 {
+            // Flask accepts ids of fewer than 128 random bits; this does not.
+            let short = SessionConfig::default().id_length(bytes);
+            let err = SessionLayer::new(MemoryStore::new(), short).unwrap_err();
+            assert!(err.to_string().contains("SESSION_ID_LENGTH"), "{err}");
+            continue;
+        }
         let store = MemoryStore::new();
         let app = app(
             store.clone(),

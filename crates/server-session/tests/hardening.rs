@@ -645,6 +645,30 @@ async fn no_debug_or_error_text_shows_a_password() {
     }
 }
 
+#[test]
+fn ids_shorter_than_128_bits_are_refused_and_short_secrets_warned_about() {
+    for bytes in [8, 15] {
+        let err =
+            SessionLayer::new(MemoryStore::new(), SessionConfig::default().id_length(bytes)).unwrap_err();
+        assert!(err.to_string().contains("SESSION_ID_LENGTH"), "{err}");
+    }
+    let err = SessionConfig::from_map([("SESSION_ID_LENGTH", "8")]).unwrap_err();
+    assert!(err.to_string().starts_with("SESSION_ID_LENGTH:"), "{err}");
+    SessionLayer::new(MemoryStore::new(), SessionConfig::default().id_length(16)).unwrap();
+
+    let (logs, _guard) = common::Logs::capture();
+    SessionLayer::new(
+        MemoryStore::new(),
+        SessionConfig::default().sign_with("dev-secret"),
+    )
+    .unwrap();
+    let text = logs.text();
+    assert_eq!(text.matches("shorter than 32 bytes").count(), 1, "{text}");
+    assert!(text.contains("WARN") && !text.contains("dev-secret"), "{text}");
+    SessionLayer::new(MemoryStore::new(), SessionConfig::default().sign_with([1u8; 32])).unwrap();
+    assert_eq!(logs.text(), text, "no warning for a 32-byte secret");
+}
+
 on_backends!(
     hostile_records_give_a_fresh_session,
     the_deepest_allowed_value_round_trips,

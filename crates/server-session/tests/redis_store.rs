@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -379,29 +378,9 @@ async fn conflicts_answer_with_the_current_bytes_in_one_round_trip() {
     assert_eq!(used, calls(&[("evalsha", 1)]));
 }
 
-/// Collects what the tracing macros print.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn errors_are_logged_with_a_hashed_id_never_the_raw_one() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = common::Logs::capture();
 
     let mut server = TestRedis::start();
     let store = quick_to_fail(server.url.as_str(), 300).build().unwrap();
@@ -411,7 +390,7 @@ async fn errors_are_logged_with_a_hashed_id_never_the_raw_one() {
     server.stop();
     assert_eq!(request(&app, "/read", Some(&cookie)).await.status, 503);
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert!(logs.contains("session store failed to load"), "{logs}");
     assert!(logs.contains("session="), "the session is identified: {logs}");
     assert!(!logs.contains(&id), "the raw id never appears: {logs}");

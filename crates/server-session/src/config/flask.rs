@@ -50,7 +50,7 @@ impl SessionConfig {
     /// | `SESSION_REDIS` | a `redis://` or `rediss://` URL (default `redis://127.0.0.1:6379`) |
     /// | `SESSION_REDIS_PASSWORD`, `SESSION_REDIS_DB` | override the URL's |
     /// | `SESSION_KEY_PREFIX` | text |
-    /// | `SESSION_ID_LENGTH` | bytes, 8 to 256 |
+    /// | `SESSION_ID_LENGTH` | bytes, 16 to 256 |
     /// | `SESSION_PERMANENT`, `SESSION_USE_SIGNER`, `SESSION_REFRESH_EACH_REQUEST` | `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`) |
     /// | `PERMANENT_SESSION_LIFETIME` | whole seconds, at most 400 days |
     /// | `SECRET_KEY` | text |
@@ -103,7 +103,13 @@ impl SessionConfig {
                 "SESSION_REDIS_PASSWORD" => redis.password = Some(v.to_owned()),
                 "SESSION_REDIS_DB" => redis.db = Some(number(name, v, "a database number")?),
                 "SESSION_KEY_PREFIX" => config.key_prefix = v.to_owned(),
-                "SESSION_ID_LENGTH" => config.id_length = number(name, v, "a number of bytes, 8 to 256")?,
+                "SESSION_ID_LENGTH" => {
+                    let expected = "a number of bytes, 16 to 256 (128 random bits or more)";
+                    config.id_length = number(name, v, expected)?;
+                    if !(16..=256).contains(&config.id_length) {
+                        return Err(invalid(name, v, expected));
+                    }
+                }
                 "SESSION_PERMANENT" => config.permanent = boolean(name, v)?,
                 "PERMANENT_SESSION_LIFETIME" => {
                     let expected = "whole seconds, from 1 to 34560000 (400 days)";
@@ -305,6 +311,9 @@ mod tests {
         assert!(!secret_list.contains("hunter2"), "{secret_list}");
         // Settings that contradict each other are caught here too.
         assert!(err(&[("SESSION_COOKIE_NAME", "__Host-x")]).contains("must be Secure"));
-        assert!(err(&[("SESSION_ID_LENGTH", "4")]).contains("id length"));
+        assert_eq!(
+            err(&[("SESSION_ID_LENGTH", "8")]),
+            r#"SESSION_ID_LENGTH: "8" is not valid; expected a number of bytes, 16 to 256 (128 random bits or more)"#
+        );
     }
 }

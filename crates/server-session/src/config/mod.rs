@@ -326,7 +326,8 @@ impl SessionConfig {
     }
 
     /// Random bytes per session id (`SESSION_ID_LENGTH`, default 32, which
-    /// gives 43 characters); 8 to 256.
+    /// gives 43 characters); 16 to 256, so that ids are never guessable
+    /// (128 random bits or more).
     #[must_use]
     pub fn id_length(mut self, bytes: usize) -> Self {
         self.id_length = bytes;
@@ -443,10 +444,12 @@ impl SessionConfig {
         if self.cookie_partitioned && !secure {
             return fail("Partitioned cookies must be Secure".into());
         }
-        if !(8..=256).contains(&self.id_length) {
+        if !(16..=256).contains(&self.id_length) {
             return fail(format!(
-                "id length {} must be between 8 and 256 bytes",
-                self.id_length
+                "an id length (id_length, SESSION_ID_LENGTH) of {} bytes gives {}-bit ids; \
+                 it must be 16 to 256 bytes, so that ids have at least 128 random bits",
+                self.id_length,
+                self.id_length.saturating_mul(8)
             ));
         }
         for (what, value) in [
@@ -529,6 +532,9 @@ mod tests {
         invalid(c().cookie_path("app"), "cookie path");
         invalid(c().cookie_domain(Some("a;b")), "cookie domain");
         invalid(c().id_length(4), "id length");
+        invalid(c().id_length(15), "SESSION_ID_LENGTH");
+        invalid(c().id_length(257), "id_length");
+        c().id_length(16).validate().unwrap();
         invalid(c().lifetime(Duration::ZERO), "lifetime");
         invalid(c().idle_timeout(Duration::from_millis(10)), "idle timeout");
         invalid(c().lifetime(Duration::MAX), "maximum of 400 days");
