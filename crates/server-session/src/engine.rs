@@ -300,7 +300,14 @@ impl Engine {
             }
         };
         if !record.has_data() {
-            // A tombstone of a cycled id: the session lives on under another id.
+            // A tombstone of a cycled id: the session lives on under another
+            // id. The sliding load stretched its expiry; put it back.
+            if slide.is_some()
+                && bytes == TOMBSTONE
+                && let Err(err) = self.store.touch(&key, TOMBSTONE_TTL).await
+            {
+                self.store_failed(&err, "touch", Some(id));
+            }
             return None;
         }
         if self.absolute_left(&record, now) == Some(Duration::ZERO) {
@@ -402,10 +409,10 @@ impl Engine {
             match outcome.map_err(|e| self.failed(e, "save", &id))? {
                 SaveOutcome::Saved => {
                     if let Some((new_id, _)) = moved {
-                        // The old key now holds our tombstone, which nothing
-                        // else can overwrite; remove it rather than let it
-                        // linger until it expires.
-                        self.delete(&id).await?;
+                        // The old key now holds our tombstone, which ends
+                        // the old id by itself; remove it rather than let
+                        // it linger until it expires, if the store lets us.
+                        self.discard(&self.key(&id), &id).await;
                         state.id = Some(new_id);
                         state.cycle = false;
                     }

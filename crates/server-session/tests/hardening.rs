@@ -162,6 +162,10 @@ fn routes() -> Router {
             ),
         )
         .route(
+            "/cycle",
+            get(|s: Session| async move { s.cycle_id().await.map(|_| "cycled") }),
+        )
+        .route(
             "/deep/{depth}",
             get(
                 |s: Session, axum::extract::Path(depth): axum::extract::Path<usize>| async move {
@@ -667,6 +671,86 @@ fn ids_shorter_than_128_bits_are_refused_and_short_secrets_warned_about() {
     assert!(text.contains("WARN") && !text.contains("dev-secret"), "{text}");
     SessionLayer::new(MemoryStore::new(), SessionConfig::default().sign_with([1u8; 32])).unwrap();
     assert_eq!(logs.text(), text, "no warning for a 32-byte secret");
+}
+
+/// A store whose deletes fail.
+#[derive(Clone)]
+struct DeletesFail<S>(S);
+
+impl<S: SessionStore + Clone> SessionStore for DeletesFail<S> {
+    async fn load(
+        &self,
+        key: &str,
+        slide: Option<Duration>,
+    ) -> Result<Option<Vec<u8>>, server_session::StoreError> {
+        self.0.load(key, slide).await
+    }
+
+    async fn save(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        expect: server_session::Expect,
+    ) -> Result<server_session::SaveOutcome, server_session::StoreError> {
+        self.0.save(key, value, ttl, expect).await
+    }
+
+    async fn delete(&self, _: &str) -> Result<(), server_session::StoreError> {
+        Err(server_session::StoreError::Unavailable("delete refused".into()))
+    }
+
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<(), server_session::StoreError> {
+        self.0.touch(key, ttl).await
+    }
+}
+
+/// Cycling an id whose old key cannot be deleted still succeeds: the data
+/// moved, and the old key's marker ends the old id by itself, for seconds,
+/// however often the old cookie comes back.
+async fn cycle_id_survives_a_failed_delete<S: SessionStore + Clone>(store: S) {
+    let app =
+        routes().layer(SessionLayer::new(DeletesFail(store.clone()), SessionConfig::default()).unwrap());
+    let old = common::get(&app, "/write", None).await.cookie_pair().unwrap();
+    let reply = common::get(&app, "/cycle", Some(&old)).await;
+    assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, "cycled"));
+    let new = reply.cookie_pair().unwrap();
+    assert_ne!(new, old);
+    assert_eq!(common::get(&app, "/keys", Some(&new)).await.body, "written");
+    for _ in 0..3 {
+        assert_eq!(
+            common::get(&app, "/keys", Some(&old)).await.body,
+            "",
+            "the old id is over"
+        );
+    }
+    let old_key = format!("session:{}", old.split_once('=').unwrap().1);
+    assert_eq!(
+        store.load(&old_key, None).await.unwrap().as_deref(),
+        Some(&b"\x80"[..])
+    );
+}
+
+#[tokio::test]
+async fn cycle_id_survives_a_failed_delete_in_memory() {
+    cycle_id_survives_a_failed_delete(MemoryStore::new()).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn cycle_id_survives_a_failed_delete_on_redis() {
+    let server = common::redis::TestRedis::shared();
+    let store = server_session::RedisStore::connect(server.url.as_str())
+        .await
+        .unwrap();
+    cycle_id_survives_a_failed_delete(store.clone()).await;
+    // The marker keeps its seconds-long expiry, however often it is read.
+    let app = routes().layer(SessionLayer::new(DeletesFail(store), SessionConfig::default()).unwrap());
+    let old = common::get(&app, "/write", None).await.cookie_pair().unwrap();
+    common::get(&app, "/cycle", Some(&old)).await;
+    common::get(&app, "/keys", Some(&old)).await;
+    let ttl = server.ttl(&format!("session:{}", old.split_once('=').unwrap().1));
+    assert!((1..=5).contains(&ttl), "the marker expires in seconds, not {ttl}");
 }
 
 on_backends!(
