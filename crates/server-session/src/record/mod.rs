@@ -6,15 +6,12 @@
 //! `_ss_`, written only when a feature needs them, so a default record is
 //! byte for byte what Flask-Session writes for the same data.
 
+use std::collections::HashSet;
 use std::fmt;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use rmpv::{Value, ValueRef};
-use serde::ser::{Error as _, SerializeMap, SerializeSeq};
-use serde::{Serialize, Serializer};
-
 use crate::msgpack;
+
+mod json;
 
 /// Flask's permanence flag.
 pub(crate) const PERMANENT: &str = "_permanent";
@@ -170,12 +167,7 @@ impl Record {
                 }
                 Ok(out)
             }
-            Format::Json => {
-                let mut out = Vec::with_capacity(64);
-                let mut ser = serde_json::Serializer::with_formatter(&mut out, FlaskJson);
-                JsonRecord(self).serialize(&mut ser).map_err(codec)?;
-                Ok(out)
-            }
+            Format::Json => json::encode(self),
         }
     }
 
@@ -188,28 +180,40 @@ impl Record {
     }
 
     fn decode_as(bytes: &[u8], format: Format) -> Result<Record, CodecError> {
-        match format {
-            Format::MessagePack => Record::decode_msgpack(bytes),
-            Format::Json => {
-                let Value::Map(pairs) = serde_json::from_slice::<Value>(bytes).map_err(codec)? else {
-                    return Err(CodecError("the record is not a map".into()));
-                };
-                let mut record = Record::default();
-                let mut raw = Vec::with_capacity(16);
-                for (key, value) in pairs {
-                    let Value::String(key) = key else {
-                        return Err(CodecError("a top-level key is not a string".into()));
-                    };
-                    let key = key
-                        .into_str()
-                        .ok_or_else(|| CodecError("a key is not UTF-8".into()))?;
-                    raw.clear();
-                    rmpv::encode::write_value(&mut raw, &value).map_err(codec)?;
-                    msgpack::walk(&raw, |_, _| Ok(())).map_err(codec)?;
-                    record.set(&key, &raw);
-                }
-                Ok(record)
+        let record = match format {
+            Format::MessagePack => Record::decode_msgpack(bytes)?,
+            Format::Json => json::decode(bytes)?,
+        };
+        record.check_unique()?;
+        Ok(record)
+    }
+
+    /// Appends an entry read from stored bytes, without looking for its key:
+    /// [`check_unique`](Self::check_unique) does that once for the record.
+    fn push(&mut self, key: &[u8], value: &[u8]) {
+        let key = self.append(key);
+        let value = self.append(value);
+        self.entries.push(Entry { key, value });
+    }
+
+    /// Refuses a record that holds a key twice, which no writer produces and
+    /// whose meaning (first or last?) readers disagree on.
+    fn check_unique(&self) -> Result<(), CodecError> {
+        let unique = match self.entries.len() {
+            // A few comparisons beat hashing for the usual handful of keys.
+            n @ 0..=16 => {
+                let key = |i: usize| self.slice(self.entries[i].key);
+                (1..n).all(|i| (0..i).all(|j| key(j) != key(i)))
             }
+            n => {
+                let mut seen = HashSet::with_capacity(n);
+                self.iter().all(|(key, _)| seen.insert(key))
+            }
+        };
+        if unique {
+            Ok(())
+        } else {
+            Err(CodecError("a key appears twice".into()))
         }
     }
 
@@ -237,9 +241,7 @@ impl Record {
             let value_len = msgpack::walk(rest, |_, _| Ok(())).map_err(codec)?;
             let (value, tail) = rest.split_at(value_len);
             rest = tail;
-            let key = record.append(key);
-            let value = record.append(value);
-            record.entries.push(Entry { key, value });
+            record.push(key, value);
         }
         if !rest.is_empty() {
             return Err(CodecError("trailing bytes after the MessagePack map".into()));
@@ -307,95 +309,6 @@ pub(crate) fn rfc3339(secs: i64, nanos: u32) -> Option<String> {
     }
     out.push('Z');
     Some(out)
-}
-
-/// The JSON form of a record, as Flask-Session's JSON serializer writes it:
-/// bytes as standard base64, timestamps as RFC 3339 text, integer map keys as
-/// strings.
-struct JsonRecord<'a>(&'a Record);
-
-impl Serialize for JsonRecord<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.entries.len()))?;
-        for (key, mut raw) in self.0.iter() {
-            let key = std::str::from_utf8(key).map_err(S::Error::custom)?;
-            let value = rmpv::decode::read_value_ref(&mut raw).map_err(S::Error::custom)?;
-            map.serialize_entry(key, &JsonValue(&value))?;
-        }
-        map.end()
-    }
-}
-
-struct JsonValue<'a, 'v>(&'a ValueRef<'v>);
-
-impl Serialize for JsonValue<'_, '_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            ValueRef::Nil => s.serialize_unit(),
-            ValueRef::Boolean(b) => s.serialize_bool(*b),
-            ValueRef::Integer(i) => match (i.as_u64(), i.as_i64()) {
-                (Some(u), _) => s.serialize_u64(u),
-                (None, Some(n)) => s.serialize_i64(n),
-                _ => Err(S::Error::custom("integer out of range")),
-            },
-            ValueRef::F32(f) => json_float(s, f64::from(*f)),
-            ValueRef::F64(f) => json_float(s, *f),
-            ValueRef::String(text) => match text.as_str() {
-                Some(text) => s.serialize_str(text),
-                None => Err(S::Error::custom("a string is not valid UTF-8")),
-            },
-            ValueRef::Binary(bytes) => s.serialize_str(&STANDARD.encode(bytes)),
-            ValueRef::Array(items) => {
-                let mut seq = s.serialize_seq(Some(items.len()))?;
-                for item in items {
-                    seq.serialize_element(&JsonValue(item))?;
-                }
-                seq.end()
-            }
-            ValueRef::Map(pairs) => {
-                let mut map = s.serialize_map(Some(pairs.len()))?;
-                for (key, value) in pairs {
-                    let key = match key {
-                        ValueRef::String(text) => text
-                            .as_str()
-                            .map(str::to_owned)
-                            .ok_or_else(|| S::Error::custom("a map key is not valid UTF-8"))?,
-                        ValueRef::Integer(i) => i.to_string(),
-                        _ => return Err(S::Error::custom("JSON map keys must be strings or integers")),
-                    };
-                    map.serialize_entry(&key, &JsonValue(value))?;
-                }
-                map.end()
-            }
-            ValueRef::Ext(-1, data) => {
-                let text = timestamp_parts(data)
-                    .and_then(|(secs, nanos)| rfc3339(secs, nanos))
-                    .ok_or_else(|| S::Error::custom("invalid timestamp"))?;
-                s.serialize_str(&text)
-            }
-            ValueRef::Ext(kind, _) => Err(S::Error::custom(format!(
-                "MessagePack extension type {kind} has no JSON form"
-            ))),
-        }
-    }
-}
-
-/// Compact JSON with floats in the shortest round-trip form Flask-Session's
-/// serializer writes (`1e100`, not `1e+100`).
-struct FlaskJson;
-
-impl serde_json::ser::Formatter for FlaskJson {
-    fn write_f64<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, value: f64) -> std::io::Result<()> {
-        writer.write_all(ryu::Buffer::new().format_finite(value).as_bytes())
-    }
-}
-
-fn json_float<S: Serializer>(s: S, f: f64) -> Result<S::Ok, S::Error> {
-    if f.is_finite() {
-        s.serialize_f64(f)
-    } else {
-        Err(S::Error::custom("JSON has no NaN or infinity"))
-    }
 }
 
 #[cfg(test)]
@@ -478,6 +391,33 @@ mod tests {
         ] {
             assert!(Record::decode(bad, Format::MessagePack).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_key_twice_is_refused_in_both_formats() {
+        for (bytes, format) in [
+            (&b"\x82\xa1a\x01\xa1a\x02"[..], Format::MessagePack),
+            (b"{\"a\":1,\"a\":2}", Format::Json),
+        ] {
+            let err = Record::decode(bytes, format).unwrap_err();
+            assert_eq!(err.to_string(), "a key appears twice");
+        }
+        let mut many = Vec::new();
+        rmp::encode::write_map_len(&mut many, 20_001).unwrap();
+        for i in 0..20_000 {
+            rmp::encode::write_str(&mut many, &format!("k{i}")).unwrap();
+            many.push(0xc0);
+        }
+        let record = Record::decode(&many, Format::MessagePack);
+        assert!(record.is_err(), "cut short");
+        rmp::encode::write_str(&mut many, "k7").unwrap();
+        many.push(0xc0);
+        assert_eq!(
+            Record::decode(&many, Format::MessagePack)
+                .unwrap_err()
+                .to_string(),
+            "a key appears twice"
+        );
     }
 
     #[test]
