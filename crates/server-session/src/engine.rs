@@ -13,7 +13,7 @@ use crate::clock::unix_secs;
 use crate::config::{ConfigError, SessionConfig, StoreErrorPolicy};
 use crate::cookie::{CookieSettings, CookieWriter, Signer};
 use crate::id::{LogHasher, SessionId};
-use crate::record::{self, Record};
+use crate::record::{self, Format, Record};
 use crate::session::{Change, CookieOut, Phase, SessionError, State};
 use crate::store::{DynStore, Expect, Fingerprint, SaveOutcome, StoreError};
 
@@ -371,10 +371,7 @@ impl Engine {
                 state.new_session(self.new_record());
                 return Ok(());
             }
-            let bytes = state
-                .record
-                .encode(self.config.format)
-                .map_err(|e| SessionError::Record(e.to_string()))?;
+            let bytes = self.encode(&state.record)?;
             let limit = self.config.max_record_size;
             if bytes.len() > limit {
                 tracing::warn!(size = bytes.len(), limit, "session record too large; not saved");
@@ -449,6 +446,21 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// The bytes to store for `record`, in the configured format. A record
+    /// another writer stored may hold values JSON cannot express (every value
+    /// inserted here was checked); it is kept as MessagePack, which holds any
+    /// value and which Flask-Session reads whatever its format.
+    fn encode(&self, record: &Record) -> Result<Vec<u8>, SessionError> {
+        let encoded = record.encode(self.config.format).or_else(|err| {
+            if self.config.format != Format::Json {
+                return Err(err);
+            }
+            tracing::warn!(error = %err, "session record kept as MessagePack: JSON cannot hold one of its values");
+            record.encode(Format::MessagePack)
+        });
+        encoded.map_err(|e| SessionError::Record(e.to_string()))
     }
 
     /// Replays the request's changes on the record another request stored.

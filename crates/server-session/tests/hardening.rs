@@ -753,9 +753,39 @@ async fn cycle_id_survives_a_failed_delete_on_redis() {
     assert!((1..=5).contains(&ttl), "the marker expires in seconds, not {ttl}");
 }
 
+/// A record that holds values JSON cannot express (stored by another
+/// writer) stays writable under the JSON format: it is kept as MessagePack,
+/// which Flask reads too, instead of failing every write.
+async fn records_json_cannot_hold_stay_writable(backend: Backend) {
+    let config = SessionConfig::default().serialization_format(server_session::Format::Json);
+    let (app, _) = backend.app(config);
+    let (cookie, key) = session();
+    let nan = f64::NAN.to_be_bytes();
+    let mut nan_value = vec![0xcb];
+    nan_value.extend_from_slice(&nan);
+    let foreign = record(&[
+        ("ext", b"\xd4\x05\x01"),
+        ("nan", &nan_value),
+        ("list_key", b"\x81\x91\x01\x02"),
+    ]);
+    backend.plant(&key, &foreign).await;
+    let reply = on_worker(&app, "/write", Some(cookie.clone())).await;
+    assert_eq!(reply.status, 200);
+    let stored = backend.raw(&key).await.unwrap();
+    assert_eq!(stored[0], 0x84, "a MessagePack map of four keys: {stored:?}");
+    assert_eq!(
+        stored[1..foreign.len()],
+        foreign[1..],
+        "the foreign values are kept as they were"
+    );
+    let reply = on_worker(&app, "/keys", Some(cookie)).await;
+    assert_eq!(reply.body, "ext,nan,list_key,written");
+}
+
 on_backends!(
     hostile_records_give_a_fresh_session,
     the_deepest_allowed_value_round_trips,
     lifetimes_never_overflow,
     records_over_the_size_limit_are_refused,
+    records_json_cannot_hold_stay_writable,
 );
