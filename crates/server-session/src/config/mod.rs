@@ -111,7 +111,7 @@ pub enum StoreType {
     /// [`MemoryStore`](crate::MemoryStore), the default.
     #[default]
     Memory,
-    /// [`RedisStore`](crate::RedisStore) (feature `redis`).
+    /// `RedisStore` (feature `redis`).
     Redis(RedisSettings),
 }
 
@@ -452,6 +452,14 @@ impl SessionConfig {
                 self.id_length.saturating_mul(8)
             ));
         }
+        // Browsers drop a cookie whose name and value exceed 4096 bytes.
+        let signature = if self.secret.is_some() { 28 } else { 0 };
+        let cookie_len = name.len() + crate::id::encoded_len(self.id_length) + signature;
+        if cookie_len > 4096 {
+            return fail(format!(
+                "the session cookie would take {cookie_len} bytes (name and value); browsers keep at most 4096"
+            ));
+        }
         for (what, value) in [
             ("lifetime", Some(self.lifetime)),
             ("idle timeout", self.idle_timeout),
@@ -534,6 +542,12 @@ mod tests {
         invalid(c().id_length(4), "id length");
         invalid(c().id_length(15), "SESSION_ID_LENGTH");
         invalid(c().id_length(257), "id_length");
+        invalid(c().cookie_name("s".repeat(3800)).id_length(256), "at most 4096");
+        invalid(c().cookie_name("s".repeat(4090)), "at most 4096");
+        c().cookie_name("s".repeat(3700))
+            .id_length(256)
+            .validate()
+            .unwrap();
         c().id_length(16).validate().unwrap();
         invalid(c().lifetime(Duration::ZERO), "lifetime");
         invalid(c().idle_timeout(Duration::from_millis(10)), "idle timeout");
