@@ -477,17 +477,40 @@ async fn a_redis_key_of_another_type_is_a_fresh_session() {
     );
 }
 
-/// A store that claims every key it is asked to create already exists.
+/// A store with a fault: one that claims every key it is asked to create
+/// already exists, or one whose deletes fail.
 #[derive(Clone)]
-struct EveryKeyTaken(common::Counting<MemoryStore>);
+struct Faulty<S> {
+    inner: S,
+    every_key_taken: bool,
+    deletes_fail: bool,
+}
 
-impl SessionStore for EveryKeyTaken {
+impl<S> Faulty<S> {
+    fn every_key_taken(inner: S) -> Self {
+        Faulty {
+            inner,
+            every_key_taken: true,
+            deletes_fail: false,
+        }
+    }
+
+    fn deletes_fail(inner: S) -> Self {
+        Faulty {
+            inner,
+            every_key_taken: false,
+            deletes_fail: true,
+        }
+    }
+}
+
+impl<S: SessionStore + Clone> SessionStore for Faulty<S> {
     async fn load(
         &self,
         key: &str,
         slide: Option<Duration>,
     ) -> Result<Option<Vec<u8>>, server_session::StoreError> {
-        self.0.load(key, slide).await
+        self.inner.load(key, slide).await
     }
 
     async fn save(
@@ -497,35 +520,57 @@ impl SessionStore for EveryKeyTaken {
         ttl: Duration,
         expect: server_session::Expect,
     ) -> Result<server_session::SaveOutcome, server_session::StoreError> {
-        self.0.save(key, value, ttl, expect).await?;
+        let outcome = self.inner.save(key, value, ttl, expect).await?;
+        if !self.every_key_taken {
+            return Ok(outcome);
+        }
         // A real store's answer takes a while; let timers run.
         tokio::task::yield_now().await;
         Ok(server_session::SaveOutcome::Conflict(b"\x81\xa1a\x01".to_vec()))
     }
 
     async fn delete(&self, key: &str) -> Result<(), server_session::StoreError> {
-        self.0.delete(key).await
+        if self.deletes_fail {
+            return Err(server_session::StoreError::Unavailable("delete refused".into()));
+        }
+        self.inner.delete(key).await
     }
 
     async fn touch(&self, key: &str, ttl: Duration) -> Result<(), server_session::StoreError> {
-        self.0.touch(key, ttl).await
+        self.inner.touch(key, ttl).await
     }
 }
 
-#[tokio::test]
-async fn creating_a_session_gives_up_when_every_id_is_taken() {
-    let store = EveryKeyTaken(common::Counting::new(MemoryStore::new()));
+/// A store that keeps answering that a new key exists ends the request with
+/// an error after a few draws instead of drawing ids forever.
+async fn creating_a_session_gives_up_when_every_id_is_taken<S: SessionStore + Clone>(store: S) {
+    let store = Faulty::every_key_taken(common::Counting::new(store));
     let app = routes().layer(SessionLayer::new(store.clone(), SessionConfig::default()).unwrap());
     let reply = tokio::time::timeout(Duration::from_secs(5), common::get(&app, "/write", None))
         .await
         .expect("the request ends instead of drawing ids forever");
     assert_eq!(reply.status, 500);
     assert_eq!(reply.set_cookie(), None);
-    let draws = store.0.take_names();
+    let draws = store.inner.take_names();
     assert!(
         (2..=8).contains(&draws.len()),
         "a few draws, then an error: {draws:?}"
     );
+}
+
+#[tokio::test]
+async fn creating_in_memory_gives_up_when_every_id_is_taken() {
+    creating_a_session_gives_up_when_every_id_is_taken(MemoryStore::new()).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn creating_on_redis_gives_up_when_every_id_is_taken() {
+    let server = common::redis::TestRedis::shared();
+    let store = server_session::RedisStore::connect(server.url.as_str())
+        .await
+        .unwrap();
+    creating_a_session_gives_up_when_every_id_is_taken(store).await;
 }
 
 #[tokio::test]
@@ -673,44 +718,12 @@ fn ids_shorter_than_128_bits_are_refused_and_short_secrets_warned_about() {
     assert_eq!(logs.text(), text, "no warning for a 32-byte secret");
 }
 
-/// A store whose deletes fail.
-#[derive(Clone)]
-struct DeletesFail<S>(S);
-
-impl<S: SessionStore + Clone> SessionStore for DeletesFail<S> {
-    async fn load(
-        &self,
-        key: &str,
-        slide: Option<Duration>,
-    ) -> Result<Option<Vec<u8>>, server_session::StoreError> {
-        self.0.load(key, slide).await
-    }
-
-    async fn save(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
-        expect: server_session::Expect,
-    ) -> Result<server_session::SaveOutcome, server_session::StoreError> {
-        self.0.save(key, value, ttl, expect).await
-    }
-
-    async fn delete(&self, _: &str) -> Result<(), server_session::StoreError> {
-        Err(server_session::StoreError::Unavailable("delete refused".into()))
-    }
-
-    async fn touch(&self, key: &str, ttl: Duration) -> Result<(), server_session::StoreError> {
-        self.0.touch(key, ttl).await
-    }
-}
-
 /// Cycling an id whose old key cannot be deleted still succeeds: the data
 /// moved, and the old key's marker ends the old id by itself, for seconds,
 /// however often the old cookie comes back.
 async fn cycle_id_survives_a_failed_delete<S: SessionStore + Clone>(store: S) {
-    let app =
-        routes().layer(SessionLayer::new(DeletesFail(store.clone()), SessionConfig::default()).unwrap());
+    let app = routes()
+        .layer(SessionLayer::new(Faulty::deletes_fail(store.clone()), SessionConfig::default()).unwrap());
     let old = common::get(&app, "/write", None).await.cookie_pair().unwrap();
     let reply = common::get(&app, "/cycle", Some(&old)).await;
     assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, "cycled"));
@@ -745,7 +758,8 @@ async fn cycle_id_survives_a_failed_delete_on_redis() {
         .unwrap();
     cycle_id_survives_a_failed_delete(store.clone()).await;
     // The marker keeps its seconds-long expiry, however often it is read.
-    let app = routes().layer(SessionLayer::new(DeletesFail(store), SessionConfig::default()).unwrap());
+    let app =
+        routes().layer(SessionLayer::new(Faulty::deletes_fail(store), SessionConfig::default()).unwrap());
     let old = common::get(&app, "/write", None).await.cookie_pair().unwrap();
     common::get(&app, "/cycle", Some(&old)).await;
     common::get(&app, "/keys", Some(&old)).await;
