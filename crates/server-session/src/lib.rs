@@ -60,6 +60,9 @@ mod clock;
 pub mod config;
 mod cookie;
 mod engine;
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod id;
 mod msgpack;
 mod record;

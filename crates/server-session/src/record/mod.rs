@@ -79,7 +79,7 @@ impl Record {
     }
 
     /// Keys (UTF-8, checked when they entered the buffer) and values.
-    fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.entries
             .iter()
             .map(|e| (self.slice(e.key), self.slice(e.value)))
