@@ -18,6 +18,12 @@
 //! - **Outages are not logouts.** When the store fails, the request gets a
 //!   `503` (or, if configured, an empty session that is never saved); nothing
 //!   is overwritten.
+//! - **Hostile input is contained.** Cookies, stored bytes and settings are
+//!   untrusted: a malformed or forged one gives a fresh session or a clear
+//!   error, never a panic, an allocation sized by a length it claims, or
+//!   unbounded work. Records are capped in size
+//!   ([`SessionConfig::max_record_size`]) and nesting, ids carry at least
+//!   128 random bits, and lifetimes are at most 400 days.
 //!
 //! # Example
 //!
