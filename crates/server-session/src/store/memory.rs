@@ -188,26 +188,26 @@ impl Shard {
     }
 
     /// Makes room for one more entry: removes the entries closest to
-    /// expiring, about a sixty-fourth of the shard at once, so a full shard
-    /// pays for one scan per batch rather than per new session.
+    /// expiring, a sixteenth of the shard at once, so a full shard pays for
+    /// one scan per batch rather than one per new session.
     fn make_room(&mut self) {
         if self.map.len() < self.capacity {
             return;
         }
-        let batch = (self.capacity / 64).max(1);
+        let batch = (self.capacity / 16).max(1);
         let mut expiries: Vec<SystemTime> = self.map.values().map(|e| e.expires_at).collect();
-        let (_, threshold, _) = expiries.select_nth_unstable(batch - 1);
+        let (sooner, threshold, _) = expiries.select_nth_unstable(batch - 1);
         let threshold = *threshold;
-        // Everything before the threshold goes, then ties up to the batch.
-        self.map.retain(|_, e| e.expires_at >= threshold);
-        let mut left = batch.saturating_sub(expiries.len() - self.map.len());
+        // Everything expiring before the threshold goes, and as many of the
+        // entries expiring at it as complete the batch.
+        let mut ties = batch - sooner.iter().filter(|at| **at < threshold).count();
         self.map.retain(|_, e| {
-            let evict = left > 0 && e.expires_at == threshold;
-            left -= usize::from(evict);
-            !evict
+            let tie = e.expires_at == threshold && ties > 0;
+            ties -= usize::from(tie);
+            e.expires_at > threshold || (e.expires_at == threshold && !tie)
         });
         tracing::debug!(
-            removed = expiries.len() - self.map.len(),
+            removed = batch,
             "memory session store full; removed the sessions closest to expiring"
         );
     }
