@@ -15,7 +15,7 @@ use crate::cookie::{CookieSettings, CookieWriter, Signer};
 use crate::id::{LogHasher, SessionId};
 use crate::record::{self, Format, Record};
 use crate::session::{Change, CookieOut, Phase, SessionError, State};
-use crate::store::{DynStore, Expect, Fingerprint, SaveOutcome, StoreError};
+use crate::store::{DynStore, Expect, SaveOutcome, StoreError};
 
 /// Saves attempted for one commit before giving up under contention.
 const MAX_ATTEMPTS: usize = 32;
@@ -391,7 +391,7 @@ impl Engine {
                 state.saved(bytes);
                 return Ok(());
             };
-            let expect = Expect::Unchanged(Fingerprint::of(state.base.as_deref().unwrap_or_default()));
+            let expect = Expect::Unchanged(state.base.as_deref().unwrap_or_default());
             let outcome = if state.cycle {
                 // Write the new key first, then retire the old one with a
                 // conditional save: if the session was destroyed meanwhile, the
@@ -512,7 +512,7 @@ impl Engine {
         ttl: Duration,
     ) -> Result<(SessionId, Vec<u8>), SessionError> {
         if let Some((id, old)) = previous {
-            let expect = Expect::Unchanged(Fingerprint::of(&old));
+            let expect = Expect::Unchanged(&old);
             let outcome = self.store.save(&self.key(&id), bytes, ttl, expect).await;
             if outcome.map_err(|e| self.failed(e, "save", &id))? == SaveOutcome::Saved {
                 return Ok((id, bytes.to_vec()));

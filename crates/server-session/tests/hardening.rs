@@ -142,7 +142,7 @@ impl SessionStore for Backend {
         key: &str,
         value: &[u8],
         ttl: Duration,
-        expect: server_session::Expect,
+        expect: server_session::Expect<'_>,
     ) -> Result<server_session::SaveOutcome, server_session::StoreError> {
         match self {
             Backend::Memory(store) => store.save(key, value, ttl, expect).await,
@@ -519,7 +519,7 @@ async fn a_redis_key_of_another_type_is_a_fresh_session() {
         .arg("v")
         .query(&mut raw)
         .unwrap();
-    let expect = server_session::Expect::Unchanged(server_session::Fingerprint::of(b"\x81\xa1a\x01"));
+    let expect = server_session::Expect::Unchanged(b"\x81\xa1a\x01");
     let outcome = store.save(&key, b"\x81\xa1a\x02", HOUR, expect).await.unwrap();
     assert_eq!(outcome, server_session::SaveOutcome::Gone);
     let outcome = store
@@ -573,7 +573,7 @@ impl<S: SessionStore + Clone> SessionStore for Faulty<S> {
         key: &str,
         value: &[u8],
         ttl: Duration,
-        expect: server_session::Expect,
+        expect: server_session::Expect<'_>,
     ) -> Result<server_session::SaveOutcome, server_session::StoreError> {
         let outcome = self.inner.save(key, value, ttl, expect).await?;
         if !self.every_key_taken {

@@ -12,8 +12,8 @@ use axum::routing::get;
 use common::get as request;
 use common::redis::TestRedis;
 use server_session::{
-    Expect, Fingerprint, RedisStore, SaveOutcome, Session, SessionConfig, SessionError, SessionLayer,
-    SessionStore, StoreError, StoreErrorPolicy,
+    Expect, RedisStore, SaveOutcome, Session, SessionConfig, SessionError, SessionLayer, SessionStore,
+    StoreError, StoreErrorPolicy,
 };
 
 const MONTH: i64 = 31 * 24 * 3600;
@@ -370,7 +370,7 @@ async fn conflicts_answer_with_the_current_bytes_in_one_round_trip() {
         .save("session:k", b"first", ttl, Expect::Absent)
         .await
         .unwrap();
-    let stale = Expect::Unchanged(Fingerprint::of(b"older"));
+    let stale = Expect::Unchanged(b"older");
     let (outcome, used) = server
         .calls_during(store.save("session:k", b"mine", ttl, stale))
         .await;

@@ -22,7 +22,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::{Expect, Fingerprint, SaveOutcome, SessionStore};
+use super::{Expect, SaveOutcome, SessionStore};
 use crate::id::SessionId;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -75,7 +75,7 @@ async fn basic<S: SessionStore>(store: &S, key: &str) {
 
 async fn conditions<S: SessionStore>(store: &S, key: &str) {
     assert_eq!(
-        save(store, key, b"v1", Expect::Unchanged(Fingerprint::of(b"v1"))).await,
+        save(store, key, b"v1", Expect::Unchanged(b"v1")).await,
         SaveOutcome::Gone,
         "an update of a missing key is Gone"
     );
@@ -87,12 +87,12 @@ async fn conditions<S: SessionStore>(store: &S, key: &str) {
         "creating an existing key is a Conflict carrying the current bytes"
     );
     assert_eq!(
-        save(store, key, b"v2", Expect::Unchanged(Fingerprint::of(b"v1"))).await,
+        save(store, key, b"v2", Expect::Unchanged(b"v1")).await,
         SaveOutcome::Saved,
         "an update with the current fingerprint saves"
     );
     assert_eq!(
-        save(store, key, b"v3", Expect::Unchanged(Fingerprint::of(b"v1"))).await,
+        save(store, key, b"v3", Expect::Unchanged(b"v1")).await,
         SaveOutcome::Conflict(b"v2".to_vec()),
         "an update with a stale fingerprint is a Conflict carrying the current bytes"
     );
@@ -103,7 +103,7 @@ async fn conditions<S: SessionStore>(store: &S, key: &str) {
     );
     store.delete(key).await.expect("delete");
     assert_eq!(
-        save(store, key, b"v4", Expect::Unchanged(Fingerprint::of(b"v2"))).await,
+        save(store, key, b"v4", Expect::Unchanged(b"v2")).await,
         SaveOutcome::Gone,
         "an update after a delete is Gone, so a destroyed session is not recreated"
     );
@@ -122,7 +122,7 @@ async fn binary_values<S: SessionStore>(store: &S, key: &str) {
         "values are binary-safe"
     );
     let big = vec![0xa5; 100_000];
-    let expect = Expect::Unchanged(Fingerprint::of(&every_byte));
+    let expect = Expect::Unchanged(&every_byte);
     assert_eq!(save(store, key, &big, expect).await, SaveOutcome::Saved);
     assert_eq!(load(store, key).await, Some(big), "100 kB values are kept whole");
     store.delete(key).await.expect("delete");
@@ -130,17 +130,15 @@ async fn binary_values<S: SessionStore>(store: &S, key: &str) {
 
 async fn concurrent_writers<S: SessionStore + Clone>(store: &S, key: &str) {
     const WRITERS: usize = 16;
-    let race = |expect: Expect| {
+    // Each writer creates the key (no loaded record) or updates `loaded`.
+    let race = |loaded: Option<Vec<u8>>| {
         let mut tasks = tokio::task::JoinSet::new();
-        let phase = if expect == Expect::Absent {
-            "create"
-        } else {
-            "update"
-        };
+        let phase = if loaded.is_none() { "create" } else { "update" };
         for i in 0..WRITERS {
-            let (store, key) = (store.clone(), key.to_owned());
+            let (store, key, loaded) = (store.clone(), key.to_owned(), loaded.clone());
             tasks.spawn(async move {
                 let value = format!("{phase} {i}").into_bytes();
+                let expect = loaded.as_deref().map_or(Expect::Absent, Expect::Unchanged);
                 store.save(&key, &value, MINUTE, expect).await.expect("save")
             });
         }
@@ -148,16 +146,14 @@ async fn concurrent_writers<S: SessionStore + Clone>(store: &S, key: &str) {
     };
     let saved = |outcomes: Vec<SaveOutcome>| outcomes.iter().filter(|o| **o == SaveOutcome::Saved).count();
 
-    let created = race(Expect::Absent).join_all().await;
+    let created = race(None).join_all().await;
     assert_eq!(
         saved(created),
         1,
         "exactly one of {WRITERS} concurrent creations saves"
     );
     let current = load(store, key).await.expect("the winner's record");
-    let updated = race(Expect::Unchanged(Fingerprint::of(&current)))
-        .join_all()
-        .await;
+    let updated = race(Some(current)).join_all().await;
     assert_eq!(
         saved(updated.clone()),
         1,
@@ -211,7 +207,7 @@ where
         "a sliding load extends the TTL"
     );
     assert_eq!(
-        save(store, &short, b"y", Expect::Unchanged(Fingerprint::of(b"x"))).await,
+        save(store, &short, b"y", Expect::Unchanged(b"x")).await,
         SaveOutcome::Gone,
         "an expired record is Gone"
     );
@@ -229,6 +225,6 @@ async fn load<S: SessionStore>(store: &S, key: &str) -> Option<Vec<u8>> {
     store.load(key, None).await.expect("load")
 }
 
-async fn save<S: SessionStore>(store: &S, key: &str, value: &[u8], expect: Expect) -> SaveOutcome {
+async fn save<S: SessionStore>(store: &S, key: &str, value: &[u8], expect: Expect<'_>) -> SaveOutcome {
     store.save(key, value, MINUTE, expect).await.expect("save")
 }

@@ -6,7 +6,7 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use super::{Expect, Fingerprint, SaveOutcome, SessionStore, StoreError, TTL_CEILING};
+use super::{Expect, SaveOutcome, SessionStore, StoreError, TTL_CEILING};
 use crate::clock::{Clock, SystemClock};
 
 const SHARDS: usize = 32;
@@ -53,7 +53,6 @@ struct Shard {
 
 struct Entry {
     value: Vec<u8>,
-    fingerprint: Fingerprint,
     expires_at: SystemTime,
 }
 
@@ -236,16 +235,15 @@ impl SessionStore for MemoryStore {
         key: &str,
         value: &[u8],
         ttl: Duration,
-        expect: Expect,
+        expect: Expect<'_>,
     ) -> Result<SaveOutcome, StoreError> {
-        let fingerprint = Fingerprint::of(value);
         let now = self.inner.clock.now();
         let mut shard = self.lock(key);
         shard.sweep(now);
         match (shard.live(key, now), expect) {
             (Some(current), Expect::Absent) => return Ok(SaveOutcome::Conflict(current.value.clone())),
             (None, Expect::Unchanged(_)) => return Ok(SaveOutcome::Gone),
-            (Some(current), Expect::Unchanged(expected)) if current.fingerprint != expected => {
+            (Some(current), Expect::Unchanged(expected)) if current.value != expected => {
                 return Ok(SaveOutcome::Conflict(current.value.clone()));
             }
             (None, Expect::Absent) => shard.make_room(),
@@ -253,7 +251,6 @@ impl SessionStore for MemoryStore {
         }
         let entry = Entry {
             value: value.to_vec(),
-            fingerprint,
             expires_at: expiry(now, ttl),
         };
         shard.map.insert(key.to_owned(), entry);

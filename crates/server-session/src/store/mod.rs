@@ -66,13 +66,27 @@ impl fmt::Debug for Fingerprint {
 }
 
 /// The condition of a [`SessionStore::save`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Expect {
+///
+/// A store compares what the key holds with the loaded bytes as it can do
+/// it cheapest and atomically: byte for byte (in memory, SQL's `WHERE data
+/// = ?`, Valkey's `SET ... IFEQ`), or by [`Fingerprint`] (a Lua script).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Expect<'a> {
     /// A new session: the key must not exist.
     Absent,
-    /// An existing session: the key must still hold the record with this
-    /// fingerprint (the one that was loaded).
-    Unchanged(Fingerprint),
+    /// An existing session: the key must still hold exactly these bytes (the
+    /// record the request loaded).
+    Unchanged(&'a [u8]),
+}
+
+impl fmt::Debug for Expect<'_> {
+    /// Shows the loaded record's fingerprint, never its bytes (session data).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expect::Absent => f.write_str("Absent"),
+            Expect::Unchanged(bytes) => f.debug_tuple("Unchanged").field(&Fingerprint::of(bytes)).finish(),
+        }
+    }
 }
 
 /// What a conditional save did.
@@ -148,7 +162,7 @@ pub trait SessionStore: Send + Sync + 'static {
         key: &str,
         value: &[u8],
         ttl: Duration,
-        expect: Expect,
+        expect: Expect<'_>,
     ) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send;
 
     /// Removes `key`; removing a missing key is not an error.
@@ -172,7 +186,7 @@ impl<S: SessionStore> SessionStore for Arc<S> {
         key: &str,
         value: &[u8],
         ttl: Duration,
-        expect: Expect,
+        expect: Expect<'_>,
     ) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send {
         (**self).save(key, value, ttl, expect)
     }
@@ -201,7 +215,7 @@ pub(crate) trait DynStore: Send + Sync + 'static {
         key: &'a str,
         value: &'a [u8],
         ttl: Duration,
-        expect: Expect,
+        expect: Expect<'a>,
     ) -> BoxFuture<'a, Result<SaveOutcome, StoreError>>;
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
     fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<(), StoreError>>;
@@ -221,7 +235,7 @@ impl<S: SessionStore> DynStore for S {
         key: &'a str,
         value: &'a [u8],
         ttl: Duration,
-        expect: Expect,
+        expect: Expect<'a>,
     ) -> BoxFuture<'a, Result<SaveOutcome, StoreError>> {
         Box::pin(SessionStore::save(self, key, value, ttl, expect))
     }

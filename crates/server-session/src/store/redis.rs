@@ -7,7 +7,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, ConnectionInfo, IntoConnectionInfo, RedisError, Script, Value};
 
-use super::{Expect, SaveOutcome, SessionStore, StoreError, TTL_CEILING};
+use super::{Expect, Fingerprint, SaveOutcome, SessionStore, StoreError, TTL_CEILING};
 
 /// The conditional update of an existing session, on one key (so it runs
 /// unchanged on Redis Cluster).
@@ -318,7 +318,7 @@ impl SessionStore for RedisStore {
         key: &str,
         value: &[u8],
         ttl: Duration,
-        expect: Expect,
+        expect: Expect<'_>,
     ) -> Result<SaveOutcome, StoreError> {
         let fingerprint = match expect {
             Expect::Absent => {
@@ -339,7 +339,7 @@ impl SessionStore for RedisStore {
                     Err(err) => Err(err),
                 };
             }
-            Expect::Unchanged(fingerprint) => fingerprint,
+            Expect::Unchanged(loaded) => Fingerprint::of(loaded),
         };
         let mut invocation = self.inner.save.key(key);
         invocation.arg(value).arg(seconds(ttl)).arg(fingerprint.to_hex());

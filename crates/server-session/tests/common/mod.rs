@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use http::{HeaderMap, Request, StatusCode, header};
-use server_session::{Expect, SaveOutcome, SessionStore, StoreError};
+use server_session::{Expect, Fingerprint, SaveOutcome, SessionStore, StoreError};
 use tower::ServiceExt;
 
 /// One store call, as the engine made it.
@@ -20,7 +20,9 @@ pub enum Call {
     Save {
         key: String,
         ttl: Duration,
-        expect: Expect,
+        /// The fingerprint of the record the save expected, `None` for a
+        /// creation.
+        expect: Option<Fingerprint>,
         outcome: &'static str,
     },
     Delete {
@@ -87,9 +89,13 @@ impl<S: SessionStore + Clone> SessionStore for Counting<S> {
         key: &str,
         value: &[u8],
         ttl: Duration,
-        expect: Expect,
+        expect: Expect<'_>,
     ) -> Result<SaveOutcome, StoreError> {
         let outcome = self.inner.save(key, value, ttl, expect).await?;
+        let expect = match expect {
+            Expect::Absent => None,
+            Expect::Unchanged(loaded) => Some(Fingerprint::of(loaded)),
+        };
         let label = match &outcome {
             SaveOutcome::Saved => "saved",
             SaveOutcome::Conflict(_) => "conflict",
