@@ -712,11 +712,9 @@ async fn no_debug_or_error_text_shows_a_password() {
         format!("ftp://:{secret}@host"),
     ];
     for url in urls {
-        let settings = RedisSettings {
-            url: url.clone(),
-            password: Some(secret.into()),
-            db: None,
-        };
+        let mut settings = RedisSettings::default();
+        settings.url = url.clone();
+        settings.password = Some(secret.into());
         let config = SessionConfig::default()
             .sign_with(secret)
             .fallback_secrets([secret])

@@ -175,7 +175,26 @@ pub(crate) fn must_fail(err: &SessionError, policy: StoreErrorPolicy) -> bool {
 
 #[cfg(feature = "redis")]
 fn redis_store(settings: RedisSettings) -> Result<crate::store::RedisStore, ConfigError> {
-    let mut builder = crate::store::RedisStore::builder(settings.url.as_str());
+    use crate::store::RedisStore;
+    let (key, expected, mut builder) = if !settings.cluster.is_empty() {
+        let builder = RedisStore::cluster(&settings.cluster);
+        (
+            "SESSION_REDIS_CLUSTER",
+            "cluster nodes as host:port or redis:// URLs",
+            builder,
+        )
+    } else if !settings.sentinels.is_empty() {
+        let master = settings.sentinel_master.clone().unwrap_or_default();
+        let builder = RedisStore::sentinel(&settings.sentinels, master);
+        (
+            "SESSION_REDIS_SENTINEL",
+            "Sentinels as host:port or redis:// URLs",
+            builder,
+        )
+    } else {
+        let builder = RedisStore::builder(settings.url.as_str());
+        ("SESSION_REDIS", "a redis:// or rediss:// URL", builder)
+    };
     if let Some(password) = &settings.password {
         builder = builder.password(password.clone());
     }
@@ -183,9 +202,9 @@ fn redis_store(settings: RedisSettings) -> Result<crate::store::RedisStore, Conf
         builder = builder.db(db);
     }
     builder.build().map_err(|err| ConfigError::InvalidValue {
-        key: "SESSION_REDIS".into(),
-        value: settings.redacted_url(),
-        expected: format!("a redis:// or rediss:// URL ({err})"),
+        key: key.into(),
+        value: settings.redacted(),
+        expected: format!("{expected} ({err})"),
     })
 }
 

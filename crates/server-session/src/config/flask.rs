@@ -9,6 +9,9 @@ use crate::record::Format;
 const NAMES: &[&str] = &[
     "SESSION_TYPE",
     "SESSION_REDIS",
+    "SESSION_REDIS_CLUSTER",
+    "SESSION_REDIS_SENTINEL",
+    "SESSION_REDIS_SENTINEL_MASTER",
     "SESSION_REDIS_PASSWORD",
     "SESSION_REDIS_DB",
     "SESSION_KEY_PREFIX",
@@ -48,6 +51,8 @@ impl SessionConfig {
     /// |---|---|
     /// | `SESSION_TYPE` | `memory` (default) or `redis` |
     /// | `SESSION_REDIS` | a `redis://` or `rediss://` URL (default `redis://127.0.0.1:6379`) |
+    /// | `SESSION_REDIS_CLUSTER` | nodes of a Redis Cluster, `host:port` (or URLs) separated by commas, instead of `SESSION_REDIS` |
+    /// | `SESSION_REDIS_SENTINEL`, `SESSION_REDIS_SENTINEL_MASTER` | Sentinels, `host:port` separated by commas, and the name they monitor the primary under, instead of `SESSION_REDIS` |
     /// | `SESSION_REDIS_PASSWORD`, `SESSION_REDIS_DB` | override the URL's |
     /// | `SESSION_KEY_PREFIX` | text |
     /// | `SESSION_ID_LENGTH` | bytes, 16 to 256 |
@@ -100,6 +105,11 @@ impl SessionConfig {
             match *name {
                 "SESSION_TYPE" => store = v.trim().to_ascii_lowercase(),
                 "SESSION_REDIS" => redis.url = v.to_owned(),
+                "SESSION_REDIS_CLUSTER" => redis.cluster = addresses(v),
+                "SESSION_REDIS_SENTINEL" => redis.sentinels = addresses(v),
+                "SESSION_REDIS_SENTINEL_MASTER" => {
+                    redis.sentinel_master = Some(v.trim().to_owned()).filter(|m| !m.is_empty())
+                }
                 "SESSION_REDIS_PASSWORD" => redis.password = Some(v.to_owned()),
                 "SESSION_REDIS_DB" => redis.db = Some(number(name, v, "a database number")?),
                 "SESSION_KEY_PREFIX" => config.key_prefix = v.to_owned(),
@@ -150,6 +160,30 @@ impl SessionConfig {
                 _ => unreachable!("every name in NAMES is handled"),
             }
         }
+        if !redis.cluster.is_empty() && !redis.sentinels.is_empty() {
+            return Err(invalid(
+                "SESSION_REDIS_SENTINEL",
+                &redis.sentinels.join(","),
+                "no value when SESSION_REDIS_CLUSTER is set (a store is a cluster or a Sentinel setup)",
+            ));
+        }
+        match (redis.sentinels.is_empty(), &redis.sentinel_master) {
+            (false, None) => {
+                return Err(invalid(
+                    "SESSION_REDIS_SENTINEL_MASTER",
+                    "",
+                    "the name the Sentinels monitor the primary under, with SESSION_REDIS_SENTINEL",
+                ));
+            }
+            (true, Some(_)) => {
+                return Err(invalid(
+                    "SESSION_REDIS_SENTINEL",
+                    "",
+                    "Sentinel addresses, with SESSION_REDIS_SENTINEL_MASTER",
+                ));
+            }
+            _ => {}
+        }
         config.store = match store.as_str() {
             "memory" => StoreType::Memory,
             "redis" => StoreType::Redis(redis),
@@ -190,6 +224,16 @@ fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
 
 fn number<T: std::str::FromStr>(key: &str, value: &str, expected: &str) -> Result<T, ConfigError> {
     value.trim().parse().map_err(|_| invalid(key, value, expected))
+}
+
+/// `host:port` (or URL) entries separated by commas.
+fn addresses(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A JSON list of strings, or comma-separated text.
@@ -270,6 +314,40 @@ mod tests {
         assert_eq!(config.cookie_same_site, Some(SameSite::None));
         let debug = format!("{config:?}");
         assert!(!debug.contains("pw") && !debug.contains("old"), "{debug}");
+    }
+
+    #[test]
+    fn cluster_and_sentinel_addresses() {
+        let config = SessionConfig::from_map([
+            ("SESSION_TYPE", "redis"),
+            ("SESSION_REDIS_CLUSTER", "10.0.0.1:7000, 10.0.0.2:7000,"),
+        ])
+        .unwrap();
+        let StoreType::Redis(redis) = &config.store else {
+            panic!("{:?}", config.store)
+        };
+        assert_eq!(redis.cluster, ["10.0.0.1:7000", "10.0.0.2:7000"]);
+        let config = SessionConfig::from_map([
+            ("SESSION_TYPE", "redis"),
+            ("SESSION_REDIS_SENTINEL", "s1:26379,s2:26379"),
+            ("SESSION_REDIS_SENTINEL_MASTER", "mymaster"),
+        ])
+        .unwrap();
+        let StoreType::Redis(redis) = &config.store else {
+            panic!("{:?}", config.store)
+        };
+        assert_eq!(redis.sentinels, ["s1:26379", "s2:26379"]);
+        assert_eq!(redis.sentinel_master.as_deref(), Some("mymaster"));
+        assert!(err(&[("SESSION_REDIS_SENTINEL", "s1:26379")]).starts_with("SESSION_REDIS_SENTINEL_MASTER:"));
+        assert!(err(&[("SESSION_REDIS_SENTINEL_MASTER", "m")]).starts_with("SESSION_REDIS_SENTINEL:"));
+        assert!(
+            err(&[
+                ("SESSION_REDIS_CLUSTER", "a:1"),
+                ("SESSION_REDIS_SENTINEL", "s:2"),
+                ("SESSION_REDIS_SENTINEL_MASTER", "m"),
+            ])
+            .contains("SESSION_REDIS_CLUSTER is set")
+        );
     }
 
     #[test]

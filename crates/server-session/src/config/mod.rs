@@ -115,12 +115,29 @@ pub enum StoreType {
     Redis(RedisSettings),
 }
 
-/// Where the Redis store connects (`SESSION_REDIS`, `SESSION_REDIS_PASSWORD`,
-/// `SESSION_REDIS_DB`).
+/// Where the Redis store connects: one server (`SESSION_REDIS`), a Redis
+/// Cluster (`SESSION_REDIS_CLUSTER`) or the primary that Sentinels name
+/// (`SESSION_REDIS_SENTINEL`, `SESSION_REDIS_SENTINEL_MASTER`), with
+/// `SESSION_REDIS_PASSWORD` and `SESSION_REDIS_DB`.
+///
+/// ```
+/// use server_session::RedisSettings;
+///
+/// let mut cluster = RedisSettings::default();
+/// cluster.cluster = vec!["10.0.0.1:6379".into(), "10.0.0.2:6379".into()];
+/// ```
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RedisSettings {
-    /// `redis://[user:password@]host[:port][/db]` or `rediss://...`.
+    /// One server: `redis://[user:password@]host[:port][/db]` or `rediss://...`.
     pub url: String,
+    /// Some nodes of a Redis Cluster (`host:port` or URLs); when set, `url`
+    /// is not used.
+    pub cluster: Vec<String>,
+    /// Sentinel addresses (`host:port` or URLs); when set, `url` is not used.
+    pub sentinels: Vec<String>,
+    /// The name the Sentinels monitor the primary under.
+    pub sentinel_master: Option<String>,
     /// A password overriding the URL's.
     pub password: Option<String>,
     /// A database number overriding the URL's.
@@ -131,6 +148,9 @@ impl Default for RedisSettings {
     fn default() -> Self {
         RedisSettings {
             url: "redis://127.0.0.1:6379".into(),
+            cluster: Vec::new(),
+            sentinels: Vec::new(),
+            sentinel_master: None,
             password: None,
             db: None,
         }
@@ -138,29 +158,48 @@ impl Default for RedisSettings {
 }
 
 impl RedisSettings {
-    /// The URL without its credentials, fit for logs and errors. Everything
-    /// up to the last `@` is hidden, since a password may hold `@` too (and
-    /// `/`, `?` or `#` when it is not percent-encoded).
-    pub(crate) fn redacted_url(&self) -> String {
-        let (scheme, rest) = match self.url.split_once("://") {
-            Some((scheme, rest)) => (Some(scheme), rest),
-            None => (None, self.url.as_str()),
+    /// Where it connects, without credentials, fit for logs and errors.
+    pub(crate) fn redacted(&self) -> String {
+        let list = |nodes: &[String]| {
+            nodes
+                .iter()
+                .map(|n| redacted_url(n))
+                .collect::<Vec<_>>()
+                .join(",")
         };
-        let rest = match rest.rsplit_once('@') {
-            Some((_, host)) => format!("<credentials>@{host}"),
-            None => rest.to_owned(),
-        };
-        match scheme {
-            Some(scheme) => format!("{scheme}://{rest}"),
-            None => rest,
+        if !self.cluster.is_empty() {
+            format!("cluster {}", list(&self.cluster))
+        } else if !self.sentinels.is_empty() {
+            let master = self.sentinel_master.as_deref().unwrap_or("?");
+            format!("{master} via sentinels {}", list(&self.sentinels))
+        } else {
+            redacted_url(&self.url)
         }
+    }
+}
+
+/// `url` without its credentials. Everything up to the last `@` is hidden,
+/// since a password may hold `@` too (and `/`, `?` or `#` when it is not
+/// percent-encoded).
+pub(crate) fn redacted_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let rest = match rest.rsplit_once('@') {
+        Some((_, host)) => format!("<credentials>@{host}"),
+        None => rest.to_owned(),
+    };
+    match scheme {
+        Some(scheme) => format!("{scheme}://{rest}"),
+        None => rest,
     }
 }
 
 impl fmt::Debug for RedisSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisSettings")
-            .field("url", &self.redacted_url())
+            .field("target", &self.redacted())
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("db", &self.db)
             .finish()
@@ -572,27 +611,31 @@ mod tests {
 
     #[test]
     fn redis_urls_lose_their_credentials() {
-        let redacted = |url: &str| {
-            RedisSettings {
-                url: url.into(),
-                ..RedisSettings::default()
-            }
-            .redacted_url()
-        };
-        assert_eq!(redacted("redis://h:6379/0"), "redis://h:6379/0");
-        assert_eq!(redacted("redis://:pw@h:6379"), "redis://<credentials>@h:6379");
-        assert_eq!(redacted("rediss://u:p@ss@w0rd@h/1"), "rediss://<credentials>@h/1");
-        assert_eq!(redacted("redis://u:p/s@h"), "redis://<credentials>@h");
-        assert_eq!(redacted("u:secret@h:1"), "<credentials>@h:1");
+        assert_eq!(redacted_url("redis://h:6379/0"), "redis://h:6379/0");
+        assert_eq!(redacted_url("redis://:pw@h:6379"), "redis://<credentials>@h:6379");
+        assert_eq!(
+            redacted_url("rediss://u:p@ss@w0rd@h/1"),
+            "rediss://<credentials>@h/1"
+        );
+        assert_eq!(redacted_url("redis://u:p/s@h"), "redis://<credentials>@h");
+        assert_eq!(redacted_url("u:secret@h:1"), "<credentials>@h:1");
         for url in ["redis://u:Zq@x9@w0rd@h/1", "redis://u:Zq/x9@w0rd@h"] {
-            let config = SessionConfig::default().store_type(StoreType::Redis(RedisSettings {
+            let settings = RedisSettings {
                 url: url.into(),
                 password: Some("hunter2".into()),
-                db: None,
-            }));
-            let debug = format!("{config:?}");
-            for secret in ["Zq", "x9", "w0rd", "hunter2"] {
-                assert!(!debug.contains(secret), "{debug}");
+                ..RedisSettings::default()
+            };
+            let mut cluster = settings.clone();
+            cluster.cluster = vec![url.into(), "h2:7000".into()];
+            let mut sentinel = settings.clone();
+            sentinel.sentinels = vec![url.into()];
+            sentinel.sentinel_master = Some("sessions".into());
+            for settings in [settings, cluster, sentinel] {
+                let config = SessionConfig::default().store_type(StoreType::Redis(settings));
+                let debug = format!("{config:?}");
+                for secret in ["Zq", "x9", "w0rd", "hunter2"] {
+                    assert!(!debug.contains(secret), "{debug}");
+                }
             }
         }
     }

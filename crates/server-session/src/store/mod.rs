@@ -112,6 +112,16 @@ pub enum StoreError {
     /// The store did not answer in time.
     #[error("session store did not answer within {0:?}")]
     Timeout(Duration),
+    /// A durable write reached fewer replicas than required in time (see
+    /// `RedisStoreBuilder::wait_for_replicas`): it was made, but a failover
+    /// could still lose it.
+    #[error("the write reached {acknowledged} of the {required} replicas required in time")]
+    NotReplicated {
+        /// Replicas that confirmed the write.
+        acknowledged: usize,
+        /// Replicas required.
+        required: usize,
+    },
     /// The key holds something other than a record, which the store cannot
     /// read as bytes (in Redis, a hash or a list, say). The engine treats it
     /// as an undecodable record: logged, deleted, a fresh session.

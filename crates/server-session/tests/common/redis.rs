@@ -315,7 +315,7 @@ impl Monitor {
 
 const SENTINEL: &str = "end-of-measurement";
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

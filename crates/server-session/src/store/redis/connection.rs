@@ -1,0 +1,296 @@
+//! How the Redis store reaches its servers: one server, a Redis Cluster, or
+//! the primary a set of Sentinels names, and the dedicated connections that
+//! durable writes wait on.
+
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::sentinel::SentinelClient;
+use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
+use tokio::sync::{Mutex, OnceCell};
+
+/// A connection a command can be sent on.
+#[derive(Clone)]
+pub(super) enum Handle {
+    /// The shared, multiplexed connection to one server that reconnects by
+    /// itself.
+    Shared(ConnectionManager),
+    /// A connection of its own to one server.
+    Own(MultiplexedConnection),
+    /// Connections to every node of a cluster, routing each command by its
+    /// key and following redirections.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Handle {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Handle::Shared(c) => c.req_packed_command(cmd),
+            Handle::Own(c) => c.req_packed_command(cmd),
+            Handle::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Handle::Shared(c) => c.req_packed_commands(pipeline, offset, count),
+            Handle::Own(c) => c.req_packed_commands(pipeline, offset, count),
+            Handle::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Handle::Shared(c) => c.get_db(),
+            Handle::Own(c) => c.get_db(),
+            Handle::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+impl Handle {
+    /// `WAIT replicas timeout` on this connection, sent to the node that
+    /// holds `key`: how many replicas have every write made on it so far.
+    pub(super) async fn wait(&mut self, key: &str, replicas: usize, timeout: Duration) -> RedisResult<usize> {
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas).arg(timeout.as_millis().max(1) as u64);
+        match self {
+            Handle::Cluster(c) => {
+                let node = SingleNodeRoutingInfo::SpecificNode(Route::with_key(key, SlotAddr::Master));
+                let answer = c.route_command(wait, RoutingInfo::SingleNode(node)).await?;
+                Ok(redis::from_redis_value(answer)?)
+            }
+            _ => wait.query_async(self).await,
+        }
+    }
+}
+
+/// Where the store's servers are.
+// One per store, behind its Arc: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Topology {
+    Single {
+        client: Client,
+        shared: ConnectionManager,
+    },
+    Cluster {
+        client: ClusterClient,
+        shared: OnceCell<ClusterConnection>,
+    },
+    Sentinel(Sentinel),
+}
+
+/// The primary that the Sentinels name, found again after a failover.
+pub(super) struct Sentinel {
+    /// Asks the Sentinels for the primary and checks its `ROLE`; one
+    /// discovery at a time.
+    discovery: Mutex<SentinelClient>,
+    /// The primary found last, and the shared connection to it.
+    primary: RwLock<Option<(Client, ConnectionManager)>>,
+    config: ConnectionManagerConfig,
+    master: String,
+}
+
+/// Settings of connections made later.
+#[derive(Clone)]
+pub(super) struct Timeouts {
+    pub(super) connect: Duration,
+    pub(super) response: Duration,
+}
+
+impl Timeouts {
+    pub(super) fn manager(&self) -> ConnectionManagerConfig {
+        ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect))
+            .set_response_timeout(Some(self.response))
+            .set_number_of_retries(2)
+            .set_max_delay(self.connect)
+    }
+
+    fn own(&self) -> AsyncConnectionConfig {
+        AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect))
+            .set_response_timeout(Some(self.response))
+    }
+}
+
+/// The servers, and the number of times the primary changed (Sentinel), so
+/// connections to a former primary are replaced.
+pub(super) struct Connection {
+    topology: Topology,
+    timeouts: Timeouts,
+    generation: AtomicU64,
+}
+
+impl Connection {
+    pub(super) fn new(topology: Topology, timeouts: Timeouts) -> Connection {
+        Connection {
+            topology,
+            timeouts,
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    pub(super) fn sentinel(client: SentinelClient, master: String, timeouts: &Timeouts) -> Topology {
+        Topology::Sentinel(Sentinel {
+            discovery: Mutex::new(client),
+            primary: RwLock::new(None),
+            config: timeouts.manager(),
+            master,
+        })
+    }
+
+    /// The shared connection: to the server, the cluster, or the current
+    /// primary (found through the Sentinels if not known).
+    pub(super) async fn shared(&self) -> RedisResult<Handle> {
+        match &self.topology {
+            Topology::Single { shared, .. } => Ok(Handle::Shared(shared.clone())),
+            Topology::Cluster { client, shared } => {
+                let connection = shared.get_or_try_init(|| client.get_async_connection()).await?;
+                Ok(Handle::Cluster(connection.clone()))
+            }
+            Topology::Sentinel(sentinel) => Ok(Handle::Shared(self.primary(sentinel).await?.1)),
+        }
+    }
+
+    /// A new connection used by one request at a time, for a write and the
+    /// `WAIT` after it.
+    async fn own(&self) -> RedisResult<Handle> {
+        match &self.topology {
+            Topology::Single { client, .. } => Ok(Handle::Own(
+                client
+                    .get_multiplexed_async_connection_with_config(&self.timeouts.own())
+                    .await?,
+            )),
+            Topology::Cluster { client, .. } => Ok(Handle::Cluster(client.get_async_connection().await?)),
+            Topology::Sentinel(sentinel) => {
+                let (client, _) = self.primary(sentinel).await?;
+                Ok(Handle::Own(
+                    client
+                        .get_multiplexed_async_connection_with_config(&self.timeouts.own())
+                        .await?,
+                ))
+            }
+        }
+    }
+
+    async fn primary(&self, sentinel: &Sentinel) -> RedisResult<(Client, ConnectionManager)> {
+        if let Some(known) = sentinel.known() {
+            return Ok(known);
+        }
+        let mut discovery = sentinel.discovery.lock().await;
+        if let Some(known) = sentinel.known() {
+            return Ok(known);
+        }
+        let client = discovery.async_get_client().await?;
+        let shared = ConnectionManager::new_with_config(client.clone(), sentinel.config.clone()).await?;
+        tracing::info!(
+            master = %sentinel.master,
+            primary = %client.get_connection_info().addr(),
+            "session store found the primary through Sentinel"
+        );
+        *sentinel.primary.write().unwrap_or_else(|e| e.into_inner()) = Some((client.clone(), shared.clone()));
+        Ok((client, shared))
+    }
+
+    /// Called with every failed command: under Sentinel, an error that says
+    /// the primary is gone or demoted (unreachable, `READONLY`, ...) makes the
+    /// next request ask the Sentinels again. Elsewhere the client recovers by
+    /// itself.
+    pub(super) fn failed(&self, err: Option<&RedisError>) {
+        let Topology::Sentinel(sentinel) = &self.topology else {
+            return;
+        };
+        let gone = err.is_none_or(|err| {
+            err.is_io_error()
+                || err.is_connection_refusal()
+                || err.is_connection_dropped()
+                || err.is_timeout()
+                || matches!(err.code(), Some("READONLY" | "MASTERDOWN" | "LOADING"))
+        });
+        if gone
+            && sentinel
+                .primary
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .is_some()
+        {
+            self.generation.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(master = %sentinel.master, "session store lost its primary; asking the Sentinels again");
+        }
+    }
+}
+
+impl Sentinel {
+    fn known(&self) -> Option<(Client, ConnectionManager)> {
+        self.primary.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Connections of their own, each used by one durable write at a time:
+/// `WAIT` blocks the connection it is sent on, and on the shared connection
+/// every other request would queue behind it.
+pub(super) struct Pool {
+    slots: Box<[Slot]>,
+    next: AtomicUsize,
+}
+
+/// A pool place: the connection, made for the primary of a generation.
+type Slot = Mutex<Option<(u64, Handle)>>;
+
+/// A pool connection, lent to one write.
+pub(super) struct Lent<'p> {
+    slot: tokio::sync::MutexGuard<'p, Option<(u64, Handle)>>,
+}
+
+impl Lent<'_> {
+    pub(super) fn handle(&self) -> Handle {
+        self.slot
+            .as_ref()
+            .expect("a lent slot holds a connection")
+            .1
+            .clone()
+    }
+
+    /// Drops the connection after a failure; the next write makes a new one.
+    pub(super) fn discard(mut self) {
+        *self.slot = None;
+    }
+}
+
+impl Pool {
+    pub(super) fn new(size: usize) -> Pool {
+        Pool {
+            slots: (0..size.max(1)).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// A free connection (waiting for one if all are lent), made or remade
+    /// for the current primary as needed.
+    pub(super) async fn lend<'p>(&'p self, connection: &Connection) -> RedisResult<Lent<'p>> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let free =
+            (0..self.slots.len()).find_map(|i| self.slots[(start + i) % self.slots.len()].try_lock().ok());
+        let mut slot = match free {
+            Some(slot) => slot,
+            None => self.slots[start].lock().await,
+        };
+        let generation = connection.generation.load(Ordering::Relaxed);
+        if slot.as_ref().is_none_or(|(made, _)| *made != generation) {
+            *slot = Some((generation, connection.own().await?));
+        }
+        Ok(Lent { slot })
+    }
+}
