@@ -8,53 +8,16 @@ mod common;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::routing::get;
 use common::get as request;
 use common::redis::TestRedis;
 use server_session::{
-    Expect, RedisStore, SaveOutcome, Session, SessionConfig, SessionError, SessionLayer, SessionStore,
-    StoreError, StoreErrorPolicy,
+    Expect, RedisStore, SaveOutcome, SessionConfig, SessionLayer, SessionStore, StoreError, StoreErrorPolicy,
 };
 
 const MONTH: i64 = 31 * 24 * 3600;
 
-fn routes() -> Router {
-    Router::new()
-        .route("/noop", get(|| async { "noop" }))
-        .route(
-            "/read",
-            get(|s: Session| async move {
-                let user: Option<String> = s.get("user").await?;
-                Ok::<_, SessionError>(user.unwrap_or_default())
-            }),
-        )
-        .route(
-            "/login",
-            get(|s: Session| async move {
-                s.insert("user", "alice").await?;
-                s.insert("n", &1).await?;
-                Ok::<_, SessionError>("ok")
-            }),
-        )
-        .route(
-            "/incr",
-            get(|s: Session| async move {
-                let n = s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).await?;
-                Ok::<_, SessionError>(n.to_string())
-            }),
-        )
-        .route(
-            "/cycle",
-            get(|s: Session| async move { s.cycle_id().await.map(|_| "cycled") }),
-        )
-        .route(
-            "/logout",
-            get(|s: Session| async move { s.destroy().await.map(|_| "bye") }),
-        )
-}
-
 fn app(store: RedisStore, config: SessionConfig) -> Router {
-    routes().layer(SessionLayer::new(store, config).unwrap())
+    common::redis::routes().layer(SessionLayer::new(store, config).unwrap())
 }
 
 /// A store that gives up on an unreachable server after `millis` twice over.

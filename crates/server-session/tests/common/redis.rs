@@ -14,7 +14,47 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::Router;
+use axum::routing::get;
+use server_session::{Session, SessionError};
 use tempfile::TempDir;
+
+/// The routes the Redis tests drive: `/noop`, `/read` (the user), `/login`
+/// (user alice, n = 1), `/incr` (n), `/cycle` and `/logout`.
+pub fn routes() -> Router {
+    Router::new()
+        .route("/noop", get(|| async { "noop" }))
+        .route(
+            "/read",
+            get(|s: Session| async move {
+                let user: Option<String> = s.get("user").await?;
+                Ok::<_, SessionError>(user.unwrap_or_default())
+            }),
+        )
+        .route(
+            "/login",
+            get(|s: Session| async move {
+                s.insert("user", "alice").await?;
+                s.insert("n", &1).await?;
+                Ok::<_, SessionError>("ok")
+            }),
+        )
+        .route(
+            "/incr",
+            get(|s: Session| async move {
+                let n = s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).await?;
+                Ok::<_, SessionError>(n.to_string())
+            }),
+        )
+        .route(
+            "/cycle",
+            get(|s: Session| async move { s.cycle_id().await.map(|_| "cycled") }),
+        )
+        .route(
+            "/logout",
+            get(|s: Session| async move { s.destroy().await.map(|_| "bye") }),
+        )
+}
 
 pub struct TestRedis {
     child: Option<Child>,
@@ -228,9 +268,7 @@ impl TestRedis {
     /// subcommands), seen by `MONITOR`. Commands that scripts run inside
     /// Redis are not round trips and are left out.
     pub async fn calls_during<F: Future>(&self, f: F) -> (F::Output, BTreeMap<String, u64>) {
-        let monitor = Monitor::start(self.port);
-        let out = f.await;
-        (out, monitor.finish(self))
+        calls_during(&[self.port], f).await
     }
 
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
@@ -246,6 +284,20 @@ impl Drop for TestRedis {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The commands clients sent to the servers on `ports` while `f` ran, by
+/// name, added up over the servers (see [`TestRedis::calls_during`]).
+pub async fn calls_during<F: Future>(ports: &[u16], f: F) -> (F::Output, BTreeMap<String, u64>) {
+    let monitors: Vec<Monitor> = ports.iter().map(|port| Monitor::start(*port)).collect();
+    let out = f.await;
+    let mut calls = BTreeMap::new();
+    for (monitor, port) in monitors.into_iter().zip(ports) {
+        for (name, n) in monitor.finish(*port) {
+            *calls.entry(name).or_insert(0) += n;
+        }
+    }
+    (out, calls)
 }
 
 /// A `MONITOR` connection read by a thread.
@@ -277,11 +329,12 @@ impl Monitor {
         Monitor { lines, reader }
     }
 
-    fn finish(self, server: &TestRedis) -> BTreeMap<String, u64> {
-        let _: String = redis::cmd("ECHO")
-            .arg(SENTINEL)
-            .query(&mut server.connection())
+    fn finish(self, port: u16) -> BTreeMap<String, u64> {
+        let mut connection = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .unwrap()
+            .get_connection()
             .unwrap();
+        let _: String = redis::cmd("ECHO").arg(SENTINEL).query(&mut connection).unwrap();
         self.reader.join().unwrap();
         let lines = self.lines.lock().unwrap();
         let mut calls = BTreeMap::new();

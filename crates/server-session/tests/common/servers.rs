@@ -129,6 +129,9 @@ fn base_args(port: u16, dir: &Path) -> Vec<String> {
         "",
         "--appendonly",
         "no",
+        // Replicas sync at once rather than after five seconds.
+        "--repl-diskless-sync-delay",
+        "0",
         "--dir",
         dir.to_str().unwrap(),
     ]
@@ -154,6 +157,22 @@ pub fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) 
         assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Whether the server on `port`, if a primary, has its replicas online (a
+/// replica answers true).
+fn replicas_in_sync(flavor: Flavor, port: u16) -> bool {
+    let info = cli(flavor, port, &["INFO", "replication"]);
+    if info.contains("role:slave") {
+        return info.contains("master_link_status:up");
+    }
+    let connected = info
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("connected_slaves:"))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0);
+    let online = info.lines().filter(|l| l.contains("state=online")).count();
+    connected >= 1 && online == connected
 }
 
 /// A Valkey 8.1 server of its own.
@@ -294,7 +313,7 @@ impl TestCluster {
             live.iter().all(|n| {
                 let info = cli(self.flavor, n.port, &["CLUSTER", "INFO"]);
                 info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
-            })
+            }) && live.iter().all(|n| replicas_in_sync(self.flavor, n.port))
         });
     }
 }
@@ -392,7 +411,9 @@ impl TestSentinel {
                         .and_then(|v| v.trim().parse::<u32>().ok())
                 };
                 field("num-slaves").unwrap_or(0) >= 1 && field("num-other-sentinels").unwrap_or(0) >= 2
-            })
+            }) && self
+                .primary_port()
+                .is_some_and(|port| replicas_in_sync(Flavor::Redis, port))
         });
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::cluster::ClusterClient;
+use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::sentinel::SentinelClient;
@@ -117,10 +117,17 @@ impl Timeouts {
             .set_max_delay(self.connect)
     }
 
-    fn own(&self) -> AsyncConnectionConfig {
+    /// A connection of its own, whose answers may take `longer` (a `WAIT`).
+    fn own(&self, longer: Duration) -> AsyncConnectionConfig {
         AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect))
-            .set_response_timeout(Some(self.response))
+            .set_response_timeout(Some(self.response + longer))
+    }
+
+    fn own_cluster(&self, longer: Duration) -> ClusterConfig {
+        ClusterConfig::new()
+            .set_connection_timeout(self.connect)
+            .set_response_timeout(self.response + longer)
     }
 }
 
@@ -164,24 +171,24 @@ impl Connection {
     }
 
     /// A new connection used by one request at a time, for a write and the
-    /// `WAIT` after it.
-    async fn own(&self) -> RedisResult<Handle> {
-        match &self.topology {
-            Topology::Single { client, .. } => Ok(Handle::Own(
-                client
-                    .get_multiplexed_async_connection_with_config(&self.timeouts.own())
-                    .await?,
-            )),
-            Topology::Cluster { client, .. } => Ok(Handle::Cluster(client.get_async_connection().await?)),
-            Topology::Sentinel(sentinel) => {
-                let (client, _) = self.primary(sentinel).await?;
-                Ok(Handle::Own(
-                    client
-                        .get_multiplexed_async_connection_with_config(&self.timeouts.own())
-                        .await?,
-                ))
+    /// `WAIT` (of up to `wait`) after it.
+    async fn own(&self, wait: Duration) -> RedisResult<Handle> {
+        let client = match &self.topology {
+            Topology::Single { client, .. } => client.clone(),
+            Topology::Cluster { client, .. } => {
+                let config = self.timeouts.own_cluster(wait);
+                return Ok(Handle::Cluster(
+                    client.get_async_connection_with_config(config).await?,
+                ));
             }
-        }
+            Topology::Sentinel(sentinel) => self.primary(sentinel).await?.0,
+        };
+        let config = self.timeouts.own(wait);
+        Ok(Handle::Own(
+            client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?,
+        ))
     }
 
     async fn primary(&self, sentinel: &Sentinel) -> RedisResult<(Client, ConnectionManager)> {
@@ -279,7 +286,7 @@ impl Pool {
 
     /// A free connection (waiting for one if all are lent), made or remade
     /// for the current primary as needed.
-    pub(super) async fn lend<'p>(&'p self, connection: &Connection) -> RedisResult<Lent<'p>> {
+    pub(super) async fn lend<'p>(&'p self, connection: &Connection, wait: Duration) -> RedisResult<Lent<'p>> {
         let start = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let free =
             (0..self.slots.len()).find_map(|i| self.slots[(start + i) % self.slots.len()].try_lock().ok());
@@ -289,7 +296,7 @@ impl Pool {
         };
         let generation = connection.generation.load(Ordering::Relaxed);
         if slot.as_ref().is_none_or(|(made, _)| *made != generation) {
-            *slot = Some((generation, connection.own().await?));
+            *slot = Some((generation, connection.own(wait).await?));
         }
         Ok(Lent { slot })
     }

@@ -237,7 +237,7 @@ impl RedisStore {
         };
         let connection = &self.inner.connection;
         let outcome = tokio::time::timeout(self.inner.deadline + durability.timeout, async {
-            let lent = durability.pool.lend(connection).await?;
+            let lent = durability.pool.lend(connection, durability.timeout).await?;
             let mut handle = lent.handle();
             let written = op(handle.clone()).await;
             let replicated = match &written {
