@@ -70,6 +70,8 @@ pub struct Process {
     reaper: Child,
     pub pid: u32,
     pub port: u16,
+    binary: PathBuf,
+    args: Vec<String>,
 }
 
 impl Process {
@@ -92,7 +94,13 @@ impl Process {
             .read_line(&mut line)
             .unwrap();
         let pid = line.trim().parse().expect("the server's pid");
-        let process = Process { reaper, pid, port };
+        let process = Process {
+            reaper,
+            pid,
+            port,
+            binary: binary.to_owned(),
+            args: args.to_vec(),
+        };
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -108,6 +116,13 @@ impl Process {
     /// `kill -9`: the server dies at once, as in a crash.
     pub fn kill(&self) {
         let _ = Command::new("kill").arg("-9").arg(self.pid.to_string()).status();
+    }
+
+    /// Starts the server again, as a supervisor would after a crash, with
+    /// the same arguments and directory (a cluster node keeps its identity).
+    pub fn restart(&mut self) {
+        let again = Process::spawn(&self.binary, &self.args, self.port);
+        let _ = std::mem::replace(self, again);
     }
 }
 
