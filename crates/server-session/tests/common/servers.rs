@@ -239,6 +239,9 @@ impl TestCluster {
                         &format!("nodes-{port}.conf"),
                         "--cluster-node-timeout",
                         "1000",
+                        // The default bus port, port + 10000, may not exist.
+                        "--cluster-port",
+                        &free_port().to_string(),
                         // A replica takes over however long it was apart.
                         "--cluster-replica-validity-factor",
                         "0",
