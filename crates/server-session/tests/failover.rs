@@ -107,7 +107,9 @@ impl Load {
                 let mut n = worker as u64;
                 while !load.stop.load(Ordering::Relaxed) {
                     // A cheap spread over sessions and over reads and writes.
-                    n = n.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    n = n
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     let session = (n >> 33) as usize % SESSIONS;
                     let write = (n >> 13) & 1 == 1;
                     let path = if write { "/incr" } else { "/read" };
@@ -147,7 +149,9 @@ impl Load {
         let disrupted = self.started.elapsed();
         disrupt().await;
         let settled = Instant::now();
-        while self.since_last_failure() < Duration::from_secs(3) && settled.elapsed() < Duration::from_secs(60) {
+        while self.since_last_failure() < Duration::from_secs(3)
+            && settled.elapsed() < Duration::from_secs(60)
+        {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         self.stop.store(true, Ordering::Relaxed);
@@ -204,7 +208,11 @@ fn first_primary(cluster: &TestCluster) -> u16 {
 
 async fn cluster_crash(mode: Mode) -> Report {
     let mut cluster = TestCluster::start(Flavor::Redis, 3);
-    let store = mode.apply(RedisStore::cluster(cluster.urls())).connect().await.unwrap();
+    let store = mode
+        .apply(RedisStore::cluster(cluster.urls()))
+        .connect()
+        .await
+        .unwrap();
     let load = Load::new(store.clone()).await;
     let victim = first_primary(&cluster);
     let (_, recovery) = load
@@ -215,7 +223,10 @@ async fn cluster_crash(mode: Mode) -> Report {
             let cluster_ref = &cluster;
             tokio::task::block_in_place(|| {
                 wait_until(Duration::from_secs(30), "a replica promoted", || {
-                    cluster_ref.layout().iter().any(|(port, _, failed)| *port == victim && *failed)
+                    cluster_ref
+                        .layout()
+                        .iter()
+                        .any(|(port, _, failed)| *port == victim && *failed)
                         && cluster_ref.primaries().len() == 3
                 });
             });
@@ -225,12 +236,21 @@ async fn cluster_crash(mode: Mode) -> Report {
         .await;
     tokio::task::block_in_place(|| cluster.wait_healthy(Duration::from_secs(30)));
     let (acknowledged, lost) = load.lost(&store).await;
-    load.report(format!("cluster, kill -9 a primary, {}", mode.name()), recovery, acknowledged, lost)
+    load.report(
+        format!("cluster, kill -9 a primary, {}", mode.name()),
+        recovery,
+        acknowledged,
+        lost,
+    )
 }
 
 async fn cluster_handover(mode: Mode) -> Report {
     let cluster = TestCluster::start(Flavor::Redis, 3);
-    let store = mode.apply(RedisStore::cluster(cluster.urls())).connect().await.unwrap();
+    let store = mode
+        .apply(RedisStore::cluster(cluster.urls()))
+        .connect()
+        .await
+        .unwrap();
     let load = Load::new(store.clone()).await;
     let (_, recovery) = load
         .around(async || {
@@ -257,7 +277,12 @@ async fn cluster_handover(mode: Mode) -> Report {
         })
         .await;
     let (acknowledged, lost) = load.lost(&store).await;
-    load.report(format!("cluster, CLUSTER FAILOVER, {}", mode.name()), recovery, acknowledged, lost)
+    load.report(
+        format!("cluster, CLUSTER FAILOVER, {}", mode.name()),
+        recovery,
+        acknowledged,
+        lost,
+    )
 }
 
 async fn sentinel_crash(mode: Mode) -> Report {
@@ -274,15 +299,22 @@ async fn sentinel_crash(mode: Mode) -> Report {
             setup.primary.kill();
             let setup_ref = &setup;
             tokio::task::block_in_place(|| {
-                wait_until(Duration::from_secs(30), "the Sentinels promoted the replica", || {
-                    setup_ref.primary_port().is_some_and(|port| port != old)
-                });
+                wait_until(
+                    Duration::from_secs(30),
+                    "the Sentinels promoted the replica",
+                    || setup_ref.primary_port().is_some_and(|port| port != old),
+                );
             });
             tokio::task::block_in_place(|| setup.primary.restart());
         })
         .await;
     let (acknowledged, lost) = load.lost(&store).await;
-    load.report(format!("Sentinel, kill -9 the primary, {}", mode.name()), recovery, acknowledged, lost)
+    load.report(
+        format!("Sentinel, kill -9 the primary, {}", mode.name()),
+        recovery,
+        acknowledged,
+        lost,
+    )
 }
 
 fn main() {

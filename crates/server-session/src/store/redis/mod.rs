@@ -288,15 +288,15 @@ impl RedisStore {
         loaded: &[u8],
     ) -> Result<SaveOutcome, StoreError> {
         if self.cas().await? == CAS_NATIVE {
-            let command = redis::cmd("SET")
+            let mut command = redis::cmd("SET");
+            command
                 .arg(key)
                 .arg(value)
                 .arg("IFEQ")
                 .arg(loaded)
                 .arg("GET")
                 .arg("EX")
-                .arg(seconds(ttl))
-                .to_owned();
+                .arg(seconds(ttl));
             let previous = self
                 .write(key, |mut handle| async move {
                     command.query_async::<Option<Vec<u8>>>(&mut handle).await
@@ -402,14 +402,11 @@ fn classify(err: RedisError, deadline: Duration) -> StoreError {
 
 impl SessionStore for RedisStore {
     async fn load(&self, key: &str, slide: Option<Duration>) -> Result<Option<Vec<u8>>, StoreError> {
-        let command = match slide {
-            Some(ttl) => redis::cmd("GETEX")
-                .arg(key)
-                .arg("EX")
-                .arg(seconds(ttl))
-                .to_owned(),
-            None => redis::cmd("GET").arg(key).to_owned(),
-        };
+        let mut command = redis::cmd(if slide.is_some() { "GETEX" } else { "GET" });
+        command.arg(key);
+        if let Some(ttl) = slide {
+            command.arg("EX").arg(seconds(ttl));
+        }
         self.shared(|mut handle| async move { command.query_async(&mut handle).await })
             .await
     }
@@ -424,14 +421,14 @@ impl SessionStore for RedisStore {
         let Expect::Unchanged(loaded) = expect else {
             // A plain create-if-absent; no script needed. GET makes it
             // answer what is there when the key exists.
-            let command = redis::cmd("SET")
+            let mut command = redis::cmd("SET");
+            command
                 .arg(key)
                 .arg(value)
                 .arg("NX")
                 .arg("GET")
                 .arg("EX")
-                .arg(seconds(ttl))
-                .to_owned();
+                .arg(seconds(ttl));
             let created = self
                 .write(key, |mut handle| async move {
                     command.query_async::<Option<Vec<u8>>>(&mut handle).await
@@ -448,7 +445,8 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let command = redis::cmd("DEL").arg(key).to_owned();
+        let mut command = redis::cmd("DEL");
+        command.arg(key);
         self.write(key, |mut handle| async move {
             command.query_async::<i64>(&mut handle).await
         })
@@ -457,7 +455,8 @@ impl SessionStore for RedisStore {
     }
 
     async fn touch(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
-        let command = redis::cmd("EXPIRE").arg(key).arg(seconds(ttl)).to_owned();
+        let mut command = redis::cmd("EXPIRE");
+        command.arg(key).arg(seconds(ttl));
         self.shared(|mut handle| async move { command.query_async::<i64>(&mut handle).await })
             .await
             .map(drop)
