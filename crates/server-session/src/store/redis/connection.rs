@@ -162,6 +162,23 @@ impl Connection {
     pub(super) async fn shared(&self) -> RedisResult<Handle> {
         match &self.topology {
             Topology::Single { shared, .. } => Ok(Handle::Shared(shared.clone())),
+            Topology::Cluster { shared, .. } if let Some(connection) = shared.get() => {
+                Ok(Handle::Cluster(connection.clone()))
+            }
+            Topology::Sentinel(sentinel) if let Some((_, primary)) = sentinel.known() => {
+                Ok(Handle::Shared(primary))
+            }
+            // Connecting is rare and its future large: boxed, so that every
+            // request's future stays small.
+            _ => Box::pin(self.connect()).await,
+        }
+    }
+
+    /// The shared connection, made: the cluster's, or the primary's after
+    /// asking the Sentinels.
+    async fn connect(&self) -> RedisResult<Handle> {
+        match &self.topology {
+            Topology::Single { shared, .. } => Ok(Handle::Shared(shared.clone())),
             Topology::Cluster { client, shared } => {
                 let connection = shared.get_or_try_init(|| client.get_async_connection()).await?;
                 Ok(Handle::Cluster(connection.clone()))

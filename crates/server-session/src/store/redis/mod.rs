@@ -189,10 +189,13 @@ impl RedisStore {
 
     /// How conditional saves are made, learnt from `HELLO` the first time.
     async fn cas(&self) -> Result<u8, StoreError> {
-        let known = self.inner.cas.load(Ordering::Relaxed);
-        if known != CAS_UNKNOWN {
-            return Ok(known);
+        match self.inner.cas.load(Ordering::Relaxed) {
+            CAS_UNKNOWN => Box::pin(self.learn_cas()).await,
+            known => Ok(known),
         }
+    }
+
+    async fn learn_cas(&self) -> Result<u8, StoreError> {
         let hello = self
             .shared(|mut handle| async move {
                 redis::cmd("HELLO")
@@ -232,9 +235,19 @@ impl RedisStore {
         F: FnOnce(Handle) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let Some(durability) = &self.inner.durability else {
-            return self.shared(op).await;
-        };
+        match &self.inner.durability {
+            None => self.shared(op).await,
+            // Its future is large: boxed, so that the common case stays small.
+            Some(durability) => Box::pin(self.durable(durability, key, op)).await,
+        }
+    }
+
+    /// [`write`](Self::write) with durability on.
+    async fn durable<T, F, Fut>(&self, durability: &Durability, key: &str, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Handle) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
         let connection = &self.inner.connection;
         let outcome = tokio::time::timeout(self.inner.deadline + durability.timeout, async {
             let lent = durability.pool.lend(connection, durability.timeout).await?;
