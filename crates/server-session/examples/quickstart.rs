@@ -14,6 +14,7 @@
 
 use axum::{Router, http::StatusCode, routing::get};
 use std::error::Error;
+use std::process::ExitCode;
 
 use server_session::{Session, SessionConfig, SessionError, SessionLayer};
 
@@ -48,7 +49,18 @@ async fn health() -> &'static str {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> ExitCode {
+    // A misconfiguration is told as a sentence, not as a debug dump.
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
         .init();

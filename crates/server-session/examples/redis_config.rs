@@ -14,12 +14,22 @@ use axum::{Router, routing::get};
 use server_session::{Session, SessionConfig, SessionError, SessionLayer};
 
 async fn index(session: Session) -> Result<&'static str, SessionError> {
-    session.insert("serret", "123456").await?;
+    session.insert("secret", "123456").await?;
     Ok("index")
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let sessions = SessionLayer::from_config(SessionConfig::from_env()?)?;
     let app = Router::new().route("/", get(index)).layer(sessions);
 

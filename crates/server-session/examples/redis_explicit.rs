@@ -14,12 +14,22 @@ use server_session::redis::Client;
 use server_session::{RedisStore, Session, SessionConfig, SessionError, SessionLayer};
 
 async fn index(session: Session) -> Result<&'static str, SessionError> {
-    session.insert("serret", "123456").await?;
+    session.insert("secret", "123456").await?;
     Ok("index")
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let client = Client::open(url)?;
     let store = RedisStore::from_client(&client).connect().await?;

@@ -10,13 +10,14 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderValue, header};
+use http::HeaderValue;
 
 use crate::config::SessionConfig;
-use crate::engine::{Engine, Presented};
+use crate::engine::{Engine, Plan, Presented};
 use crate::record::{Format, Record};
 use crate::session::{Session, from_raw};
-use crate::store::{Expect, MemoryStore, SessionStore};
+use crate::store::memory::MemoryStore;
+use crate::store::{Expect, SessionStore};
 
 /// The id every stored-record case is planted under.
 const ID: &str = "fuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzzfuz";
@@ -55,7 +56,7 @@ fn engines() -> &'static Engines {
         Engines {
             msgpack: make(config.clone()),
             json: make(config.clone().serialization_format(Format::Json)),
-            signed: make(config.sign_with(SECRET)).0,
+            signed: make(config.secret(SECRET)).0,
         }
     })
 }
@@ -92,10 +93,8 @@ pub fn stored_record(data: &[u8], format: Format) {
             .save(&key, data, ttl, Expect::Absent)
             .await
             .expect("the memory store never fails");
-        let mut headers = HeaderMap::new();
         let cookie = HeaderValue::from_str(&format!("session={ID}")).expect("a valid header");
-        headers.insert(header::COOKIE, cookie);
-        let session = Session::open(engine.clone(), &headers);
+        let session = Session::open(engine.clone(), vec![cookie]);
         let keys = session
             .keys()
             .await
@@ -107,8 +106,8 @@ pub fn stored_record(data: &[u8], format: Format) {
         let _ = session
             .update("fuzz", |n: Option<u64>| n.unwrap_or(0).wrapping_add(1))
             .await;
-        if let Some(err) = session.finish().await.failure {
-            panic!("a request on stored bytes failed: {err}");
+        if let Plan::Fail(failure) = session.finish().await {
+            panic!("a request on stored bytes failed: {failure:?}");
         }
     });
 }
@@ -142,7 +141,7 @@ pub fn flask_config(data: &[u8]) {
     let store = MemoryStore::builder().max_entries(4).build();
     let engine = Engine::new(Arc::new(store), config).expect("from_map gives only valid configurations");
     runtime().block_on(async {
-        let session = Session::open(Arc::new(engine), &HeaderMap::new());
+        let session = Session::open(Arc::new(engine), Vec::new());
         session
             .insert("k", &1)
             .await
@@ -151,9 +150,11 @@ pub fn flask_config(data: &[u8]) {
             .set_lifetime(Some(Duration::from_secs(90 * 24 * 3600)))
             .await
             .expect("a lifetime within the maximum");
-        let finish = session.finish().await;
-        assert!(finish.failure.is_none(), "the first save of a new session");
-        assert!(finish.set_cookie.is_some(), "a new session sets its cookie");
+        let plan = session.finish().await;
+        assert!(
+            matches!(plan, Plan::Respond { set_cookie: Some(_) }),
+            "the first save of a new session sets its cookie: {plan:?}"
+        );
     });
 }
 

@@ -1,4 +1,5 @@
-//! Server-side HTTP sessions for axum and other tower services.
+//! Server-side HTTP sessions for axum and other tower services, and for
+//! actix-web (feature `actix`, `SessionMiddleware`).
 //!
 //! The browser's cookie holds only an opaque, random session id; the data
 //! lives in a store. Records use Flask-Session 0.8's layout, so a Rust service
@@ -46,6 +47,28 @@
 //! }
 //! ```
 //!
+//! # Frameworks
+//!
+//! The framework adapters are thin: each reads the request's `Cookie`
+//! headers, hands the handler a [`Session`], and carries out what the engine
+//! decided for the response, so axum and actix-web behave the same. With
+//! actix-web (feature `actix`):
+//!
+//! ```
+//! # #[cfg(feature = "actix")] {
+//! use actix_web::{App, web};
+//! use server_session::{MemoryStore, Session, SessionConfig, SessionError, SessionMiddleware};
+//!
+//! async fn counter(session: Session) -> Result<String, SessionError> {
+//!     let n = session.update("counter", |n: Option<u64>| n.unwrap_or(0) + 1).await?;
+//!     Ok(n.to_string())
+//! }
+//!
+//! let sessions = SessionMiddleware::new(MemoryStore::new(), SessionConfig::default()).unwrap();
+//! let app = App::new().wrap(sessions).route("/counter", web::get().to(counter));
+//! # }
+//! ```
+//!
 //! # Lifecycle
 //!
 //! | request | store | response |
@@ -60,12 +83,15 @@
 //! | [`Session::cycle_id`] | new record, then the old one deleted | `Set-Cookie` with the new id |
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod adapters;
+mod change;
 mod clock;
-pub mod config;
+mod config;
 mod cookie;
 mod engine;
+mod error;
 #[cfg(any(test, fuzzing))]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -79,15 +105,21 @@ mod value;
 /// The `redis` crate this store is built on, for building a
 /// [`Client`](redis::Client) to pass to [`RedisStore::from_client`].
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use ::redis;
+#[cfg(feature = "actix")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
+pub use adapters::actix::{SessionMiddleware, SessionMiddlewareService};
 pub use adapters::tower::{SessionLayer, SessionService};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, RedisSettings, SameSite, SessionConfig, StoreErrorPolicy, StoreType};
 pub use engine::Metrics;
+pub use error::{RecordError, SessionError, ValueError};
 pub use id::SessionId;
 pub use record::Format;
-pub use session::{Session, SessionError};
-pub use store::{Expect, Fingerprint, MemoryStore, SaveOutcome, SessionStore, StoreError};
+pub use session::Session;
+pub use store::memory::MemoryStore;
 #[cfg(feature = "redis")]
-pub use store::{RedisStore, RedisStoreBuilder};
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use store::redis::RedisStore;
 pub use value::Timestamp;

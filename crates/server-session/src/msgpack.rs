@@ -52,9 +52,10 @@ impl Item<'_> {
     }
 }
 
-/// Why bytes are not one acceptable MessagePack value.
+/// Why bytes are not one acceptable MessagePack value; `R` is why a
+/// visitor refused an item.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum WalkError {
+pub(crate) enum WalkError<R = std::convert::Infallible> {
     #[error("the value is cut short")]
     Truncated,
     #[error("the value uses the reserved marker 0xc1")]
@@ -65,15 +66,34 @@ pub(crate) enum WalkError {
     NotUtf8,
     /// Refused by the caller's visitor.
     #[error("{0}")]
-    Refused(String),
+    Refused(R),
+}
+
+impl<R> WalkError<R> {
+    /// The same error where a visitor's refusal can appear.
+    fn widen(err: WalkError) -> WalkError<R> {
+        match err {
+            WalkError::Truncated => WalkError::Truncated,
+            WalkError::Reserved => WalkError::Reserved,
+            WalkError::TooDeep => WalkError::TooDeep,
+            WalkError::NotUtf8 => WalkError::NotUtf8,
+            WalkError::Refused(never) => match never {},
+        }
+    }
+}
+
+/// The length of the one value at the start of `bytes`, checked as
+/// [`walk`] checks it.
+pub(crate) fn value_len(bytes: &[u8]) -> Result<usize, WalkError> {
+    walk(bytes, |_, _| Ok(()))
 }
 
 /// Walks the one value at the start of `bytes`, calling `visit` with each
 /// item and whether it is a map key; returns how many bytes the value takes.
-pub(crate) fn walk<'a>(
+pub(crate) fn walk<'a, R>(
     bytes: &'a [u8],
-    mut visit: impl FnMut(&Item<'a>, bool) -> Result<(), String>,
-) -> Result<usize, WalkError> {
+    mut visit: impl FnMut(&Item<'a>, bool) -> Result<(), R>,
+) -> Result<usize, WalkError<R>> {
     // For each open array or map: the items still to read in it (two per map
     // entry, so an even count left in a map means a key comes next) and
     // whether it is a map. `pending` is the sum of the counts.
@@ -83,7 +103,7 @@ pub(crate) fn walk<'a>(
     let mut rest = bytes;
     loop {
         let is_key = depth > 0 && open[depth - 1].1 && open[depth - 1].0 % 2 == 0;
-        let (item, children) = read_item(&mut rest)?;
+        let (item, children) = read_item(&mut rest).map_err(WalkError::widen)?;
         visit(&item, is_key).map_err(WalkError::Refused)?;
         if depth > 0 {
             open[depth - 1].0 -= 1;
@@ -214,7 +234,7 @@ mod tests {
     use super::*;
 
     fn length_of(bytes: &[u8]) -> Result<usize, WalkError> {
-        walk(bytes, |_, _| Ok(()))
+        value_len(bytes)
     }
 
     fn nested(depth: usize, open: u8, inner: &[u8]) -> Vec<u8> {
@@ -262,7 +282,7 @@ mod tests {
         let mut seen = Vec::new();
         walk(bytes, |item, key| {
             seen.push((item.kind(), key));
-            Ok(())
+            Ok::<_, String>(())
         })
         .unwrap();
         assert_eq!(

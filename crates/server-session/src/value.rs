@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 use serde::ser::{Serialize, Serializer};
 
+use crate::error::ValueError;
 use crate::msgpack::{self, Item, WalkError};
 use crate::record::{Format, rfc3339, timestamp_parts};
 
@@ -206,31 +207,23 @@ impl<'de> Deserialize<'de> for Timestamp {
 /// hashable (strings and integers here) and the only extension it knows is
 /// the timestamp. The JSON format has no NaN or infinity. Nesting is bounded
 /// as for every stored value ([`MAX_DEPTH`](msgpack::MAX_DEPTH)).
-pub(crate) fn flask_incompatibility(raw: &[u8], format: Format) -> Option<String> {
+pub(crate) fn flask_incompatibility(raw: &[u8], format: Format) -> Option<ValueError> {
     let checked = msgpack::walk(raw, |item, is_key| {
         if is_key && !matches!(item, Item::Str | Item::Int) {
-            return Err(format!(
-                "a map key is {}; Flask reads only string and integer keys",
-                item.kind()
-            ));
+            return Err(ValueError::MapKey(item.kind()));
         }
         match item {
-            Item::Float(f) if format == Format::Json && !f.is_finite() => {
-                Err("JSON has no NaN or infinity (use the MessagePack format)".into())
-            }
+            Item::Float(f) if format == Format::Json && !f.is_finite() => Err(ValueError::NonFiniteFloat),
             Item::Ext(TIMESTAMP_EXT, data) if timestamp_parts(data).is_some() => Ok(()),
-            Item::Ext(TIMESTAMP_EXT, _) => Err("it holds a malformed MessagePack timestamp".into()),
-            Item::Ext(kind, _) => Err(format!(
-                "it holds MessagePack extension type {kind}, which Flask cannot decode (only timestamps, type -1)"
-            )),
+            Item::Ext(kind, _) => Err(ValueError::Extension(*kind)),
             _ => Ok(()),
         }
     });
     match checked {
         Ok(len) if len == raw.len() => None,
-        Ok(_) => Some("it does not encode as one MessagePack value".into()),
         Err(WalkError::Refused(why)) => Some(why),
-        Err(err) => Some(format!("it is not a storable value: {err}")),
+        Err(WalkError::TooDeep) => Some(ValueError::TooDeep),
+        Ok(_) | Err(_) => Some(ValueError::Malformed),
     }
 }
 
@@ -306,30 +299,35 @@ mod tests {
                 Value::Array(vec![Value::Ext(-1, vec![0, 0, 0, 1])]),
             ),
         ]);
-        assert_eq!(incompatible(&ok, Format::MessagePack), None);
+        assert!(incompatible(&ok, Format::MessagePack).is_none());
         let ext = Value::Ext(3, vec![1]);
-        assert!(
-            incompatible(&ext, Format::MessagePack)
-                .unwrap()
-                .contains("extension type 3")
-        );
+        assert!(matches!(
+            incompatible(&ext, Format::MessagePack),
+            Some(ValueError::Extension(3))
+        ));
         let list_key = Value::Map(vec![(Value::Array(vec![]), Value::Nil)]);
-        assert!(
-            incompatible(&list_key, Format::MessagePack)
-                .unwrap()
-                .contains("a list")
-        );
+        assert!(matches!(
+            incompatible(&list_key, Format::MessagePack),
+            Some(ValueError::MapKey("a list"))
+        ));
         let nan = Value::F64(f64::NAN);
-        assert_eq!(incompatible(&nan, Format::MessagePack), None);
-        assert!(incompatible(&nan, Format::Json).unwrap().contains("NaN"));
+        assert!(incompatible(&nan, Format::MessagePack).is_none());
+        assert!(matches!(
+            incompatible(&nan, Format::Json),
+            Some(ValueError::NonFiniteFloat)
+        ));
         let mut deep = Value::Nil;
         for _ in 0..=msgpack::MAX_DEPTH {
             deep = Value::Array(vec![deep]);
         }
-        assert!(
-            incompatible(&deep, Format::MessagePack)
-                .unwrap()
-                .contains("deeper")
-        );
+        assert!(matches!(
+            incompatible(&deep, Format::MessagePack),
+            Some(ValueError::TooDeep)
+        ));
+        let bad_timestamp = Value::Ext(-1, vec![1, 2, 3]);
+        assert!(matches!(
+            incompatible(&bad_timestamp, Format::MessagePack),
+            Some(ValueError::Extension(-1))
+        ));
     }
 }

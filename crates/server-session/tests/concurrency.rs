@@ -1,5 +1,5 @@
-//! DESIGN.md's concurrency guarantees 1 to 5, through the real axum adapter,
-//! on the memory store and on a real Redis. Gates inside the handlers force
+//! The concurrency guarantees 1 to 5 of ARCHITECTURE.md, through the real
+//! axum and actix-web adapters, on the memory store and on real servers. Gates inside the handlers force
 //! the interleavings (both requests loaded before either commits) instead of
 //! hoping for them.
 
@@ -9,11 +9,10 @@ mod common;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::Path;
-use axum::routing::get;
-use common::{Counting, get as request};
-use server_session::{Session, SessionConfig, SessionError, SessionLayer, SessionStore};
+use common::Counting;
+use common::frameworks::{Framework, Routes, Served, serve};
+use server_session::store::SessionStore;
+use server_session::{Session, SessionConfig, SessionError};
 use tokio::sync::{Barrier, Notify, Semaphore};
 
 on_every_store!(
@@ -26,28 +25,28 @@ on_every_store!(
 );
 
 struct App<S> {
-    app: Router,
+    app: Arc<Served>,
     store: Counting<S>,
-    layer: SessionLayer,
 }
 
-fn app<S: SessionStore + Clone>(store: S, routes: Router) -> App<S> {
+fn app<S: SessionStore + Clone>(framework: Framework, store: S, routes: Routes) -> App<S> {
     let store = Counting::new(store);
-    let layer = SessionLayer::new(store.clone(), SessionConfig::default()).unwrap();
     let routes = routes
-        .route(
-            "/login",
-            get(|s: Session| async move { s.insert("user", "alice").await.map(|_| "ok") }),
-        )
-        .route(
-            "/user",
-            get(|s: Session| async move { s.get::<String>("user").await.map(|u| format!("{u:?}")) }),
-        );
+        .route("/login", |s: Session, _| async move {
+            s.insert("user", "alice").await.map(|_| "ok".into())
+        })
+        .route("/user", |s: Session, _| async move {
+            s.get::<String>("user").await.map(|u| format!("{u:?}"))
+        });
     App {
-        app: routes.layer(layer.clone()),
+        app: Arc::new(serve(framework, store.clone(), SessionConfig::default(), routes)),
         store,
-        layer,
     }
+}
+
+/// `GET path` on `app`.
+async fn request(app: &Served, path: &str, cookie: Option<&str>) -> common::Reply {
+    app.get(path, cookie).await
 }
 
 impl<S: SessionStore + Clone> App<S> {
@@ -73,22 +72,19 @@ impl<S: SessionStore + Clone> App<S> {
 }
 
 /// Guarantee 1: two requests that change different keys both persist.
-async fn different_keys_both_persist<S: SessionStore + Clone>(store: S) {
+async fn different_keys_both_persist<S: SessionStore + Clone>(framework: Framework, store: S) {
     const N: usize = 2;
     let barrier = Arc::new(Barrier::new(N));
-    let routes = Router::new().route(
-        "/set/{key}",
-        get(move |s: Session, Path(key): Path<String>| {
-            let barrier = barrier.clone();
-            async move {
-                s.get::<String>("user").await?; // load
-                barrier.wait().await; // both have loaded the same record
-                s.insert(&key, &true).await?;
-                Ok::<_, SessionError>("ok")
-            }
-        }),
-    );
-    let t = app(store, routes);
+    let routes = Routes::new().route("/set/*", move |s: Session, key| {
+        let barrier = barrier.clone();
+        async move {
+            s.get::<String>("user").await?; // load
+            barrier.wait().await; // both have loaded the same record
+            s.insert(&key, &true).await?;
+            Ok::<_, SessionError>("ok".into())
+        }
+    });
+    let t = app(framework, store, routes);
     let cookie = t.login().await;
     let (a, b) = tokio::join!(
         request(&t.app, "/set/a", Some(&cookie)),
@@ -100,29 +96,26 @@ async fn different_keys_both_persist<S: SessionStore + Clone>(store: S) {
         ["_permanent", "a", "b", "user"].map(String::from).into()
     );
     assert_eq!(
-        t.layer.metrics().conflicts,
+        t.app.metrics().conflicts,
         1,
         "one save found the other's write and merged"
     );
 }
 
 /// The same with 50 requests, each setting its own key.
-async fn fifty_requests_fifty_keys<S: SessionStore + Clone>(store: S) {
+async fn fifty_requests_fifty_keys<S: SessionStore + Clone>(framework: Framework, store: S) {
     const N: usize = 50;
     let barrier = Arc::new(Barrier::new(N));
-    let routes = Router::new().route(
-        "/set/{key}",
-        get(move |s: Session, Path(key): Path<String>| {
-            let barrier = barrier.clone();
-            async move {
-                s.get::<String>("user").await?;
-                barrier.wait().await;
-                s.insert(&key, &key).await?;
-                Ok::<_, SessionError>("ok")
-            }
-        }),
-    );
-    let t = app(store, routes);
+    let routes = Routes::new().route("/set/*", move |s: Session, key| {
+        let barrier = barrier.clone();
+        async move {
+            s.get::<String>("user").await?;
+            barrier.wait().await;
+            s.insert(&key, &key).await?;
+            Ok::<_, SessionError>("ok".into())
+        }
+    });
+    let t = app(framework, store, routes);
     let cookie = t.login().await;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..N {
@@ -130,7 +123,7 @@ async fn fifty_requests_fifty_keys<S: SessionStore + Clone>(store: S) {
         tasks.spawn(async move { request(&app, &format!("/set/k{i}"), Some(&cookie)).await.status });
     }
     for status in tasks.join_all().await {
-        assert_eq!(status, 200, "{:?}", t.layer.metrics());
+        assert_eq!(status, 200, "{:?}", t.app.metrics());
     }
     let keys = t.stored_keys(&cookie).await;
     for i in 0..N {
@@ -140,28 +133,24 @@ async fn fifty_requests_fifty_keys<S: SessionStore + Clone>(store: S) {
 
 /// Guarantee 2: a request that only read never writes, so it cannot put back
 /// what it read over a concurrent write.
-async fn a_slow_read_never_writes_back<S: SessionStore + Clone>(store: S) {
+async fn a_slow_read_never_writes_back<S: SessionStore + Clone>(framework: Framework, store: S) {
     let loaded = Arc::new(Notify::new());
     let release = Arc::new(Notify::new());
     let (l, r) = (loaded.clone(), release.clone());
-    let routes = Router::new()
-        .route(
-            "/slow_read",
-            get(move |s: Session| {
-                let (loaded, release) = (l.clone(), r.clone());
-                async move {
-                    let user: Option<String> = s.get("user").await?;
-                    loaded.notify_one();
-                    release.notified().await;
-                    Ok::<_, SessionError>(format!("{user:?}"))
-                }
-            }),
-        )
-        .route(
-            "/write",
-            get(|s: Session| async move { s.insert("written", &true).await.map(|_| "ok") }),
-        );
-    let t = app(store, routes);
+    let routes = Routes::new()
+        .route("/slow_read", move |s: Session, _| {
+            let (loaded, release) = (l.clone(), r.clone());
+            async move {
+                let user: Option<String> = s.get("user").await?;
+                loaded.notify_one();
+                release.notified().await;
+                Ok::<_, SessionError>(format!("{user:?}"))
+            }
+        })
+        .route("/write", |s: Session, _| async move {
+            s.insert("written", &true).await.map(|_| "ok".into())
+        });
+    let t = app(framework, store, routes);
     let cookie = t.login().await;
     t.store.take();
     let slow = tokio::spawn({
@@ -183,36 +172,36 @@ async fn a_slow_read_never_writes_back<S: SessionStore + Clone>(store: S) {
 
 /// Guarantee 3: requests in flight when the session is destroyed do not
 /// recreate it, however they end.
-async fn in_flight_requests_do_not_resurrect_a_destroyed_session<S: SessionStore + Clone>(store: S) {
+async fn in_flight_requests_do_not_resurrect_a_destroyed_session<S: SessionStore + Clone>(
+    framework: Framework,
+    store: S,
+) {
     const N: usize = 20;
     let loaded = Arc::new(Semaphore::new(0));
     let release = Arc::new(Notify::new());
     let (l, r) = (loaded.clone(), release.clone());
-    let routes = Router::new()
-        .route(
-            "/slow/{i}",
-            get(move |s: Session, Path(i): Path<usize>| {
-                let (loaded, release) = (l.clone(), r.clone());
-                async move {
-                    s.get::<String>("user").await?;
-                    let wait = release.notified();
-                    loaded.add_permits(1);
-                    wait.await;
-                    match i % 4 {
-                        0 => s.insert("late", &i).await?,
-                        1 => drop(s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).await?),
-                        2 => s.cycle_id().await?,
-                        _ => {} // read only
-                    }
-                    Ok::<_, SessionError>("ok")
+    let routes = Routes::new()
+        .route("/slow/*", move |s: Session, i| {
+            let (loaded, release) = (l.clone(), r.clone());
+            let i: usize = i.parse().unwrap();
+            async move {
+                s.get::<String>("user").await?;
+                let wait = release.notified();
+                loaded.add_permits(1);
+                wait.await;
+                match i % 4 {
+                    0 => s.insert("late", &i).await?,
+                    1 => drop(s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).await?),
+                    2 => s.cycle_id().await?,
+                    _ => {} // read only
                 }
-            }),
-        )
-        .route(
-            "/logout",
-            get(|s: Session| async move { s.destroy().await.map(|_| "bye") }),
-        );
-    let t = app(store, routes);
+                Ok::<_, SessionError>("ok".into())
+            }
+        })
+        .route("/logout", |s: Session, _| async move {
+            s.destroy().await.map(|_| "bye".into())
+        });
+    let t = app(framework, store, routes);
     let cookie = t.login().await;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..N {
@@ -234,7 +223,7 @@ async fn in_flight_requests_do_not_resurrect_a_destroyed_session<S: SessionStore
         let found = t.store.inner.load(&key, None).await.unwrap();
         assert_eq!(found, None, "nothing was recreated under any id");
     }
-    assert!(t.layer.metrics().gone >= 10, "{:?}", t.layer.metrics());
+    assert!(t.app.metrics().gone >= 10, "{:?}", t.app.metrics());
     let later = request(&t.app, "/user", Some(&cookie)).await;
     assert_eq!(
         later.body, "None",
@@ -245,30 +234,27 @@ async fn in_flight_requests_do_not_resurrect_a_destroyed_session<S: SessionStore
 
 /// Guarantee 4: two requests inserting the same key: the later commit wins
 /// and the conflict is counted.
-async fn same_key_the_later_commit_wins<S: SessionStore + Clone>(store: S) {
+async fn same_key_the_later_commit_wins<S: SessionStore + Clone>(framework: Framework, store: S) {
     let loaded = Arc::new(Semaphore::new(0));
     let first_go = Arc::new(Notify::new());
     let second_go = Arc::new(Notify::new());
     let (l, f, s2) = (loaded.clone(), first_go.clone(), second_go.clone());
-    let routes = Router::new().route(
-        "/color/{value}",
-        get(move |s: Session, Path(value): Path<String>| {
-            let (loaded, first, second) = (l.clone(), f.clone(), s2.clone());
-            async move {
-                s.get::<String>("user").await?;
-                let go = if value == "red" {
-                    first.notified()
-                } else {
-                    second.notified()
-                };
-                loaded.add_permits(1);
-                go.await;
-                s.insert("color", &value).await?;
-                Ok::<_, SessionError>("ok")
-            }
-        }),
-    );
-    let t = app(store, routes);
+    let routes = Routes::new().route("/color/*", move |s: Session, value| {
+        let (loaded, first, second) = (l.clone(), f.clone(), s2.clone());
+        async move {
+            s.get::<String>("user").await?;
+            let go = if value == "red" {
+                first.notified()
+            } else {
+                second.notified()
+            };
+            loaded.add_permits(1);
+            go.await;
+            s.insert("color", &value).await?;
+            Ok::<_, SessionError>("ok".into())
+        }
+    });
+    let t = app(framework, store, routes);
     let cookie = t.login().await;
     let red = tokio::spawn({
         let (app, cookie) = (t.app.clone(), cookie.clone());
@@ -291,29 +277,26 @@ async fn same_key_the_later_commit_wins<S: SessionStore + Clone>(store: S) {
         .find(|(k, _)| k.as_str() == Some("color"))
         .unwrap();
     assert_eq!(color.1.as_str(), Some("blue"), "the later commit wins");
-    assert_eq!(t.layer.metrics().conflicts, 1, "and the conflict is counted");
+    assert_eq!(t.app.metrics().conflicts, 1, "and the conflict is counted");
 }
 
 /// Guarantee 5: fifty concurrent `update` increments end at fifty, and with
 /// `save()` each request sees its own committed value.
-async fn fifty_concurrent_increments_count_fifty<S: SessionStore + Clone>(store: S) {
+async fn fifty_concurrent_increments_count_fifty<S: SessionStore + Clone>(framework: Framework, store: S) {
     const N: usize = 50;
     let barrier = Arc::new(Barrier::new(N));
-    let routes = Router::new().route(
-        "/incr",
-        get(move |s: Session| {
-            let barrier = barrier.clone();
-            async move {
-                s.get::<u64>("counter").await?;
-                barrier.wait().await; // all fifty loaded the same value
-                s.update("counter", |n: Option<u64>| n.unwrap_or(0) + 1).await?;
-                s.save().await?;
-                let committed: u64 = s.get("counter").await?.unwrap();
-                Ok::<_, SessionError>(committed.to_string())
-            }
-        }),
-    );
-    let t = app(store, routes);
+    let routes = Routes::new().route("/incr", move |s: Session, _| {
+        let barrier = barrier.clone();
+        async move {
+            s.get::<u64>("counter").await?;
+            barrier.wait().await; // all fifty loaded the same value
+            s.update("counter", |n: Option<u64>| n.unwrap_or(0) + 1).await?;
+            s.save().await?;
+            let committed: u64 = s.get("counter").await?.unwrap();
+            Ok::<_, SessionError>(committed.to_string())
+        }
+    });
+    let t = app(framework, store, routes);
     let cookie = t.login().await;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..N {
@@ -338,5 +321,5 @@ async fn fifty_concurrent_increments_count_fifty<S: SessionStore + Clone>(store:
         .find(|(k, _)| k.as_str() == Some("counter"))
         .unwrap();
     assert_eq!(counter.1.as_u64(), Some(N as u64));
-    assert!(t.layer.metrics().conflicts > 0, "the requests really collided");
+    assert!(t.app.metrics().conflicts > 0, "the requests really collided");
 }

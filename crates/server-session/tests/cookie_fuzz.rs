@@ -42,7 +42,7 @@ proptest! {
     #[test]
     fn random_cookie_headers_never_panic(cookies in proptest::collection::vec(cookie_header(), 0..3), signed in any::<bool>()) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let config = if signed { SessionConfig::default().sign_with("k") } else { SessionConfig::default() };
+        let config = if signed { SessionConfig::default().secret("k") } else { SessionConfig::default() };
         let app = app(config);
         let mut request = Request::builder().uri("/");
         for cookie in &cookies {

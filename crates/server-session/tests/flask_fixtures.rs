@@ -7,15 +7,20 @@ mod common;
 
 use std::time::Duration;
 
-use axum::Router;
+use common::frameworks::{Framework, Served, serve};
 use common::values;
-use common::{fixtures, get as request, hex, unhex};
-use server_session::{Expect, Format, MemoryStore, SaveOutcome, SessionConfig, SessionLayer, SessionStore};
+use common::{fixtures, hex, unhex};
+use server_session::store::{Expect, SaveOutcome, SessionStore};
+use server_session::{Format, MemoryStore, SessionConfig, SessionLayer};
 
 /// An app on `store` whose records are in `format`.
-fn app<S: SessionStore>(store: S, format: Format, config: SessionConfig) -> Router {
+fn app<S: SessionStore>(store: S, format: Format, config: SessionConfig) -> Served {
     let config = config.serialization_format(format);
-    values::routes(format).layer(SessionLayer::new(store, config).unwrap())
+    serve(Framework::Axum, store, config, values::routes(format))
+}
+
+async fn request(app: &Served, path: &str, cookie: Option<&str>) -> common::Reply {
+    app.get(path, cookie).await
 }
 
 async fn stored<S: SessionStore>(store: &S, cookie: &str) -> Vec<u8> {
@@ -196,7 +201,7 @@ async fn signed_cookie_matches_flask_vector() {
         )
         .await
         .unwrap();
-    let config = SessionConfig::default().sign_with(vector["secret_key"].as_str().unwrap());
+    let config = SessionConfig::default().secret(vector["secret_key"].as_str().unwrap());
     let app = app(store, Format::MessagePack, config);
     let reply = request(&app, "/keys", Some(&format!("session={cookie}"))).await;
     assert_eq!(reply.body, "user,n", "Flask's signed cookie is accepted");

@@ -8,20 +8,20 @@
 //! permanence: values of every type go Flask -> Rust and Rust -> Flask and
 //! read back equal; the Rust app cycles the id and Flask follows; Flask
 //! clears the session and the Rust app sees none; and a write from each side
-//! to different keys of one session both persist.
+//! to different keys of one session both persist. The Rust app runs on axum
+//! and, with the `actix` feature, on actix-web.
 #![cfg(feature = "redis")]
 
 mod common;
 
 use std::sync::Arc;
 
-use axum::extract::Path;
-use axum::routing::get;
 use common::client::Jar;
+use common::frameworks::{Framework, Listening, listen};
 use common::python::FlaskApp;
 use common::redis::TestRedis;
 use common::values;
-use server_session::{Format, Session, SessionConfig, SessionError, SessionLayer};
+use server_session::{Format, Session, SessionConfig, SessionError};
 use tokio::sync::Notify;
 
 #[derive(Clone, Copy, PartialEq)]
@@ -45,35 +45,33 @@ struct Gate {
 struct RustApp {
     addr: String,
     gate: Arc<Gate>,
+    _server: Listening,
 }
 
-async fn rust_app(config: SessionConfig, format: Format) -> RustApp {
+async fn rust_app(framework: Framework, config: SessionConfig, format: Format) -> RustApp {
     let gate = Arc::new(Gate::default());
     let g = gate.clone();
-    let app = values::routes(format)
-        .route(
-            "/cycle",
-            get(|s: Session| async move { s.cycle_id().await.map(|_| "cycled") }),
-        )
-        .route(
-            "/slow_set/{key}",
-            get(move |s: Session, Path(key): Path<String>| {
-                let gate = g.clone();
-                async move {
-                    s.keys().await?;
-                    let release = gate.release.notified();
-                    gate.loaded.notify_one();
-                    release.await;
-                    s.insert(&key, "rust").await?;
-                    Ok::<_, SessionError>("ok")
-                }
-            }),
-        )
-        .layer(SessionLayer::from_config(config).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    RustApp { addr, gate }
+    let routes = values::routes(format)
+        .route("/cycle", |s: Session, _| async move {
+            s.cycle_id().await.map(|_| "cycled".into())
+        })
+        .route("/slow_set/*", move |s: Session, key| {
+            let gate = g.clone();
+            async move {
+                s.keys().await?;
+                let release = gate.release.notified();
+                gate.loaded.notify_one();
+                release.await;
+                s.insert(&key, "rust").await?;
+                Ok::<_, SessionError>("ok".into())
+            }
+        });
+    let server = listen(framework, config, routes).await;
+    RustApp {
+        addr: server.addr.clone(),
+        gate,
+        _server: server,
+    }
 }
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -87,7 +85,7 @@ fn has_expires(set_cookie: &str) -> bool {
     set_cookie.contains("Expires=")
 }
 
-async fn scenario(format: &str, signing: Signing, permanent: bool) {
+async fn scenario(framework: Framework, format: &str, signing: Signing, permanent: bool) {
     let redis = TestRedis::start();
     let permanent_text = if permanent { "true" } else { "false" };
     let signer = if signing == Signing::Off { "false" } else { "true" };
@@ -121,7 +119,7 @@ async fn scenario(format: &str, signing: Signing, permanent: bool) {
     } else {
         Format::MessagePack
     };
-    let rust = rust_app(config, format).await;
+    let rust = rust_app(framework, config, format).await;
     let names: Vec<String> = common::client::get(&flask.addr, "/names", None)
         .await
         .body
@@ -217,14 +215,28 @@ async fn scenario(format: &str, signing: Signing, permanent: bool) {
     assert_eq!(rust_keys, flask_keys);
 }
 
+/// Each combination with the Rust app on axum, and on actix-web.
 macro_rules! combinations {
     ($($name:ident: $format:literal, $signing:ident, $permanent:literal;)*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                scenario($format, Signing::$signing, $permanent).await;
-            }
-        )*
+        mod axum {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    scenario(Framework::Axum, $format, Signing::$signing, $permanent).await;
+                }
+            )*
+        }
+        #[cfg(feature = "actix")]
+        mod actix {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    scenario(Framework::Actix, $format, Signing::$signing, $permanent).await;
+                }
+            )*
+        }
     };
 }
 

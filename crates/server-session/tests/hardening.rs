@@ -10,7 +10,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use common::Reply;
-use server_session::{MemoryStore, Session, SessionConfig, SessionError, SessionLayer, SessionStore};
+use server_session::store::SessionStore;
+use server_session::{MemoryStore, Session, SessionConfig, SessionError, SessionLayer, ValueError};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -46,10 +47,10 @@ impl Backend {
             Backend::Memory(store) => {
                 store.delete(key).await.unwrap();
                 let saved = store
-                    .save(key, bytes, HOUR, server_session::Expect::Absent)
+                    .save(key, bytes, HOUR, server_session::store::Expect::Absent)
                     .await
                     .unwrap();
-                assert_eq!(saved, server_session::SaveOutcome::Saved);
+                assert_eq!(saved, server_session::store::SaveOutcome::Saved);
             }
             #[cfg(feature = "redis")]
             Backend::Redis(_, url) => {
@@ -69,6 +70,7 @@ impl Backend {
     }
 
     /// The seconds `key` has left, where the store can tell (Redis).
+    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
     fn ttl(&self, key: &str) -> Option<i64> {
         match self {
             Backend::Memory(_) => None,
@@ -129,7 +131,7 @@ impl SessionStore for Backend {
         &self,
         key: &str,
         slide: Option<Duration>,
-    ) -> Result<Option<Vec<u8>>, server_session::StoreError> {
+    ) -> Result<Option<Vec<u8>>, server_session::store::StoreError> {
         match self {
             Backend::Memory(store) => store.load(key, slide).await,
             #[cfg(feature = "redis")]
@@ -142,8 +144,8 @@ impl SessionStore for Backend {
         key: &str,
         value: &[u8],
         ttl: Duration,
-        expect: server_session::Expect<'_>,
-    ) -> Result<server_session::SaveOutcome, server_session::StoreError> {
+        expect: server_session::store::Expect<'_>,
+    ) -> Result<server_session::store::SaveOutcome, server_session::store::StoreError> {
         match self {
             Backend::Memory(store) => store.save(key, value, ttl, expect).await,
             #[cfg(feature = "redis")]
@@ -151,7 +153,7 @@ impl SessionStore for Backend {
         }
     }
 
-    async fn delete(&self, key: &str) -> Result<(), server_session::StoreError> {
+    async fn delete(&self, key: &str) -> Result<(), server_session::store::StoreError> {
         match self {
             Backend::Memory(store) => store.delete(key).await,
             #[cfg(feature = "redis")]
@@ -159,7 +161,7 @@ impl SessionStore for Backend {
         }
     }
 
-    async fn touch(&self, key: &str, ttl: Duration) -> Result<(), server_session::StoreError> {
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<(), server_session::store::StoreError> {
         match self {
             Backend::Memory(store) => store.touch(key, ttl).await,
             #[cfg(feature = "redis")]
@@ -344,7 +346,14 @@ async fn deep_values_refused_on_insert_with_a_typed_error() {
                     }
                     let err = s.insert("deep", &value).await.unwrap_err();
                     *seen.lock().unwrap() = Some(err.to_string());
-                    matches!(err, SessionError::Encode { .. }).to_string()
+                    matches!(
+                        err,
+                        SessionError::Encode {
+                            source: ValueError::TooDeep,
+                            ..
+                        }
+                    )
+                    .to_string()
                 }
             }),
         )
@@ -352,7 +361,7 @@ async fn deep_values_refused_on_insert_with_a_typed_error() {
     let reply = on_worker(&app, "/", None).await;
     assert_eq!(reply.body, "true");
     let message = session_error.lock().unwrap().clone().unwrap();
-    assert!(message.contains("deeper than 100"), "{message}");
+    assert!(message.contains("100 levels"), "{message}");
 }
 
 /// A map record of `(key, raw MessagePack value)` pairs.
@@ -448,9 +457,9 @@ async fn stores_take_any_ttl_without_panicking() {
     let store = MemoryStore::new();
     let max = Duration::MAX;
     let saved = store
-        .save("k", b"\x80", max, server_session::Expect::Absent)
+        .save("k", b"\x80", max, server_session::store::Expect::Absent)
         .await;
-    assert_eq!(saved.unwrap(), server_session::SaveOutcome::Saved);
+    assert_eq!(saved.unwrap(), server_session::store::SaveOutcome::Saved);
     store.touch("k", max).await.unwrap();
     assert!(store.load("k", Some(max)).await.unwrap().is_some());
     #[cfg(feature = "redis")]
@@ -461,9 +470,9 @@ async fn stores_take_any_ttl_without_panicking() {
             .unwrap();
         let (_, key) = session();
         let saved = store
-            .save(&key, b"\x80", max, server_session::Expect::Absent)
+            .save(&key, b"\x80", max, server_session::store::Expect::Absent)
             .await;
-        assert_eq!(saved.unwrap(), server_session::SaveOutcome::Saved);
+        assert_eq!(saved.unwrap(), server_session::store::SaveOutcome::Saved);
         store.touch(&key, max).await.unwrap();
         assert!(store.load(&key, Some(max)).await.unwrap().is_some());
         assert!(server.ttl(&key) > 0, "the key still expires");
@@ -509,9 +518,14 @@ async fn a_redis_key_of_another_type_is_a_fresh_session() {
         .unwrap();
     let (_, key) = session();
     let saved = store
-        .save(&key, b"\x81\xa1a\x01", HOUR, server_session::Expect::Absent)
+        .save(
+            &key,
+            b"\x81\xa1a\x01",
+            HOUR,
+            server_session::store::Expect::Absent,
+        )
         .await;
-    assert_eq!(saved.unwrap(), server_session::SaveOutcome::Saved);
+    assert_eq!(saved.unwrap(), server_session::store::SaveOutcome::Saved);
     let _: () = redis::cmd("DEL").arg(&key).query(&mut raw).unwrap();
     let _: () = redis::cmd("HSET")
         .arg(&key)
@@ -519,15 +533,15 @@ async fn a_redis_key_of_another_type_is_a_fresh_session() {
         .arg("v")
         .query(&mut raw)
         .unwrap();
-    let expect = server_session::Expect::Unchanged(b"\x81\xa1a\x01");
+    let expect = server_session::store::Expect::Unchanged(b"\x81\xa1a\x01");
     let outcome = store.save(&key, b"\x81\xa1a\x02", HOUR, expect).await.unwrap();
-    assert_eq!(outcome, server_session::SaveOutcome::Gone);
+    assert_eq!(outcome, server_session::store::SaveOutcome::Gone);
     let outcome = store
-        .save(&key, b"\x80", HOUR, server_session::Expect::Absent)
+        .save(&key, b"\x80", HOUR, server_session::store::Expect::Absent)
         .await
         .unwrap();
     assert!(
-        matches!(outcome, server_session::SaveOutcome::Conflict(_)),
+        matches!(outcome, server_session::store::SaveOutcome::Conflict(_)),
         "a creation never overwrites it"
     );
 }
@@ -564,7 +578,7 @@ impl<S: SessionStore + Clone> SessionStore for Faulty<S> {
         &self,
         key: &str,
         slide: Option<Duration>,
-    ) -> Result<Option<Vec<u8>>, server_session::StoreError> {
+    ) -> Result<Option<Vec<u8>>, server_session::store::StoreError> {
         self.inner.load(key, slide).await
     }
 
@@ -573,25 +587,29 @@ impl<S: SessionStore + Clone> SessionStore for Faulty<S> {
         key: &str,
         value: &[u8],
         ttl: Duration,
-        expect: server_session::Expect<'_>,
-    ) -> Result<server_session::SaveOutcome, server_session::StoreError> {
+        expect: server_session::store::Expect<'_>,
+    ) -> Result<server_session::store::SaveOutcome, server_session::store::StoreError> {
         let outcome = self.inner.save(key, value, ttl, expect).await?;
         if !self.every_key_taken {
             return Ok(outcome);
         }
         // A real store's answer takes a while; let timers run.
         tokio::task::yield_now().await;
-        Ok(server_session::SaveOutcome::Conflict(b"\x81\xa1a\x01".to_vec()))
+        Ok(server_session::store::SaveOutcome::Conflict(
+            b"\x81\xa1a\x01".to_vec(),
+        ))
     }
 
-    async fn delete(&self, key: &str) -> Result<(), server_session::StoreError> {
+    async fn delete(&self, key: &str) -> Result<(), server_session::store::StoreError> {
         if self.deletes_fail {
-            return Err(server_session::StoreError::Unavailable("delete refused".into()));
+            return Err(server_session::store::StoreError::Unavailable(
+                "delete refused".into(),
+            ));
         }
         self.inner.delete(key).await
     }
 
-    async fn touch(&self, key: &str, ttl: Duration) -> Result<(), server_session::StoreError> {
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<(), server_session::store::StoreError> {
         self.inner.touch(key, ttl).await
     }
 }
@@ -617,7 +635,7 @@ async fn creating_a_session_gives_up_when_every_id_is_taken(backend: Backend) {
 async fn foreign_bytes_in_other_cookies_do_not_hide_the_session() {
     for config in [
         SessionConfig::default(),
-        SessionConfig::default().sign_with([7u8; 32]),
+        SessionConfig::default().secret([7u8; 32]),
     ] {
         let (app, _) = Backend::memory().app(config);
         let cookie = common::get(&app, "/write", None).await.cookie_pair().unwrap();
@@ -646,7 +664,7 @@ async fn foreign_bytes_in_other_cookies_do_not_hide_the_session() {
 
 #[tokio::test]
 async fn only_the_first_few_session_cookies_are_checked() {
-    let signed = SessionConfig::default().sign_with([7u8; 32]);
+    let signed = SessionConfig::default().secret([7u8; 32]);
     let (app, _) = Backend::memory().app(signed);
     let cookie = common::get(&app, "/write", None).await.cookie_pair().unwrap();
     let forged = |n: usize| {
@@ -716,7 +734,7 @@ async fn no_debug_or_error_text_shows_a_password() {
         settings.url = url.clone();
         settings.password = Some(secret.into());
         let config = SessionConfig::default()
-            .sign_with(secret)
+            .secret(secret)
             .fallback_secrets([secret])
             .store_type(StoreType::Redis(settings));
         let texts = [
@@ -744,15 +762,11 @@ fn ids_shorter_than_128_bits_are_refused_and_short_secrets_warned_about() {
     SessionLayer::new(MemoryStore::new(), SessionConfig::default().id_length(16)).unwrap();
 
     let (logs, _guard) = common::Logs::capture();
-    SessionLayer::new(
-        MemoryStore::new(),
-        SessionConfig::default().sign_with("dev-secret"),
-    )
-    .unwrap();
+    SessionLayer::new(MemoryStore::new(), SessionConfig::default().secret("dev-secret")).unwrap();
     let text = logs.text();
     assert_eq!(text.matches("shorter than 32 bytes").count(), 1, "{text}");
     assert!(text.contains("WARN") && !text.contains("dev-secret"), "{text}");
-    SessionLayer::new(MemoryStore::new(), SessionConfig::default().sign_with([1u8; 32])).unwrap();
+    SessionLayer::new(MemoryStore::new(), SessionConfig::default().secret([1u8; 32])).unwrap();
     assert_eq!(logs.text(), text, "no warning for a 32-byte secret");
 }
 

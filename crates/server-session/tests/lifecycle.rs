@@ -1,121 +1,265 @@
 //! The request lifecycle, row by row (Flask-Session's open_session /
 //! save_session table, with this project's fixes), the cost contract, id
-//! cycling, destroy, and expiry on a controllable clock.
+//! cycling, destroy, and expiry on a controllable clock; each scenario
+//! through the axum adapter and through the actix-web one.
 
 mod common;
 
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::extract::Path;
 use axum::routing::get;
+use common::frameworks::{Framework, Routes, Served, serve};
 use common::{Call, Counting, Reply, get as request, hex};
+use server_session::store::{Expect, SaveOutcome, SessionStore, StoreError};
 use server_session::{
-    Expect, ManualClock, MemoryStore, SameSite, Session, SessionConfig, SessionError, SessionLayer,
-    SessionStore,
+    ManualClock, MemoryStore, SameSite, Session, SessionConfig, SessionError, SessionLayer,
 };
 
 const DAY: u64 = 24 * 3600;
 const MINUTE: Duration = Duration::from_secs(60);
 
-type Store = Counting<MemoryStore>;
+type Store = Counting<AnyStore>;
 
 struct Harness {
-    app: Router,
+    app: Served,
     store: Store,
     clock: ManualClock,
 }
 
-fn harness(config: SessionConfig) -> Harness {
+/// Where a scenario runs: which framework's adapter, and the memory store
+/// (on the harness's clock) or a real Redis.
+#[derive(Clone)]
+struct On {
+    framework: Framework,
+    redis: Option<String>,
+}
+
+/// Runs each scenario through both frameworks' adapters, with the same
+/// routes, so both are held to the same lifecycle; `everywhere` scenarios
+/// also run on a real Redis (those that move the clock run in memory only,
+/// since Redis keeps its own time).
+macro_rules! on_both_frameworks {
+    (everywhere: $($name:ident),* ; memory: $($memory_only:ident),* $(,)?) => {
+        mod on_axum {
+            use super::{Framework, On};
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(On { framework: Framework::Axum, redis: None }).await
+                }
+            )*
+            $(
+                #[tokio::test]
+                async fn $memory_only() {
+                    super::$memory_only(On { framework: Framework::Axum, redis: None }).await
+                }
+            )*
+            #[cfg(feature = "redis")]
+            mod redis {
+                use super::super::{Framework, On};
+                $(
+                    #[tokio::test]
+                    async fn $name() {
+                        let server = super::super::common::redis::TestRedis::shared();
+                        let on = On { framework: Framework::Axum, redis: Some(server.url.clone()) };
+                        super::super::$name(on).await
+                    }
+                )*
+            }
+        }
+        #[cfg(feature = "actix")]
+        mod on_actix {
+            use super::{Framework, On};
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(On { framework: Framework::Actix, redis: None }).await
+                }
+            )*
+            $(
+                #[tokio::test]
+                async fn $memory_only() {
+                    super::$memory_only(On { framework: Framework::Actix, redis: None }).await
+                }
+            )*
+            #[cfg(feature = "redis")]
+            mod redis {
+                use super::super::{Framework, On};
+                $(
+                    #[tokio::test]
+                    async fn $name() {
+                        let server = super::super::common::redis::TestRedis::shared();
+                        let on = On { framework: Framework::Actix, redis: Some(server.url.clone()) };
+                        super::super::$name(on).await
+                    }
+                )*
+            }
+        }
+    };
+}
+
+on_both_frameworks!(
+    everywhere:
+    no_cookie_untouched_does_nothing,
+    no_cookie_read_only_varies_on_cookie,
+    first_write_creates_with_one_call,
+    untouched_with_a_cookie_costs_nothing,
+    read_without_refresh_is_a_plain_load,
+    change_costs_load_plus_one_conditional_save,
+    clearing_deletes_and_sends_a_deletion_cookie_with_the_same_attributes,
+    deletion_cookie_keeps_domain_and_path,
+    unknown_id_gets_a_fresh_id_on_write,
+    malformed_ids_cost_no_store_call,
+    tampered_or_unsigned_cookie_with_signer_costs_no_store_call,
+    the_first_valid_of_several_session_cookies_wins,
+    non_permanent_sessions_have_no_expires_and_flask_bytes,
+    set_permanent_false_drops_expires,
+    cycle_id_keeps_data_under_a_new_id_and_kills_the_old,
+    destroy_deletes_without_loading,
+    keys_set_after_destroy_start_a_new_session,
+    destroy_without_a_session_only_clears_a_presented_cookie;
+    memory:
+    read_with_refresh_slides_in_one_call_and_resends_the_cookie,
+    a_session_holding_only_permanent_is_never_stored,
+    idle_timeout_slides_on_reads,
+    without_refresh_the_lifetime_counts_from_the_last_write,
+    absolute_timeout_ends_even_an_active_session,
+    absolute_timeout_holds_for_sessions_without_a_stamp,
+    remember_me_keeps_the_idle_timeout,
+    per_session_lifetime_override_holds_on_later_requests,
+    reserved_keys_are_refused
+);
+
+/// A memory store or a Redis one, behind one type.
+#[derive(Clone)]
+enum AnyStore {
+    Memory(MemoryStore),
+    #[cfg(feature = "redis")]
+    Redis(server_session::RedisStore),
+}
+
+impl SessionStore for AnyStore {
+    async fn load(&self, key: &str, slide: Option<Duration>) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            AnyStore::Memory(store) => store.load(key, slide).await,
+            #[cfg(feature = "redis")]
+            AnyStore::Redis(store) => store.load(key, slide).await,
+        }
+    }
+
+    async fn save(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        expect: Expect<'_>,
+    ) -> Result<SaveOutcome, StoreError> {
+        match self {
+            AnyStore::Memory(store) => store.save(key, value, ttl, expect).await,
+            #[cfg(feature = "redis")]
+            AnyStore::Redis(store) => store.save(key, value, ttl, expect).await,
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Memory(store) => store.delete(key).await,
+            #[cfg(feature = "redis")]
+            AnyStore::Redis(store) => store.delete(key).await,
+        }
+    }
+
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Memory(store) => store.touch(key, ttl).await,
+            #[cfg(feature = "redis")]
+            AnyStore::Redis(store) => store.touch(key, ttl).await,
+        }
+    }
+}
+
+impl AnyStore {
+    /// Whether the store holds nothing (memory only).
+    fn is_empty(&self) -> bool {
+        match self {
+            AnyStore::Memory(store) => store.is_empty(),
+            #[cfg(feature = "redis")]
+            AnyStore::Redis(_) => unreachable!("memory-only scenarios ask this"),
+        }
+    }
+}
+
+fn harness(on: On, config: SessionConfig) -> Harness {
     let clock = ManualClock::new();
-    let store = Counting::new(MemoryStore::builder().clock(clock.clone()).build());
-    let layer = SessionLayer::new(store.clone(), config.clock(clock.clone())).unwrap();
-    let app = Router::new()
-        .route("/noop", get(|| async { "noop" }))
-        .route(
-            "/read",
-            get(|s: Session| async move {
-                let user: Option<String> = s.get("user").await?;
-                Ok::<_, SessionError>(format!("{user:?}"))
-            }),
-        )
+    let store = match on.redis.as_deref() {
+        None => AnyStore::Memory(MemoryStore::builder().clock(clock.clone()).build()),
+        #[cfg(feature = "redis")]
+        Some(url) => AnyStore::Redis(server_session::RedisStore::builder(url).build().unwrap()),
+        #[cfg(not(feature = "redis"))]
+        Some(_) => unreachable!("Redis scenarios need the redis feature"),
+    };
+    let store = Counting::new(store);
+    let routes = Routes::new()
+        .route("/noop", |_: Session, _| async { Ok("noop".into()) })
+        .route("/read", |s: Session, _| async move {
+            let user: Option<String> = s.get("user").await?;
+            Ok(format!("{user:?}"))
+        })
         .route(
             "/keys",
-            get(|s: Session| async move { Ok::<_, SessionError>(s.keys().await?.join(",")) }),
+            |s: Session, _| async move { Ok(s.keys().await?.join(",")) },
         )
-        .route(
-            "/set_basic",
-            get(|s: Session| async move {
-                s.insert("user", "alice").await?;
-                s.insert("n", &1).await?;
-                Ok::<_, SessionError>("ok")
-            }),
-        )
-        .route(
-            "/set/{key}/{value}",
-            get(|s: Session, Path((k, v)): Path<(String, String)>| async move {
-                s.insert(&k, &v).await?;
-                Ok::<_, SessionError>("ok")
-            }),
-        )
-        .route(
-            "/remove/{key}",
-            get(|s: Session, Path(k): Path<String>| async move {
-                Ok::<_, SessionError>(s.remove(&k).await?.to_string())
-            }),
-        )
-        .route(
-            "/clear",
-            get(|s: Session| async move { s.clear().await.map(|_| "cleared") }),
-        )
-        .route(
-            "/destroy",
-            get(|s: Session| async move { s.destroy().await.map(|_| "destroyed") }),
-        )
-        .route(
-            "/destroy_then_set",
-            get(|s: Session| async move {
-                s.destroy().await?;
-                s.insert("flash", "bye").await?;
-                Ok::<_, SessionError>("ok")
-            }),
-        )
-        .route(
-            "/cycle",
-            get(|s: Session| async move {
-                let before = s.id().await?.map(|id| id.as_str().to_owned());
-                s.cycle_id().await?;
-                s.save().await?;
-                let after = s.id().await?.map(|id| id.as_str().to_owned());
-                Ok::<_, SessionError>(format!("{before:?} -> {after:?}"))
-            }),
-        )
-        .route(
-            "/permanent/{on}",
-            get(|s: Session, Path(on): Path<bool>| async move { s.set_permanent(on).await.map(|_| "ok") }),
-        )
-        .route(
-            "/remember",
-            get(|s: Session| async move {
-                s.set_lifetime(Some(Duration::from_secs(90 * DAY)))
-                    .await
-                    .map(|_| "ok")
-            }),
-        )
-        .route(
-            "/incr",
-            get(|s: Session| async move {
-                let n = s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).await?;
-                Ok::<_, SessionError>(n.to_string())
-            }),
-        )
-        .layer(layer);
+        .route("/set_basic", |s: Session, _| async move {
+            s.insert("user", "alice").await?;
+            s.insert("n", &1).await?;
+            Ok("ok".into())
+        })
+        .route("/set/*", |s: Session, rest| async move {
+            let (k, v) = rest.split_once('/').unwrap();
+            s.insert(k, v).await?;
+            Ok("ok".into())
+        })
+        .route("/remove/*", |s: Session, k| async move {
+            Ok(s.remove(&k).await?.to_string())
+        })
+        .route("/clear", |s: Session, _| async move {
+            s.clear().await.map(|_| "cleared".into())
+        })
+        .route("/destroy", |s: Session, _| async move {
+            s.destroy().await.map(|_| "destroyed".into())
+        })
+        .route("/destroy_then_set", |s: Session, _| async move {
+            s.destroy().await?;
+            s.insert("flash", "bye").await?;
+            Ok("ok".into())
+        })
+        .route("/cycle", |s: Session, _| async move {
+            let before = s.id().await?.map(|id| id.as_str().to_owned());
+            s.cycle_id().await?;
+            s.save().await?;
+            let after = s.id().await?.map(|id| id.as_str().to_owned());
+            Ok(format!("{before:?} -> {after:?}"))
+        })
+        .route("/permanent/*", |s: Session, on| async move {
+            s.set_permanent(on.parse().unwrap()).await.map(|_| "ok".into())
+        })
+        .route("/remember", |s: Session, _| async move {
+            s.set_lifetime(Some(Duration::from_secs(90 * DAY)))
+                .await
+                .map(|_| "ok".into())
+        })
+        .route("/incr", |s: Session, _| async move {
+            let n = s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).await?;
+            Ok(n.to_string())
+        });
+    let app = serve(on.framework, store.clone(), config.clock(clock.clone()), routes);
     Harness { app, store, clock }
 }
 
 impl Harness {
     async fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
-        request(&self.app, path, cookie).await
+        self.app.get(path, cookie).await
     }
 
     /// Creates a session with user=alice, n=1; returns its `name=value`.
@@ -163,9 +307,8 @@ fn parse_http_date(text: &str) -> Option<i64> {
     Some(t.assume_utc().unix_timestamp())
 }
 
-#[tokio::test]
-async fn no_cookie_untouched_does_nothing() {
-    let h = harness(SessionConfig::default());
+async fn no_cookie_untouched_does_nothing(on: On) {
+    let h = harness(on, SessionConfig::default());
     let reply = h.get("/noop", None).await;
     assert_eq!(reply.body, "noop");
     assert_eq!(reply.set_cookie(), None);
@@ -173,9 +316,8 @@ async fn no_cookie_untouched_does_nothing() {
     assert_eq!(h.store.take(), vec![]);
 }
 
-#[tokio::test]
-async fn no_cookie_read_only_varies_on_cookie() {
-    let h = harness(SessionConfig::default());
+async fn no_cookie_read_only_varies_on_cookie(on: On) {
+    let h = harness(on, SessionConfig::default());
     let reply = h.get("/read", None).await;
     assert_eq!(reply.body, "None");
     assert_eq!(reply.set_cookie(), None);
@@ -183,9 +325,8 @@ async fn no_cookie_read_only_varies_on_cookie() {
     assert_eq!(h.store.take(), vec![], "no cookie, no store call");
 }
 
-#[tokio::test]
-async fn first_write_creates_with_one_call() {
-    let h = harness(SessionConfig::default());
+async fn first_write_creates_with_one_call(on: On) {
+    let h = harness(on, SessionConfig::default());
     let reply = h.get("/set_basic", None).await;
     assert_eq!(h.store.take_names(), ["save"]);
     let set = reply.set_cookie().unwrap();
@@ -210,9 +351,8 @@ async fn first_write_creates_with_one_call() {
     );
 }
 
-#[tokio::test]
-async fn read_with_refresh_slides_in_one_call_and_resends_the_cookie() {
-    let h = harness(SessionConfig::default());
+async fn read_with_refresh_slides_in_one_call_and_resends_the_cookie(on: On) {
+    let h = harness(on, SessionConfig::default());
     let cookie = h.login().await;
     h.clock.advance(Duration::from_secs(DAY));
     let reply = h.get("/read", Some(&cookie)).await;
@@ -225,9 +365,8 @@ async fn read_with_refresh_slides_in_one_call_and_resends_the_cookie() {
     assert_eq!(expires_in(&set, &h.clock), Some(Duration::from_secs(31 * DAY)));
 }
 
-#[tokio::test]
-async fn untouched_with_a_cookie_costs_nothing() {
-    let h = harness(SessionConfig::default());
+async fn untouched_with_a_cookie_costs_nothing(on: On) {
+    let h = harness(on, SessionConfig::default());
     let cookie = h.login().await;
     let reply = h.get("/noop", Some(&cookie)).await;
     assert_eq!(h.store.take(), vec![]);
@@ -235,9 +374,8 @@ async fn untouched_with_a_cookie_costs_nothing() {
     assert_eq!(reply.vary(), None);
 }
 
-#[tokio::test]
-async fn read_without_refresh_is_a_plain_load() {
-    let h = harness(SessionConfig::default().refresh_each_request(false));
+async fn read_without_refresh_is_a_plain_load(on: On) {
+    let h = harness(on, SessionConfig::default().refresh_each_request(false));
     let cookie = h.login().await;
     let reply = h.get("/read", Some(&cookie)).await;
     assert_eq!(reply.body, "Some(\"alice\")");
@@ -250,9 +388,8 @@ async fn read_without_refresh_is_a_plain_load() {
     assert_eq!(reply.vary().as_deref(), Some("Cookie"));
 }
 
-#[tokio::test]
-async fn change_costs_load_plus_one_conditional_save() {
-    let h = harness(SessionConfig::default());
+async fn change_costs_load_plus_one_conditional_save(on: On) {
+    let h = harness(on, SessionConfig::default());
     let cookie = h.login().await;
     let before = h.stored(&cookie).await.unwrap();
     let reply = h.get("/set/color/blue", Some(&cookie)).await;
@@ -261,20 +398,19 @@ async fn change_costs_load_plus_one_conditional_save() {
     let Call::Save { expect, outcome, .. } = &calls[1] else {
         unreachable!()
     };
-    assert_eq!(*expect, Some(server_session::Fingerprint::of(&before)));
+    assert_eq!(*expect, Some(server_session::store::Fingerprint::of(&before)));
     assert_eq!(*outcome, "saved");
     assert_eq!(reply.cookie_pair().unwrap(), cookie);
     assert_eq!(h.get("/keys", Some(&cookie)).await.body, "user,n,color");
 }
 
-#[tokio::test]
-async fn clearing_deletes_and_sends_a_deletion_cookie_with_the_same_attributes() {
+async fn clearing_deletes_and_sends_a_deletion_cookie_with_the_same_attributes(on: On) {
     let config = SessionConfig::default()
         .cookie_name("__Host-sid")
         .cookie_secure(true)
         .cookie_same_site(Some(SameSite::None))
         .cookie_partitioned(true);
-    let h = harness(config);
+    let h = harness(on, config);
     let cookie = h.login().await;
     let set = h.get("/read", Some(&cookie)).await.set_cookie().unwrap();
     assert!(
@@ -298,12 +434,11 @@ async fn clearing_deletes_and_sends_a_deletion_cookie_with_the_same_attributes()
     assert_eq!(h.stored(&cookie).await, None);
 }
 
-#[tokio::test]
-async fn deletion_cookie_keeps_domain_and_path() {
+async fn deletion_cookie_keeps_domain_and_path(on: On) {
     let config = SessionConfig::default()
         .cookie_domain(Some("example.com"))
         .cookie_path("/app");
-    let h = harness(config);
+    let h = harness(on, config);
     let cookie = h.login().await;
     let reply = h.get("/destroy", Some(&cookie)).await;
     assert_eq!(
@@ -313,9 +448,8 @@ async fn deletion_cookie_keeps_domain_and_path() {
     );
 }
 
-#[tokio::test]
-async fn unknown_id_gets_a_fresh_id_on_write() {
-    let h = harness(SessionConfig::default());
+async fn unknown_id_gets_a_fresh_id_on_write(on: On) {
+    let h = harness(on, SessionConfig::default());
     let unknown = "session=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
     let reply = h.get("/read", Some(unknown)).await;
     assert_eq!(reply.body, "None");
@@ -332,9 +466,8 @@ async fn unknown_id_gets_a_fresh_id_on_write() {
     assert!(h.stored(unknown).await.is_none());
 }
 
-#[tokio::test]
-async fn malformed_ids_cost_no_store_call() {
-    let h = harness(SessionConfig::default());
+async fn malformed_ids_cost_no_store_call(on: On) {
+    let h = harness(on, SessionConfig::default());
     for bad in [
         "session=attacker-chosen-sid-0123456789",
         "session=",
@@ -351,9 +484,11 @@ async fn malformed_ids_cost_no_store_call() {
     }
 }
 
-#[tokio::test]
-async fn tampered_or_unsigned_cookie_with_signer_costs_no_store_call() {
-    let h = harness(SessionConfig::default().sign_with("test-secret-key-for-fixtures"));
+async fn tampered_or_unsigned_cookie_with_signer_costs_no_store_call(on: On) {
+    let h = harness(
+        on,
+        SessionConfig::default().secret("test-secret-key-for-fixtures"),
+    );
     let reply = h.get("/set_basic", None).await;
     let pair = reply.cookie_pair().unwrap();
     let (sid, _sig) = pair.rsplit_once('.').unwrap();
@@ -373,30 +508,28 @@ async fn tampered_or_unsigned_cookie_with_signer_costs_no_store_call() {
     }
 }
 
-#[tokio::test]
-async fn the_first_valid_of_several_session_cookies_wins() {
-    let h = harness(SessionConfig::default());
+async fn the_first_valid_of_several_session_cookies_wins(on: On) {
+    let h = harness(on, SessionConfig::default());
     let cookie = h.login().await;
     let header = format!("session=junk; other=1; {cookie}");
     assert_eq!(h.get("/read", Some(&header)).await.body, "Some(\"alice\")");
 }
 
-#[tokio::test]
-async fn a_session_holding_only_permanent_is_never_stored() {
-    let h = harness(SessionConfig::default());
+async fn a_session_holding_only_permanent_is_never_stored(on: On) {
+    let h = harness(on.clone(), SessionConfig::default());
     let reply = h.get("/permanent/true", None).await;
     assert_eq!(reply.set_cookie(), None);
     assert_eq!(h.store.take(), vec![]);
     assert!(h.store.inner.is_empty());
-    let h = harness(SessionConfig::default().permanent(false));
+    let h = harness(on, SessionConfig::default().permanent(false));
     let reply = h.get("/permanent/true", None).await;
     assert_eq!(reply.set_cookie(), None);
     assert!(h.store.inner.is_empty());
 }
 
-#[tokio::test]
-async fn non_permanent_sessions_have_no_expires_and_flask_bytes() {
+async fn non_permanent_sessions_have_no_expires_and_flask_bytes(on: On) {
     let h = harness(
+        on,
         SessionConfig::default()
             .permanent(false)
             .lifetime(Duration::from_secs(3600)),
@@ -413,9 +546,8 @@ async fn non_permanent_sessions_have_no_expires_and_flask_bytes() {
     assert_eq!(reply.set_cookie(), None);
 }
 
-#[tokio::test]
-async fn set_permanent_false_drops_expires() {
-    let h = harness(SessionConfig::default());
+async fn set_permanent_false_drops_expires(on: On) {
+    let h = harness(on, SessionConfig::default());
     let reply = h.get("/set/x/1", None).await;
     let cookie = reply.cookie_pair().unwrap();
     let reply = h.get("/permanent/false", Some(&cookie)).await;
@@ -424,9 +556,8 @@ async fn set_permanent_false_drops_expires() {
     assert_eq!(hex(&stored), "82aa5f7065726d616e656e74c2a178a131");
 }
 
-#[tokio::test]
-async fn cycle_id_keeps_data_under_a_new_id_and_kills_the_old() {
-    let h = harness(SessionConfig::default());
+async fn cycle_id_keeps_data_under_a_new_id_and_kills_the_old(on: On) {
+    let h = harness(on, SessionConfig::default());
     let cookie = h.login().await;
     let old = h.stored(&cookie).await.unwrap();
     let reply = h.get("/cycle", Some(&cookie)).await;
@@ -445,7 +576,7 @@ async fn cycle_id_keeps_data_under_a_new_id_and_kills_the_old() {
             ..
         }
     ));
-    let fingerprint = server_session::Fingerprint::of(&old);
+    let fingerprint = server_session::store::Fingerprint::of(&old);
     assert!(matches!(&calls[2], Call::Save { expect: Some(f), outcome: "saved", .. } if *f == fingerprint));
     let new_cookie = reply.cookie_pair().unwrap();
     assert_ne!(new_cookie, cookie);
@@ -461,9 +592,8 @@ async fn cycle_id_keeps_data_under_a_new_id_and_kills_the_old() {
     assert_eq!(h.get("/read", Some(&new_cookie)).await.body, "Some(\"alice\")");
 }
 
-#[tokio::test]
-async fn destroy_deletes_without_loading() {
-    let h = harness(SessionConfig::default());
+async fn destroy_deletes_without_loading(on: On) {
+    let h = harness(on, SessionConfig::default());
     let cookie = h.login().await;
     let reply = h.get("/destroy", Some(&cookie)).await;
     assert_eq!(h.store.take_names(), ["delete"]);
@@ -474,9 +604,8 @@ async fn destroy_deletes_without_loading() {
     assert_eq!(h.get("/read", Some(&cookie)).await.body, "None");
 }
 
-#[tokio::test]
-async fn keys_set_after_destroy_start_a_new_session() {
-    let h = harness(SessionConfig::default());
+async fn keys_set_after_destroy_start_a_new_session(on: On) {
+    let h = harness(on, SessionConfig::default());
     let cookie = h.login().await;
     let reply = h.get("/destroy_then_set", Some(&cookie)).await;
     assert_eq!(h.store.take_names(), ["delete", "save"]);
@@ -486,9 +615,8 @@ async fn keys_set_after_destroy_start_a_new_session() {
     assert_eq!(h.get("/keys", Some(&new_cookie)).await.body, "flash");
 }
 
-#[tokio::test]
-async fn destroy_without_a_session_only_clears_a_presented_cookie() {
-    let h = harness(SessionConfig::default());
+async fn destroy_without_a_session_only_clears_a_presented_cookie(on: On) {
+    let h = harness(on, SessionConfig::default());
     let reply = h.get("/destroy", None).await;
     assert_eq!(reply.set_cookie(), None);
     assert_eq!(h.store.take(), vec![]);
@@ -497,12 +625,11 @@ async fn destroy_without_a_session_only_clears_a_presented_cookie() {
     assert_eq!(h.store.take(), vec![]);
 }
 
-#[tokio::test]
-async fn idle_timeout_slides_on_reads() {
+async fn idle_timeout_slides_on_reads(on: On) {
     let config = SessionConfig::default()
         .idle_timeout(30 * MINUTE)
         .refresh_each_request(false);
-    let h = harness(config);
+    let h = harness(on, config);
     let cookie = h.login().await;
     for _ in 0..5 {
         h.clock.advance(20 * MINUTE);
@@ -522,9 +649,9 @@ async fn idle_timeout_slides_on_reads() {
     assert_eq!(h.get("/read", Some(&cookie)).await.body, "None", "idle too long");
 }
 
-#[tokio::test]
-async fn without_refresh_the_lifetime_counts_from_the_last_write() {
+async fn without_refresh_the_lifetime_counts_from_the_last_write(on: On) {
     let h = harness(
+        on,
         SessionConfig::default()
             .refresh_each_request(false)
             .lifetime(60 * MINUTE),
@@ -536,12 +663,11 @@ async fn without_refresh_the_lifetime_counts_from_the_last_write() {
     assert_eq!(h.get("/read", Some(&cookie)).await.body, "None");
 }
 
-#[tokio::test]
-async fn absolute_timeout_ends_even_an_active_session() {
+async fn absolute_timeout_ends_even_an_active_session(on: On) {
     let config = SessionConfig::default()
         .idle_timeout(30 * MINUTE)
         .absolute_timeout(60 * MINUTE);
-    let h = harness(config);
+    let h = harness(on, config);
     let reply = h.get("/set_basic", None).await;
     let cookie = reply.cookie_pair().unwrap();
     let set = reply.set_cookie().unwrap();
@@ -575,9 +701,8 @@ async fn absolute_timeout_ends_even_an_active_session() {
     assert_eq!(h.stored(&cookie).await, None);
 }
 
-#[tokio::test]
-async fn absolute_timeout_holds_for_sessions_without_a_stamp() {
-    let h = harness(SessionConfig::default().absolute_timeout(60 * MINUTE));
+async fn absolute_timeout_holds_for_sessions_without_a_stamp(on: On) {
+    let h = harness(on, SessionConfig::default().absolute_timeout(60 * MINUTE));
     // What Flask writes: no creation stamp.
     let id = "WiA7yZJwdoKnsr0kDAavhk0fRS5yc2U7DkAgTUlBvsU";
     let flask = b"\x82\xaa_permanent\xc3\xa4user\xa5alice";
@@ -586,7 +711,7 @@ async fn absolute_timeout_holds_for_sessions_without_a_stamp() {
         .store
         .inner
         .save(&key, flask, 31 * 24 * 60 * MINUTE, Expect::Absent);
-    assert_eq!(saved.await.unwrap(), server_session::SaveOutcome::Saved);
+    assert_eq!(saved.await.unwrap(), server_session::store::SaveOutcome::Saved);
     let cookie = format!("session={id}");
 
     assert_eq!(h.get("/read", Some(&cookie)).await.body, "Some(\"alice\")");
@@ -610,9 +735,8 @@ async fn absolute_timeout_holds_for_sessions_without_a_stamp() {
     );
 }
 
-#[tokio::test]
-async fn remember_me_keeps_the_idle_timeout() {
-    let h = harness(SessionConfig::default().idle_timeout(30 * MINUTE));
+async fn remember_me_keeps_the_idle_timeout(on: On) {
+    let h = harness(on, SessionConfig::default().idle_timeout(30 * MINUTE));
     let cookie = h.login().await;
     assert_eq!(h.get("/remember", Some(&cookie)).await.status, 200);
     let calls = h.store.take();
@@ -630,9 +754,8 @@ async fn remember_me_keeps_the_idle_timeout() {
     );
 }
 
-#[tokio::test]
-async fn per_session_lifetime_override_holds_on_later_requests() {
-    let h = harness(SessionConfig::default());
+async fn per_session_lifetime_override_holds_on_later_requests(on: On) {
+    let h = harness(on, SessionConfig::default());
     let cookie = h.login().await;
     let reply = h.get("/remember", Some(&cookie)).await;
     assert_eq!(
@@ -652,9 +775,8 @@ async fn per_session_lifetime_override_holds_on_later_requests() {
     assert_eq!(h.get("/read", Some(&cookie)).await.body, "None");
 }
 
-#[tokio::test]
-async fn reserved_keys_are_refused() {
-    let h = harness(SessionConfig::default());
+async fn reserved_keys_are_refused(on: On) {
+    let h = harness(on, SessionConfig::default());
     let reply = h.get("/set/_permanent/x", None).await;
     assert_eq!(reply.status, 500);
     let reply = h.get("/set/_ss_created/x", None).await;
@@ -682,6 +804,32 @@ async fn handler_vary_and_cache_headers_are_kept() {
     let vary: Vec<_> = reply.headers.get_all("vary").iter().collect();
     assert_eq!(vary, ["Accept-Encoding, cookie"]);
     assert_eq!(reply.headers["cache-control"], "no-store");
+}
+
+#[cfg(feature = "actix")]
+#[actix_web::test]
+async fn handler_vary_and_cache_headers_are_kept_on_actix() {
+    use actix_web::{App, HttpResponse, test, web};
+    let sessions =
+        server_session::SessionMiddleware::new(MemoryStore::new(), SessionConfig::default()).unwrap();
+    let app = test::init_service(App::new().wrap(sessions).route(
+        "/",
+        web::get().to(|s: Session| async move {
+            s.insert("a", &1).await?;
+            Ok::<_, SessionError>(
+                HttpResponse::Ok()
+                    .insert_header(("vary", "Accept-Encoding, cookie"))
+                    .insert_header(("cache-control", "no-store"))
+                    .body("ok"),
+            )
+        }),
+    ))
+    .await;
+    let response = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+    let vary: Vec<_> = response.headers().get_all("vary").collect();
+    assert_eq!(vary, ["Accept-Encoding, cookie"]);
+    assert_eq!(response.headers().get("cache-control").unwrap(), "no-store");
+    assert!(response.headers().contains_key("set-cookie"));
 }
 
 #[test]

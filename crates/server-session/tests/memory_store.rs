@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use server_session::{Expect, ManualClock, MemoryStore, SaveOutcome, SessionStore};
+use server_session::store::SessionStore;
+use server_session::store::{Expect, SaveOutcome};
+use server_session::{ManualClock, MemoryStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conforms_to_the_store_contract() {

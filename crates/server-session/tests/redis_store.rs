@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use common::get as request;
 use common::redis::TestRedis;
-use server_session::{
-    Expect, RedisStore, SaveOutcome, SessionConfig, SessionLayer, SessionStore, StoreError, StoreErrorPolicy,
-};
+use server_session::store::{Expect, SaveOutcome};
+use server_session::store::{SessionStore, StoreError};
+use server_session::{RedisStore, SessionConfig, SessionLayer, StoreErrorPolicy};
 
 const MONTH: i64 = 31 * 24 * 3600;
 
@@ -21,7 +21,10 @@ fn app(store: RedisStore, config: SessionConfig) -> Router {
 }
 
 /// A store that gives up on an unreachable server after `millis` twice over.
-fn quick_to_fail(url: impl redis::IntoConnectionInfo, millis: u64) -> server_session::RedisStoreBuilder {
+fn quick_to_fail(
+    url: impl redis::IntoConnectionInfo,
+    millis: u64,
+) -> server_session::store::RedisStoreBuilder {
     let timeout = Duration::from_millis(millis);
     RedisStore::builder(url)
         .connect_timeout(timeout)
@@ -203,7 +206,7 @@ async fn an_outage_is_a_503_not_a_logout_and_recovers_by_itself() {
 async fn the_continue_policy_serves_an_empty_unsaved_session() {
     let mut server = TestRedis::start();
     let store = quick_to_fail(server.url.as_str(), 300).build().unwrap();
-    let config = SessionConfig::default().on_store_error(StoreErrorPolicy::ContinueEmpty);
+    let config = SessionConfig::default().store_error_policy(StoreErrorPolicy::ContinueEmpty);
     let app = app(store, config);
     let cookie = request(&app, "/login", None).await.cookie_pair().unwrap();
     server.stop();
@@ -275,7 +278,7 @@ async fn password_acl_user_and_db_from_the_url_or_the_builder() {
         .unwrap();
     assert_eq!(in_db3.as_deref(), Some(&value[..]));
 
-    // The seed's separate SESSION_REDIS_PASSWORD / SESSION_REDIS_DB.
+    // Flask-Session's separate SESSION_REDIS_PASSWORD / SESSION_REDIS_DB.
     let store = RedisStore::builder(format!("redis://127.0.0.1:{port}"))
         .password("s3cret")
         .db(5)

@@ -14,7 +14,8 @@ use std::time::Duration;
 use common::get as request;
 use common::redis::{calls_during, routes};
 use common::servers::{Flavor, TestCluster, TestSentinel, TestValkey, cli};
-use server_session::{RedisStore, SessionConfig, SessionLayer, StoreError};
+use server_session::store::StoreError;
+use server_session::{RedisStore, SessionConfig, SessionLayer};
 
 /// The tests of this binary share one cluster and one Sentinel setup, and
 /// count commands with `MONITOR`: they run one at a time.
@@ -34,7 +35,7 @@ fn calls(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
     pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
 }
 
-/// DESIGN.md's cost contract, counted on the servers on `ports`: a new
+/// The cost contract of ARCHITECTURE.md, counted on the servers on `ports`: a new
 /// session 1 call, untouched 0, a read 1, a change 2 (the second being
 /// `update`), a logout 1.
 async fn costs(store: RedisStore, ports: &[u16], update: &str) {
@@ -186,7 +187,7 @@ async fn durable_writes_wait_for_replicas() {
     let app = routes().layer(SessionLayer::new(store.clone(), SessionConfig::default()).unwrap());
     let reply = request(&app, "/login", None).await;
     assert_eq!(reply.status, 503, "one replica cannot confirm for two");
-    let err = server_session::SessionStore::delete(&store, "session:none")
+    let err = server_session::store::SessionStore::delete(&store, "session:none")
         .await
         .unwrap_err();
     assert!(

@@ -5,7 +5,9 @@ use axum_core::extract::FromRequestParts;
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 
-use crate::session::{Session, SessionError};
+use super::tower::error_response;
+use crate::error::SessionError;
+use crate::session::Session;
 
 impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = SessionError;
@@ -21,9 +23,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
 
 impl IntoResponse for SessionError {
     fn into_response(self) -> Response {
-        if self.status().is_server_error() {
-            tracing::debug!(error = %self, "session error answered");
-        }
-        (self.status(), self.public_message()).into_response()
+        error_response(self.response())
     }
 }

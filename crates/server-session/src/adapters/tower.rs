@@ -5,13 +5,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{HeaderValue, Request, Response, header};
+use http::{Request, Response, header};
 use tower::{Layer, Service};
 
-use crate::config::{ConfigError, RedisSettings, SessionConfig, StoreErrorPolicy, StoreType};
-use crate::engine::{Engine, Metrics};
-use crate::session::{Finish, Session, SessionError};
-use crate::store::MemoryStore;
+use crate::config::{ConfigError, SessionConfig};
+use crate::engine::{Engine, Metrics, Plan};
+use crate::error::ErrorResponse;
+use crate::session::Session;
 use crate::store::SessionStore;
 
 /// Gives every request a [`Session`] and commits it after the handler.
@@ -55,13 +55,9 @@ impl SessionLayer {
     /// # Ok::<_, server_session::ConfigError>(())
     /// ```
     pub fn from_config(config: SessionConfig) -> Result<Self, ConfigError> {
-        match config.store.clone() {
-            StoreType::Memory => {
-                let store = MemoryStore::builder().clock(config.clock.0.clone()).build();
-                Self::new(store, config)
-            }
-            StoreType::Redis(settings) => Self::new(redis_store(settings)?, config),
-        }
+        Ok(SessionLayer {
+            engine: Arc::new(Engine::from_config(config)?),
+        })
     }
 
     /// What the sessions engine has counted so far.
@@ -117,111 +113,27 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let session = Session::open(self.engine.clone(), request.headers());
+        let cookies = request.headers().get_all(header::COOKIE).iter().cloned();
+        let session = Session::open(self.engine.clone(), cookies);
         request.extensions_mut().insert(session.clone());
         let response = self.inner.call(request);
-        let policy = self.engine.config().store_error_policy;
         Box::pin(async move {
-            let response = response.await?;
-            let finish = session.finish().await;
-            Ok(respond(finish, response, policy))
-        })
-    }
-}
-
-/// Adds the session's headers to `response`, or replaces it with an error
-/// when the session could not be loaded or saved.
-fn respond<B: From<String>>(
-    finish: Finish,
-    mut response: Response<B>,
-    policy: StoreErrorPolicy,
-) -> Response<B> {
-    if let Some(err) = finish.failure.filter(|err| must_fail(err, policy)) {
-        let mut failed = Response::new(B::from(err.public_message().to_owned()));
-        *failed.status_mut() = err.status();
-        let headers = failed.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(header::VARY, HeaderValue::from_static("Cookie"));
-        return failed;
-    }
-    let headers = response.headers_mut();
-    if finish.vary && !varies_on_cookie(headers) {
-        headers.append(header::VARY, HeaderValue::from_static("Cookie"));
-    }
-    if let Some(cookie) = finish.set_cookie {
-        headers.append(header::SET_COOKIE, cookie);
-        if !headers.contains_key(header::CACHE_CONTROL) {
-            // A response that hands out a session cookie must not be stored by
-            // a shared cache and replayed to someone else.
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
-        }
-    }
-    response
-}
-
-/// Whether `err` fails the request under `policy`. Only an unavailable store
-/// can be waved through; an oversized record, an encoding error or endless
-/// contention always fails, since the handler's changes were not saved.
-pub(crate) fn must_fail(err: &SessionError, policy: StoreErrorPolicy) -> bool {
-    match err {
-        SessionError::Store(_) => policy == StoreErrorPolicy::ServiceUnavailable,
-        _ => true,
-    }
-}
-
-#[cfg(feature = "redis")]
-fn redis_store(settings: RedisSettings) -> Result<crate::store::RedisStore, ConfigError> {
-    use crate::store::RedisStore;
-    let (key, expected, mut builder) = if !settings.cluster.is_empty() {
-        let builder = RedisStore::cluster(&settings.cluster);
-        (
-            "SESSION_REDIS_CLUSTER",
-            "cluster nodes as host:port or redis:// URLs",
-            builder,
-        )
-    } else if !settings.sentinels.is_empty() {
-        let master = settings.sentinel_master.clone().unwrap_or_default();
-        let builder = RedisStore::sentinel(&settings.sentinels, master);
-        (
-            "SESSION_REDIS_SENTINEL",
-            "Sentinels as host:port or redis:// URLs",
-            builder,
-        )
-    } else {
-        let builder = RedisStore::builder(settings.url.as_str());
-        ("SESSION_REDIS", "a redis:// or rediss:// URL", builder)
-    };
-    if let Some(password) = &settings.password {
-        builder = builder.password(password.clone());
-    }
-    if let Some(db) = settings.db {
-        builder = builder.db(db);
-    }
-    builder.build().map_err(|err| ConfigError::InvalidValue {
-        key: key.into(),
-        value: settings.redacted(),
-        expected: format!("{expected} ({err})"),
-    })
-}
-
-#[cfg(not(feature = "redis"))]
-fn redis_store(_: RedisSettings) -> Result<MemoryStore, ConfigError> {
-    Err(ConfigError::Invalid(
-        "SESSION_TYPE=redis needs server-session's `redis` cargo feature".into(),
-    ))
-}
-
-fn varies_on_cookie(headers: &http::HeaderMap) -> bool {
-    headers.get_all(header::VARY).iter().any(|v| {
-        v.to_str().is_ok_and(|v| {
-            v.split(',').any(|part| {
-                let part = part.trim();
-                part == "*" || part.eq_ignore_ascii_case("cookie")
+            let mut response = response.await?;
+            Ok(match session.finish().await {
+                Plan::Fail(failure) => error_response(failure),
+                plan => {
+                    plan.decorate(response.headers_mut());
+                    response
+                }
             })
         })
-    })
+    }
+}
+
+/// The response of a request the session failed.
+pub(crate) fn error_response<B: From<String>>(failure: ErrorResponse) -> Response<B> {
+    let mut response = Response::new(B::from(failure.body.to_owned()));
+    *response.status_mut() = failure.status;
+    response.headers_mut().extend(failure.headers());
+    response
 }

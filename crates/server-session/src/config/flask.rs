@@ -140,15 +140,15 @@ impl SessionConfig {
                     }
                 }
                 "SESSION_REFRESH_EACH_REQUEST" => config.refresh_each_request = boolean(name, v)?,
-                "SESSION_COOKIE_NAME" => config.cookie_name = v.to_owned(),
+                "SESSION_COOKIE_NAME" => config.cookie.name = v.to_owned(),
                 "SESSION_COOKIE_DOMAIN" => {
-                    config.cookie_domain = Some(v.to_owned()).filter(|d| !d.is_empty())
+                    config.cookie.domain = Some(v.to_owned()).filter(|d| !d.is_empty())
                 }
-                "SESSION_COOKIE_PATH" => config.cookie_path = v.to_owned(),
-                "SESSION_COOKIE_SECURE" => config.cookie_secure = boolean(name, v)?,
-                "SESSION_COOKIE_HTTPONLY" => config.cookie_http_only = boolean(name, v)?,
+                "SESSION_COOKIE_PATH" => config.cookie.path = v.to_owned(),
+                "SESSION_COOKIE_SECURE" => config.cookie.secure = boolean(name, v)?,
+                "SESSION_COOKIE_HTTPONLY" => config.cookie.http_only = boolean(name, v)?,
                 "SESSION_COOKIE_SAMESITE" => {
-                    config.cookie_same_site = match v.trim().to_ascii_lowercase().as_str() {
+                    config.cookie.same_site = match v.trim().to_ascii_lowercase().as_str() {
                         "lax" => Some(SameSite::Lax),
                         "strict" => Some(SameSite::Strict),
                         "none" => Some(SameSite::None),
@@ -156,7 +156,7 @@ impl SessionConfig {
                         _ => return Err(invalid(name, v, "Lax, Strict, None, or empty for no attribute")),
                     }
                 }
-                "SESSION_COOKIE_PARTITIONED" => config.cookie_partitioned = boolean(name, v)?,
+                "SESSION_COOKIE_PARTITIONED" => config.cookie.partitioned = boolean(name, v)?,
                 _ => unreachable!("every name in NAMES is handled"),
             }
         }
@@ -191,7 +191,7 @@ impl SessionConfig {
         };
         if use_signer {
             match secret {
-                Some(secret) if !secret.is_empty() => config = config.sign_with(secret),
+                Some(secret) if !secret.is_empty() => config = config.secret(secret),
                 _ => {
                     return Err(ConfigError::InvalidValue {
                         key: "SESSION_USE_SIGNER".into(),
@@ -265,7 +265,7 @@ mod tests {
     fn defaults_without_names() {
         let config = SessionConfig::from_map([("PATH", "/usr/bin"), ("HOME", "/root")]).unwrap();
         assert_eq!(config.store, StoreType::Memory);
-        assert_eq!(config.cookie_name, "session");
+        assert_eq!(config.cookie.name, "session");
         assert_eq!(config.lifetime, Duration::from_secs(31 * 24 * 3600));
     }
 
@@ -308,10 +308,10 @@ mod tests {
         assert_eq!(fallbacks, [b"old".to_vec(), b"older".to_vec()]);
         assert_eq!(config.format, Format::Json);
         assert!(!config.refresh_each_request);
-        assert_eq!(config.cookie_name, "__Host-sid");
-        assert_eq!(config.cookie_domain, None);
-        assert!(config.cookie_secure && config.cookie_http_only && config.cookie_partitioned);
-        assert_eq!(config.cookie_same_site, Some(SameSite::None));
+        assert_eq!(config.cookie.name, "__Host-sid");
+        assert_eq!(config.cookie.domain, None);
+        assert!(config.cookie.secure && config.cookie.http_only && config.cookie.partitioned);
+        assert_eq!(config.cookie.same_site, Some(SameSite::None));
         let debug = format!("{config:?}");
         assert!(!debug.contains("pw") && !debug.contains("old"), "{debug}");
     }

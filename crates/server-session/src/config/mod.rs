@@ -8,6 +8,7 @@ use std::time::Duration;
 pub use cookie::SameSite;
 
 use crate::clock::{Clock, SystemClock};
+use crate::cookie::CookieSettings;
 use crate::record::Format;
 
 mod flask;
@@ -75,18 +76,12 @@ impl fmt::Debug for Secret {
 ///     .cookie_same_site(Some(SameSite::Strict))
 ///     .idle_timeout(Duration::from_secs(30 * 60))
 ///     .absolute_timeout(Duration::from_secs(12 * 3600))
-///     .sign_with("a long random secret")
+///     .secret("a long random secret")
 ///     .fallback_secrets(["the previous secret"]);
 /// ```
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
-    pub(crate) cookie_name: String,
-    pub(crate) cookie_domain: Option<String>,
-    pub(crate) cookie_path: String,
-    pub(crate) cookie_secure: bool,
-    pub(crate) cookie_http_only: bool,
-    pub(crate) cookie_same_site: Option<SameSite>,
-    pub(crate) cookie_partitioned: bool,
+    pub(crate) cookie: CookieSettings,
     pub(crate) permanent: bool,
     pub(crate) lifetime: Duration,
     pub(crate) idle_timeout: Option<Duration>,
@@ -219,13 +214,15 @@ impl fmt::Debug for ClockHandle {
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
-            cookie_name: "session".into(),
-            cookie_domain: None,
-            cookie_path: "/".into(),
-            cookie_secure: false,
-            cookie_http_only: true,
-            cookie_same_site: Some(SameSite::Lax),
-            cookie_partitioned: false,
+            cookie: CookieSettings {
+                name: "session".into(),
+                domain: None,
+                path: "/".into(),
+                secure: false,
+                http_only: true,
+                same_site: Some(SameSite::Lax),
+                partitioned: false,
+            },
             permanent: true,
             lifetime: DEFAULT_LIFETIME,
             idle_timeout: None,
@@ -257,35 +254,35 @@ impl SessionConfig {
     /// name requires Secure.
     #[must_use]
     pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
-        self.cookie_name = name.into();
+        self.cookie.name = name.into();
         self
     }
 
     /// The cookie's Domain (`SESSION_COOKIE_DOMAIN`, default none: this host only).
     #[must_use]
     pub fn cookie_domain(mut self, domain: Option<impl Into<String>>) -> Self {
-        self.cookie_domain = domain.map(Into::into);
+        self.cookie.domain = domain.map(Into::into);
         self
     }
 
     /// The cookie's Path (`SESSION_COOKIE_PATH`, default `/`).
     #[must_use]
     pub fn cookie_path(mut self, path: impl Into<String>) -> Self {
-        self.cookie_path = path.into();
+        self.cookie.path = path.into();
         self
     }
 
     /// Send the cookie over HTTPS only (`SESSION_COOKIE_SECURE`, default off).
     #[must_use]
     pub fn cookie_secure(mut self, secure: bool) -> Self {
-        self.cookie_secure = secure;
+        self.cookie.secure = secure;
         self
     }
 
     /// Hide the cookie from scripts (`SESSION_COOKIE_HTTPONLY`, default on).
     #[must_use]
     pub fn cookie_http_only(mut self, http_only: bool) -> Self {
-        self.cookie_http_only = http_only;
+        self.cookie.http_only = http_only;
         self
     }
 
@@ -293,7 +290,7 @@ impl SessionConfig {
     /// `None` (the attribute, not the option) requires Secure.
     #[must_use]
     pub fn cookie_same_site(mut self, same_site: Option<SameSite>) -> Self {
-        self.cookie_same_site = same_site;
+        self.cookie.same_site = same_site;
         self
     }
 
@@ -301,7 +298,7 @@ impl SessionConfig {
     /// default off). Requires Secure.
     #[must_use]
     pub fn cookie_partitioned(mut self, partitioned: bool) -> Self {
-        self.cookie_partitioned = partitioned;
+        self.cookie.partitioned = partitioned;
         self
     }
 
@@ -384,7 +381,7 @@ impl SessionConfig {
     /// Sign the id in the cookie with `secret` (`SESSION_USE_SIGNER` with
     /// `SECRET_KEY`), exactly as Flask-Session does.
     #[must_use]
-    pub fn sign_with(mut self, secret: impl AsRef<[u8]>) -> Self {
+    pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
         self.secret = Some(Secret(secret.as_ref().to_vec()));
         self
     }
@@ -404,7 +401,7 @@ impl SessionConfig {
     /// What a request gets when the store fails; default
     /// [`StoreErrorPolicy::ServiceUnavailable`].
     #[must_use]
-    pub fn on_store_error(mut self, policy: StoreErrorPolicy) -> Self {
+    pub fn store_error_policy(mut self, policy: StoreErrorPolicy) -> Self {
         self.store_error_policy = policy;
         self
     }
@@ -441,19 +438,19 @@ impl SessionConfig {
     /// Checks that the settings make sense together.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let fail = |why: String| Err(ConfigError::Invalid(why));
-        let name = &self.cookie_name;
+        let name = &self.cookie.name;
         if name.is_empty() || !name.bytes().all(is_token_byte) {
             return fail(format!(
                 "cookie name {name:?} must be non-empty letters, digits or !#$%&'*+-.^_`|~"
             ));
         }
-        if !self.cookie_path.starts_with('/') || !self.cookie_path.bytes().all(is_attribute_byte) {
+        if !self.cookie.path.starts_with('/') || !self.cookie.path.bytes().all(is_attribute_byte) {
             return fail(format!(
                 "cookie path {:?} must start with '/' and hold no ';', space or control character",
-                self.cookie_path
+                self.cookie.path
             ));
         }
-        if let Some(domain) = &self.cookie_domain {
+        if let Some(domain) = &self.cookie.domain {
             let valid = !domain.is_empty()
                 && domain
                     .bytes()
@@ -462,25 +459,25 @@ impl SessionConfig {
                 return fail(format!("cookie domain {domain:?} must be a host name"));
             }
         }
-        let secure = self.cookie_secure;
+        let secure = self.cookie.secure;
         if name.starts_with("__Host-") {
             if !secure {
                 return fail(format!("a {name} cookie (__Host- prefix) must be Secure"));
             }
-            if self.cookie_domain.is_some() {
+            if self.cookie.domain.is_some() {
                 return fail(format!("a {name} cookie (__Host- prefix) must not have a Domain"));
             }
-            if self.cookie_path != "/" {
+            if self.cookie.path != "/" {
                 return fail(format!("a {name} cookie (__Host- prefix) must have Path=/"));
             }
         }
         if name.starts_with("__Secure-") && !secure {
             return fail(format!("a {name} cookie (__Secure- prefix) must be Secure"));
         }
-        if self.cookie_same_site == Some(SameSite::None) && !secure {
+        if self.cookie.same_site == Some(SameSite::None) && !secure {
             return fail("SameSite=None cookies must be Secure (browsers drop them otherwise)".into());
         }
-        if self.cookie_partitioned && !secure {
+        if self.cookie.partitioned && !secure {
             return fail("Partitioned cookies must be Secure".into());
         }
         if !(16..=256).contains(&self.id_length) {
@@ -597,7 +594,7 @@ mod tests {
         );
         invalid(c().absolute_timeout(Duration::MAX), "absolute timeout");
         c().lifetime(SessionConfig::MAX_LIFETIME).validate().unwrap();
-        invalid(c().sign_with(""), "secrets");
+        invalid(c().secret(""), "secrets");
         c().cookie_name("__Host-s")
             .cookie_secure(true)
             .validate()
@@ -642,7 +639,7 @@ mod tests {
 
     #[test]
     fn debug_hides_secrets() {
-        let text = format!("{:?}", SessionConfig::default().sign_with("hunter2"));
+        let text = format!("{:?}", SessionConfig::default().secret("hunter2"));
         assert!(!text.contains("hunter2"));
     }
 }

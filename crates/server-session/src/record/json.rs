@@ -145,7 +145,7 @@ impl<'de> Visitor<'de> for Top<'_> {
                 next: &mut *self.next,
             })?;
             let value = &record.buf[start..];
-            msgpack::walk(value, |_, _| Ok(())).map_err(de::Error::custom)?;
+            msgpack::value_len(value).map_err(de::Error::custom)?;
             let value = (start as u32, record.buf.len() as u32);
             record.entries.push(super::Entry { key, value });
         }

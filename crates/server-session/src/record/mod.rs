@@ -238,7 +238,7 @@ impl Record {
                 .ok_or_else(|| CodecError("the record is cut short".into()))?;
             std::str::from_utf8(key).map_err(|_| CodecError("a key is not UTF-8".into()))?;
             rest = &rest[key_len..];
-            let value_len = msgpack::walk(rest, |_, _| Ok(())).map_err(codec)?;
+            let value_len = msgpack::value_len(rest).map_err(codec)?;
             let (value, tail) = rest.split_at(value_len);
             rest = tail;
             record.push(key, value);

@@ -16,14 +16,17 @@ use std::time::Duration;
 
 use sha1::{Digest, Sha1};
 
+mod configured;
 pub mod conformance;
-mod memory;
+pub(crate) mod memory;
 #[cfg(feature = "redis")]
-mod redis;
+pub(crate) mod redis;
 
-pub use memory::{MemoryStore, MemoryStoreBuilder};
+pub(crate) use configured::from_config;
+pub use memory::MemoryStoreBuilder;
 #[cfg(feature = "redis")]
-pub use redis::{RedisStore, RedisStoreBuilder};
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::RedisStoreBuilder;
 
 /// The longest TTL the built-in stores apply; a longer one is cut to it.
 pub(crate) const TTL_CEILING: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -140,7 +143,8 @@ pub enum StoreError {
 /// requests from losing each other's updates.
 ///
 /// ```
-/// use server_session::{Expect, MemoryStore, SaveOutcome, SessionStore};
+/// use server_session::MemoryStore;
+/// use server_session::store::{Expect, SaveOutcome, SessionStore};
 /// use std::time::Duration;
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -152,7 +156,7 @@ pub enum StoreError {
 ///     store.save("session:a", b"v2", ttl, Expect::Absent).await?,
 ///     SaveOutcome::Conflict(b"v1".to_vec())
 /// );
-/// # Ok::<_, server_session::StoreError>(()) }).unwrap();
+/// # Ok::<_, server_session::store::StoreError>(()) }).unwrap();
 /// ```
 pub trait SessionStore: Send + Sync + 'static {
     /// Reads the record at `key`; with `slide`, also resets its expiry to

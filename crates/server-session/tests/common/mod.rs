@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use http::{HeaderMap, Request, StatusCode, header};
-use server_session::{Expect, Fingerprint, SaveOutcome, SessionStore, StoreError};
+use server_session::store::{Expect, Fingerprint, SaveOutcome, SessionStore, StoreError};
 use tower::ServiceExt;
 
 /// One store call, as the engine made it.
@@ -252,6 +252,7 @@ pub mod redis;
 pub mod servers;
 
 pub mod client;
+pub mod frameworks;
 pub mod values;
 
 pub mod python;
@@ -274,68 +275,72 @@ impl<S> Counting<S> {
     }
 }
 
-/// Runs each named `async fn(store)` scenario once per store: in memory, and
-/// (with the `redis` feature) on a real Redis, on Valkey 8.1 (where saves use
-/// `SET ... IFEQ`), on a Redis Cluster and on a primary found through
-/// Sentinel.
+/// Runs each named `async fn(framework, store)` scenario once per store
+/// and framework: in memory, and (with the `redis` feature) on a real Redis,
+/// on Valkey 8.1 (where saves use `SET ... IFEQ`), on a Redis Cluster and on
+/// a primary found through Sentinel; each through axum and (with the `actix`
+/// feature) through actix-web.
 #[macro_export]
 macro_rules! on_every_store {
     ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(server_session::MemoryStore::new()).await
-                }
-            )*
-        }
+        $crate::on_every_framework!(memory, ((), server_session::MemoryStore::new()), $($name),*);
         #[cfg(feature = "redis")]
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let server = $crate::common::redis::TestRedis::shared();
-                    let store = server_session::RedisStore::connect(server.url.as_str()).await.unwrap();
-                    super::$name(store).await
-                }
-            )*
-        }
+        $crate::on_every_framework!(redis, {
+            let server = $crate::common::redis::TestRedis::shared();
+            let store = server_session::RedisStore::connect(server.url.as_str()).await.unwrap();
+            (server, store)
+        }, $($name),*);
         #[cfg(feature = "redis")]
-        mod valkey {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let server = $crate::common::servers::TestValkey::start();
-                    let store = server_session::RedisStore::connect(server.url.as_str()).await.unwrap();
-                    assert_eq!(store.native_compare_and_set(), Some(true));
-                    super::$name(store).await
-                }
-            )*
-        }
+        $crate::on_every_framework!(valkey, {
+            let server = $crate::common::servers::TestValkey::start();
+            let store = server_session::RedisStore::connect(server.url.as_str()).await.unwrap();
+            assert_eq!(store.native_compare_and_set(), Some(true));
+            (server, store)
+        }, $($name),*);
         #[cfg(feature = "redis")]
-        mod cluster {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let cluster = $crate::common::servers::TestCluster::shared();
-                    let store = server_session::RedisStore::cluster(cluster.urls()).connect().await.unwrap();
-                    super::$name(store).await
-                }
-            )*
-        }
+        $crate::on_every_framework!(cluster, {
+            let cluster = $crate::common::servers::TestCluster::shared();
+            let store = server_session::RedisStore::cluster(cluster.urls()).connect().await.unwrap();
+            ((), store)
+        }, $($name),*);
         #[cfg(feature = "redis")]
-        mod sentinel {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let setup = $crate::common::servers::TestSentinel::shared();
-                    let store = server_session::RedisStore::sentinel(setup.addrs(), setup.master.as_str())
-                        .connect()
-                        .await
-                        .unwrap();
-                    super::$name(store).await
-                }
-            )*
+        $crate::on_every_framework!(sentinel, {
+            let setup = $crate::common::servers::TestSentinel::shared();
+            let store = server_session::RedisStore::sentinel(setup.addrs(), setup.master.as_str())
+                .connect()
+                .await
+                .unwrap();
+            ((), store)
+        }, $($name),*);
+    };
+}
+
+/// The part of [`on_every_store`] for one store: a module named after it,
+/// with one test per scenario and framework. `$make` gives a guard that
+/// keeps the server up for the test, and the store.
+#[macro_export]
+macro_rules! on_every_framework {
+    ($store:ident, $make:expr, $($name:ident),*) => {
+        mod $store {
+            mod axum {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                    async fn $name() {
+                        let (_guard, store) = $make;
+                        super::super::$name($crate::common::frameworks::Framework::Axum, store).await
+                    }
+                )*
+            }
+            #[cfg(feature = "actix")]
+            mod actix {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                    async fn $name() {
+                        let (_guard, store) = $make;
+                        super::super::$name($crate::common::frameworks::Framework::Actix, store).await
+                    }
+                )*
+            }
         }
     };
 }

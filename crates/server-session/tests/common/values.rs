@@ -7,13 +7,12 @@
 
 use std::collections::BTreeMap;
 
-use axum::Router;
-use axum::extract::Path;
-use axum::routing::get;
 use rmpv::Value;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use server_session::{Format, Session, SessionError, Timestamp};
+
+use super::frameworks::Routes;
 
 #[derive(Serialize, Deserialize, PartialEq, Debug)]
 pub struct Nested {
@@ -130,22 +129,13 @@ pub async fn holds(s: &Session, name: &str, format: Format) -> Result<bool, Sess
 
 /// Routes over the table: `/put/{name}` and `/holds/{name}` answer `true`
 /// or `false`; `/keys` lists the session's keys.
-pub fn routes(format: Format) -> Router {
-    Router::new()
-        .route(
-            "/put/{name}",
-            get(|s: Session, Path(name): Path<String>| async move {
-                put(&s, &name).await.map(|ok| ok.to_string())
-            }),
-        )
-        .route(
-            "/holds/{name}",
-            get(move |s: Session, Path(name): Path<String>| async move {
-                holds(&s, &name, format).await.map(|ok| ok.to_string())
-            }),
-        )
-        .route(
-            "/keys",
-            get(|s: Session| async move { s.keys().await.map(|k| k.join(",")) }),
-        )
+pub fn routes(format: Format) -> Routes {
+    Routes::new()
+        .route("/put/*", |s: Session, name| async move {
+            put(&s, &name).await.map(|ok| ok.to_string())
+        })
+        .route("/holds/*", move |s: Session, name| async move {
+            holds(&s, &name, format).await.map(|ok| ok.to_string())
+        })
+        .route("/keys", |s: Session, _| async move { s.keys().await.map(|k| k.join(",")) })
 }

@@ -1,6 +1,16 @@
-//! The request lifecycle, free of any framework or store: reading the cookie,
-//! loading once, and committing with at most one conditional write, merging
-//! and retrying when another request changed the session meanwhile.
+//! The engine, free of any framework: what every request shares (the
+//! configuration, the store, the cookie writer, the counters) and the store
+//! calls with their logging. One request's state machine is
+//! [`RequestState`], in `request.rs`, its only owner; what a response gets is
+//! a [`Plan`], in `plan.rs`.
+
+mod plan;
+mod request;
+
+pub(crate) use plan::Plan;
+#[cfg(feature = "actix")]
+pub(crate) use plan::ResponseHeaders;
+pub(crate) use request::RequestState;
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
@@ -9,12 +19,13 @@ use std::time::{Duration, SystemTime};
 
 use http::HeaderValue;
 
+use crate::change::Change;
 use crate::clock::unix_secs;
-use crate::config::{ConfigError, SessionConfig, StoreErrorPolicy};
-use crate::cookie::{CookieSettings, CookieWriter, Signer};
+use crate::config::{ConfigError, SessionConfig};
+use crate::cookie::{CookieWriter, Signer};
+use crate::error::{RecordError, SessionError};
 use crate::id::{LogHasher, SessionId};
 use crate::record::{self, Format, Record};
-use crate::session::{Change, CookieOut, Phase, SessionError, State};
 use crate::store::{DynStore, Expect, SaveOutcome, StoreError};
 
 /// Saves attempted for one commit before giving up under contention.
@@ -100,15 +111,7 @@ impl Engine {
             .secret
             .as_ref()
             .map(|secret| Signer::new(&secret.0, config.fallback_secrets.iter().map(|s| s.0.as_slice())));
-        let cookie = CookieWriter::new(CookieSettings {
-            name: config.cookie_name.clone(),
-            domain: config.cookie_domain.clone(),
-            path: config.cookie_path.clone(),
-            secure: config.cookie_secure,
-            http_only: config.cookie_http_only,
-            same_site: config.cookie_same_site,
-            partitioned: config.cookie_partitioned,
-        });
+        let cookie = CookieWriter::new(config.cookie.clone());
         let log = LogHasher::new(config.secret.as_ref().map(|s| s.0.as_slice()));
         Ok(Engine {
             config,
@@ -120,6 +123,12 @@ impl Engine {
             retry_locks: (0..RETRY_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect(),
             lock_hasher: RandomState::new(),
         })
+    }
+
+    /// An engine on the store `config` names
+    /// ([`SessionConfig::store_type`], `SESSION_TYPE`).
+    pub(crate) fn from_config(config: SessionConfig) -> Result<Engine, ConfigError> {
+        Engine::new(crate::store::from_config(&config)?, config)
     }
 
     pub(crate) fn config(&self) -> &SessionConfig {
@@ -239,56 +248,27 @@ impl Engine {
         now.checked_add(life)
     }
 
-    fn store_failed(&self, err: &StoreError, what: &str, id: Option<&SessionId>) {
+    fn store_failed(&self, err: &StoreError, what: &str, id: &SessionId) {
         self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
-        let session = id.map(|id| self.log.hash(id)).unwrap_or_default();
-        tracing::error!(%session, error = %err, "session store failed to {what}");
+        tracing::error!(session = %self.log.hash(id), error = %err, "session store failed to {what}");
     }
 
-    /// Loads the presented session into `state`: a valid id costs one store
-    /// call; anything else none. A missing, undecodable or expired record
-    /// gives a new session.
-    pub(crate) async fn load(&self, presented: &Presented, state: &mut State) {
-        state.phase = Phase::Ready;
-        if let Presented::Valid(id) = presented
-            && let Some((bytes, record)) = self.fetch(id, state).await
-        {
-            state.id = Some(id.clone());
-            state.base = Some(bytes);
-            state.record = record;
-            let now = self.now();
-            if self.config.absolute_timeout.is_some() && Self::created(&state.record, now).is_none() {
-                // A session from before the timeout was configured, or from
-                // Flask: its absolute deadline starts now. The stamp is a
-                // change, saved with this request even if it only reads, so
-                // that later reads cannot start the deadline again.
-                let stamp = record::encode_u64(unix_secs(now));
-                state.record.set(record::CREATED, &stamp);
-                state.changes.push(Change::Meta(record::CREATED, Some(stamp)));
-            }
-        } else {
-            state.new_session(self.new_record());
-        }
-    }
-
-    /// The usable stored record of `id`, with the bytes it was read from;
-    /// `None` when there is none (a failed load also sets `state.phase`).
-    async fn fetch(&self, id: &SessionId, state: &mut State) -> Option<(Vec<u8>, Record)> {
+    /// The usable stored record of `id`. A valid id costs one store call,
+    /// which slides the expiry when reads do; what nobody can use (an
+    /// undecodable record, one past its absolute deadline) is deleted.
+    async fn fetch(&self, id: &SessionId) -> Fetched {
         let key = self.key(id);
         let slide = self.slides().then(|| self.default_ttl());
         let bytes = match self.store.load(&key, slide).await {
-            Ok(bytes) => bytes?,
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Fetched::Missing,
             Err(err @ StoreError::WrongType) => {
                 self.undecodable(&key, id, &err).await;
-                return None;
+                return Fetched::Missing;
             }
             Err(err) => {
-                self.store_failed(&err, "load", Some(id));
-                state.phase = match self.config.store_error_policy {
-                    StoreErrorPolicy::ServiceUnavailable => Phase::Failed(Arc::new(err)),
-                    StoreErrorPolicy::ContinueEmpty => Phase::Detached,
-                };
-                return None;
+                self.store_failed(&err, "load", id);
+                return Fetched::Failed(Arc::new(err));
             }
         };
         let now = self.now();
@@ -296,37 +276,42 @@ impl Engine {
             Ok(record) => record,
             Err(err) => {
                 self.undecodable(&key, id, &err).await;
-                return None;
+                return Fetched::Missing;
             }
         };
         if !record.has_data() {
             // A tombstone of a cycled id: the session lives on under another
             // id. The sliding load stretched its expiry; put it back.
-            if slide.is_some()
-                && bytes == TOMBSTONE
-                && let Err(err) = self.store.touch(&key, TOMBSTONE_TTL).await
-            {
-                self.store_failed(&err, "touch", Some(id));
+            if slide.is_some() && bytes == TOMBSTONE {
+                self.touch(&key, id, TOMBSTONE_TTL).await;
             }
-            return None;
+            return Fetched::Missing;
         }
         if self.absolute_left(&record, now) == Some(Duration::ZERO) {
             tracing::debug!(session = %self.log.hash(id), "session passed its absolute timeout");
             self.discard(&key, id).await;
-            return None;
+            return Fetched::Missing;
         }
+        let mut refreshed = false;
         if let Some(slid) = slide {
             let ttl = self.ttl(&record, now);
-            if ttl != slid
-                && let Err(err) = self.store.touch(&key, ttl).await
-            {
-                self.store_failed(&err, "touch", Some(id));
+            if ttl != slid {
+                self.touch(&key, id, ttl).await;
             }
-            if self.config.refresh_each_request && record.permanent() {
-                state.cookie = CookieOut::Set;
-            }
+            refreshed = self.config.refresh_each_request && record.permanent();
         }
-        Some((bytes, record))
+        Fetched::Found {
+            bytes,
+            record,
+            refreshed,
+        }
+    }
+
+    /// Sets the expiry of `key`; a failure only leaves the one it had.
+    async fn touch(&self, key: &str, id: &SessionId, ttl: Duration) {
+        if let Err(err) = self.store.touch(key, ttl).await {
+            self.store_failed(&err, "touch", id);
+        }
     }
 
     /// Counts, logs and deletes what `key` holds: not a record this engine
@@ -340,118 +325,15 @@ impl Engine {
     /// Deletes a record nobody can use; a failure only leaves it to expire.
     async fn discard(&self, key: &str, id: &SessionId) {
         if let Err(err) = self.store.delete(key).await {
-            self.store_failed(&err, "delete", Some(id));
+            self.store_failed(&err, "delete", id);
         }
     }
 
-    /// Writes what the handler changed: nothing for a read, a delete for an
-    /// emptied or destroyed session, else one conditional save, merged and
-    /// retried while other requests change the session.
-    pub(crate) async fn commit(&self, state: &mut State) -> Result<(), SessionError> {
-        if let Some(old) = state.destroy.take() {
-            self.delete(&old).await?;
-        }
-        if state.changes.is_empty() && !state.cycle {
-            return Ok(());
-        }
-        // While cycling: the new id, already written, and its bytes.
-        let mut moved: Option<(SessionId, Vec<u8>)> = None;
-        let mut attempts = 0;
-        // Taken after a first conflict: other requests of this process that
-        // conflict on the same session then merge one after the other instead
-        // of colliding again and again.
-        let mut turn = None;
-        loop {
-            let now = self.now();
-            if !state.record.has_data() {
-                for id in state.id.take().into_iter().chain(moved.take().map(|(id, _)| id)) {
-                    self.delete(&id).await?;
-                    state.cookie = CookieOut::Remove;
-                }
-                state.new_session(self.new_record());
-                return Ok(());
-            }
-            let bytes = self.encode(&state.record)?;
-            let limit = self.config.max_record_size;
-            if bytes.len() > limit {
-                tracing::warn!(size = bytes.len(), limit, "session record too large; not saved");
-                if let Some((new_id, _)) = moved.take() {
-                    // Written by an earlier attempt of this commit.
-                    self.delete(&new_id).await?;
-                }
-                return Err(SessionError::TooLarge {
-                    size: bytes.len(),
-                    limit,
-                });
-            }
-            let ttl = self.ttl(&state.record, now);
-            let Some(id) = state.id.clone() else {
-                let id = self.create(&bytes, ttl).await?;
-                state.id = Some(id);
-                state.saved(bytes);
-                return Ok(());
-            };
-            let expect = Expect::Unchanged(state.base.as_deref().unwrap_or_default());
-            let outcome = if state.cycle {
-                // Write the new key first, then retire the old one with a
-                // conditional save: if the session was destroyed meanwhile, the
-                // new key is deleted again and nothing comes back.
-                moved = Some(self.write_moved(moved.take(), &bytes, ttl).await?);
-                self.store
-                    .save(&self.key(&id), TOMBSTONE, TOMBSTONE_TTL, expect)
-                    .await
-            } else {
-                self.store.save(&self.key(&id), &bytes, ttl, expect).await
-            };
-            match outcome.map_err(|e| self.failed(e, "save", &id))? {
-                SaveOutcome::Saved => {
-                    if let Some((new_id, _)) = moved {
-                        // The old key now holds our tombstone, which ends
-                        // the old id by itself; remove it rather than let
-                        // it linger until it expires, if the store lets us.
-                        self.discard(&self.key(&id), &id).await;
-                        state.id = Some(new_id);
-                        state.cycle = false;
-                    }
-                    state.saved(bytes);
-                    return Ok(());
-                }
-                SaveOutcome::Conflict(current) if self.rebase(state, &current)? => {
-                    attempts += 1;
-                    self.counters.conflicts.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(session = %self.log.hash(&id), attempts, "session changed concurrently; merging");
-                    if attempts >= MAX_ATTEMPTS {
-                        tracing::warn!(session = %self.log.hash(&id), attempts, "session changes not saved: too much contention");
-                        return Err(SessionError::Contention(attempts));
-                    }
-                    state.base = Some(current);
-                    if turn.is_none() {
-                        let stripe = self.lock_hasher.hash_one(id.as_str()) as usize % RETRY_LOCKS;
-                        turn = Some(self.retry_locks[stripe].lock().await);
-                    } else if attempts > 2 {
-                        // Still colliding while holding the turn: with another
-                        // process. Spread out.
-                        backoff(attempts).await;
-                    }
-                }
-                SaveOutcome::Conflict(_) | SaveOutcome::Gone => {
-                    if let Some((new_id, _)) = moved {
-                        self.delete(&new_id).await?;
-                    }
-                    self.counters.gone.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(session = %self.log.hash(&id), "session ended by another request; changes dropped");
-                    state.new_session(self.new_record());
-                    state.cookie = CookieOut::Keep;
-                    return Ok(());
-                }
-            }
-        }
-    }
-
-    /// The bytes to store for `record`, in the configured format. A record
-    /// another writer stored may hold values JSON cannot express (every value
-    /// inserted here was checked); it is kept as MessagePack, which holds any
-    /// value and which Flask-Session reads whatever its format.
+    /// The bytes to store for `record`, in the configured format, refused
+    /// when larger than the configured limit. A record another writer stored
+    /// may hold values JSON cannot express (every value inserted here was
+    /// checked); it is kept as MessagePack, which holds any value and which
+    /// Flask-Session reads whatever its format.
     fn encode(&self, record: &Record) -> Result<Vec<u8>, SessionError> {
         let encoded = record.encode(self.config.format).or_else(|err| {
             if self.config.format != Format::Json {
@@ -460,39 +342,55 @@ impl Engine {
             tracing::warn!(error = %err, "session record kept as MessagePack: JSON cannot hold one of its values");
             record.encode(Format::MessagePack)
         });
-        encoded.map_err(|e| SessionError::Record(e.to_string()))
+        let bytes = encoded.map_err(|e| SessionError::Record(RecordError(e)))?;
+        let limit = self.config.max_record_size;
+        if bytes.len() > limit {
+            tracing::warn!(size = bytes.len(), limit, "session record too large; not saved");
+            return Err(SessionError::TooLarge {
+                size: bytes.len(),
+                limit,
+            });
+        }
+        Ok(bytes)
     }
 
-    /// Replays the request's changes on the record another request stored.
-    /// Returns false when that record holds no data: a tombstone, so the
-    /// session ended.
-    fn rebase(&self, state: &mut State, current: &[u8]) -> Result<bool, SessionError> {
+    /// The record another request stored, with `changes` replayed on it;
+    /// `None` when it holds no data: a tombstone, so the session ended.
+    fn rebase(&self, current: &[u8], changes: &[Change]) -> Result<Option<Record>, SessionError> {
         let mut record = match Record::decode(current, self.config.format) {
-            Ok(record) if !record.has_data() => return Ok(false),
+            Ok(record) if !record.has_data() => return Ok(None),
             Ok(record) => record,
             Err(_) => {
                 self.counters.undecodable.fetch_add(1, Ordering::Relaxed);
                 self.new_record()
             }
         };
-        for change in &state.changes {
+        for change in changes {
             change.apply(&mut record)?;
         }
-        state.record = record;
-        Ok(true)
+        Ok(Some(record))
+    }
+
+    /// Stores `bytes` under `id` if the store still holds what `expect` says.
+    async fn save(
+        &self,
+        id: &SessionId,
+        bytes: &[u8],
+        ttl: Duration,
+        expect: Expect<'_>,
+    ) -> Result<SaveOutcome, SessionError> {
+        self.store
+            .save(&self.key(id), bytes, ttl, expect)
+            .await
+            .map_err(|e| self.failed(e, "save", id))
     }
 
     /// Stores `bytes` under a fresh id.
     async fn create(&self, bytes: &[u8], ttl: Duration) -> Result<SessionId, SessionError> {
         for _ in 0..MAX_ID_DRAWS {
             let id = SessionId::generate(self.config.id_length);
-            let outcome = self
-                .store
-                .save(&self.key(&id), bytes, ttl, Expect::Absent)
-                .await
-                .map_err(|e| self.failed(e, "save", &id))?;
             // Anything but Saved is an id collision: draw again.
-            if outcome == SaveOutcome::Saved {
+            if self.save(&id, bytes, ttl, Expect::Absent).await? == SaveOutcome::Saved {
                 return Ok(id);
             }
         }
@@ -504,7 +402,7 @@ impl Engine {
     }
 
     /// Writes the record of a cycling session under its new id: a fresh one,
-    /// or the one written by an earlier attempt of this commit.
+    /// or the one written by an earlier attempt of the same commit.
     async fn write_moved(
         &self,
         previous: Option<(SessionId, Vec<u8>)>,
@@ -512,14 +410,25 @@ impl Engine {
         ttl: Duration,
     ) -> Result<(SessionId, Vec<u8>), SessionError> {
         if let Some((id, old)) = previous {
-            let expect = Expect::Unchanged(&old);
-            let outcome = self.store.save(&self.key(&id), bytes, ttl, expect).await;
-            if outcome.map_err(|e| self.failed(e, "save", &id))? == SaveOutcome::Saved {
+            if self.save(&id, bytes, ttl, Expect::Unchanged(&old)).await? == SaveOutcome::Saved {
                 return Ok((id, bytes.to_vec()));
             }
             self.delete(&id).await?;
         }
         Ok((self.create(bytes, ttl).await?, bytes.to_vec()))
+    }
+
+    /// Ends `id` with a tombstone if it still holds what `expect` says: a
+    /// request still holding the old id then fails to save instead of
+    /// bringing the session back.
+    async fn retire(&self, id: &SessionId, expect: Expect<'_>) -> Result<SaveOutcome, SessionError> {
+        self.save(id, TOMBSTONE, TOMBSTONE_TTL, expect).await
+    }
+
+    /// Removes a retired id's tombstone rather than let it linger until it
+    /// expires, if the store lets us; the tombstone ends the id by itself.
+    async fn forget(&self, id: &SessionId) {
+        self.discard(&self.key(id), id).await;
     }
 
     async fn delete(&self, id: &SessionId) -> Result<(), SessionError> {
@@ -530,24 +439,64 @@ impl Engine {
     }
 
     fn failed(&self, err: StoreError, what: &str, id: &SessionId) -> SessionError {
-        self.store_failed(&err, what, Some(id));
+        self.store_failed(&err, what, id);
         SessionError::Store(Arc::new(err))
     }
 
-    /// The `Set-Cookie` value the response needs, if any.
-    pub(crate) fn cookie_header(&self, state: &State) -> Option<HeaderValue> {
-        match (state.cookie, &state.id) {
-            (CookieOut::Set, Some(id)) => {
-                let expires = self.expires(&state.record, self.now());
-                Some(match &self.signer {
-                    Some(signer) => self.cookie.set(&signer.sign(id.as_str()), expires),
-                    None => self.cookie.set(id.as_str(), expires),
-                })
-            }
-            (CookieOut::Remove, _) => Some(self.cookie.removal()),
-            _ => None,
+    /// Counts and logs a save that found the session changed; after too
+    /// many, the error that gives up.
+    fn conflicted(&self, id: &SessionId, attempts: usize) -> Result<(), SessionError> {
+        self.counters.conflicts.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(session = %self.log.hash(id), attempts, "session changed concurrently; merging");
+        if attempts >= MAX_ATTEMPTS {
+            tracing::warn!(session = %self.log.hash(id), attempts, "session changes not saved: too much contention");
+            return Err(SessionError::Contention(attempts));
+        }
+        Ok(())
+    }
+
+    /// Counts and logs a save dropped because the session ended.
+    fn ended(&self, id: &SessionId) {
+        self.counters.gone.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(session = %self.log.hash(id), "session ended by another request; changes dropped");
+    }
+
+    /// The turn that serializes this process's conflicting commits of `id`:
+    /// taken after a first conflict, they then merge one after the other
+    /// instead of colliding again and again.
+    async fn retry_turn(&self, id: &SessionId) -> tokio::sync::MutexGuard<'_, ()> {
+        let stripe = self.lock_hasher.hash_one(id.as_str()) as usize % RETRY_LOCKS;
+        self.retry_locks[stripe].lock().await
+    }
+
+    /// The `Set-Cookie` value that hands out `id` for `record`.
+    fn set_cookie(&self, id: &SessionId, record: &Record) -> HeaderValue {
+        let expires = self.expires(record, self.now());
+        match &self.signer {
+            Some(signer) => self.cookie.set(&signer.sign(id.as_str()), expires),
+            None => self.cookie.set(id.as_str(), expires),
         }
     }
+
+    /// The `Set-Cookie` value that removes the session cookie.
+    fn remove_cookie(&self) -> HeaderValue {
+        self.cookie.removal()
+    }
+}
+
+/// What [`Engine::fetch`] found.
+enum Fetched {
+    /// A usable record, with the bytes it was read from; `refreshed` when
+    /// the cookie must be sent again with the slid expiry.
+    Found {
+        bytes: Vec<u8>,
+        record: Record,
+        refreshed: bool,
+    },
+    /// No session: none stored, or none usable.
+    Missing,
+    /// The store failed.
+    Failed(Arc<StoreError>),
 }
 
 /// A random pause of up to 0.5 ms doubled per attempt (at most 64 ms), so

@@ -1,0 +1,360 @@
+//! One request's session, from the cookie it presented to the plan for its
+//! response: the only code that changes a request's session state, one
+//! method per transition.
+
+use std::sync::Arc;
+
+use http::HeaderValue;
+
+use super::{Engine, Fetched, Plan, Presented};
+use crate::change::Change;
+use crate::clock::unix_secs;
+use crate::error::SessionError;
+use crate::id::SessionId;
+use crate::record::{self, Record};
+use crate::store::{Expect, SaveOutcome, StoreError};
+
+/// Where the request is in its life.
+enum Phase {
+    /// Nothing loaded yet.
+    Unloaded,
+    /// Loaded (or known to be new).
+    Ready,
+    /// The load failed and the request fails.
+    Failed(Arc<StoreError>),
+    /// The load failed and the request goes on with an empty session that is
+    /// never saved.
+    Detached,
+}
+
+/// What the response's `Set-Cookie` must do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CookieOut {
+    Keep,
+    Set,
+    Remove,
+}
+
+/// The values of a request's `Cookie` headers: one, or none, but HTTP/2
+/// clients may send several. Kept without copying their bytes, and without
+/// an allocation for the usual one.
+struct CookieHeaders {
+    first: Option<HeaderValue>,
+    rest: Vec<HeaderValue>,
+}
+
+impl CookieHeaders {
+    fn iter(&self) -> impl Iterator<Item = &HeaderValue> {
+        self.first.iter().chain(&self.rest)
+    }
+}
+
+/// The session of one request.
+pub(crate) struct RequestState {
+    engine: Arc<Engine>,
+    /// The request's `Cookie` headers, read on first use so that a request
+    /// that never touches the session never scans or verifies its cookie.
+    cookies: CookieHeaders,
+    presented: Option<Presented>,
+    phase: Phase,
+    /// The stored session this view is based on; `None` for a new one.
+    id: Option<SessionId>,
+    /// Its bytes as loaded or last saved (for the conditional save).
+    base: Option<Vec<u8>>,
+    /// The current view: base plus changes.
+    record: Record,
+    changes: Vec<Change>,
+    cycle: bool,
+    /// A stored session to delete at commit.
+    destroy: Option<SessionId>,
+    cookie: CookieOut,
+}
+
+impl RequestState {
+    /// The state of a request that sent these `Cookie` header values. No I/O.
+    pub(crate) fn new(engine: Arc<Engine>, cookies: impl IntoIterator<Item = HeaderValue>) -> RequestState {
+        let mut cookies = cookies.into_iter();
+        RequestState {
+            engine,
+            cookies: CookieHeaders {
+                first: cookies.next(),
+                rest: cookies.collect(),
+            },
+            presented: None,
+            phase: Phase::Unloaded,
+            id: None,
+            base: None,
+            record: Record::default(),
+            changes: Vec::new(),
+            cycle: false,
+            destroy: None,
+            cookie: CookieOut::Keep,
+        }
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The session cookie the request presented.
+    fn presented(&mut self) -> &Presented {
+        let (engine, cookies) = (&self.engine, &self.cookies);
+        self.presented
+            .get_or_insert_with(|| engine.read_cookie(cookies.iter()))
+    }
+
+    /// Loads the presented session on first use: a valid id costs one store
+    /// call, anything else none; a missing, undecodable or expired record
+    /// gives a new session. Fails when the store failed and the policy says
+    /// requests fail.
+    pub(crate) async fn load(&mut self) -> Result<&Record, SessionError> {
+        if matches!(self.phase, Phase::Unloaded) {
+            self.phase = Phase::Ready;
+            let id = match self.presented() {
+                Presented::Valid(id) => Some(id.clone()),
+                _ => None,
+            };
+            let fetched = match &id {
+                Some(id) => self.engine.fetch(id).await,
+                None => Fetched::Missing,
+            };
+            match fetched {
+                Fetched::Found {
+                    bytes,
+                    record,
+                    refreshed,
+                } => {
+                    self.id = id;
+                    self.base = Some(bytes);
+                    self.record = record;
+                    if refreshed {
+                        self.cookie = CookieOut::Set;
+                    }
+                    self.stamp_created();
+                }
+                Fetched::Missing => self.new_session(),
+                Fetched::Failed(err) => {
+                    self.new_session();
+                    let policy = self.engine.config.store_error_policy;
+                    self.phase = if SessionError::Store(err.clone()).fails_request(policy) {
+                        Phase::Failed(err)
+                    } else {
+                        Phase::Detached
+                    };
+                }
+            }
+        }
+        match &self.phase {
+            Phase::Failed(err) => Err(SessionError::Store(err.clone())),
+            _ => Ok(&self.record),
+        }
+    }
+
+    /// Gives a loaded session its creation time when an absolute timeout is
+    /// configured and it has none (it comes from before the timeout was
+    /// configured, or from Flask): its deadline starts now. The stamp is a
+    /// change, saved with this request even if it only reads, so that later
+    /// reads cannot start the deadline again.
+    fn stamp_created(&mut self) {
+        let now = self.engine.now();
+        if self.engine.config.absolute_timeout.is_some() && Engine::created(&self.record, now).is_none() {
+            let stamp = record::encode_u64(unix_secs(now));
+            self.record.set(record::CREATED, &stamp);
+            self.changes.push(Change::Set(record::CREATED.into(), stamp));
+        }
+    }
+
+    /// Applies a handler's change to the loaded session.
+    pub(crate) async fn apply(&mut self, change: Change) -> Result<&Record, SessionError> {
+        self.load().await?;
+        change.apply(&mut self.record)?;
+        if !matches!(self.phase, Phase::Detached) {
+            self.changes.push(change);
+        }
+        Ok(&self.record)
+    }
+
+    /// Marks the loaded session for a new id at commit.
+    pub(crate) async fn cycle(&mut self) -> Result<(), SessionError> {
+        self.load().await?;
+        self.cycle = true;
+        Ok(())
+    }
+
+    /// The id of the stored session, or `None` while it has not been saved.
+    pub(crate) async fn id(&mut self) -> Result<Option<SessionId>, SessionError> {
+        self.load().await?;
+        Ok(self.id.clone())
+    }
+
+    /// Ends the session: the stored one is deleted at commit (whether or not
+    /// it was loaded), the cookie removed, and what follows starts a new
+    /// session. Needs no store call of its own, so it cannot fail.
+    pub(crate) fn destroy(&mut self) {
+        let unloaded = matches!(self.phase, Phase::Unloaded);
+        let target = match self.presented() {
+            Presented::Valid(id) if unloaded => Some(id.clone()),
+            _ => self.id.clone(),
+        };
+        let presented_any = !matches!(self.presented(), Presented::Absent);
+        if target.is_some() {
+            self.destroy = target;
+        }
+        if presented_any || self.destroy.is_some() {
+            self.cookie = CookieOut::Remove;
+        }
+        if matches!(self.phase, Phase::Unloaded | Phase::Failed(_)) {
+            self.phase = Phase::Ready;
+        }
+        self.new_session();
+    }
+
+    /// Forgets the stored session: the view becomes a new, unsaved one.
+    fn new_session(&mut self) {
+        self.id = None;
+        self.base = None;
+        self.record = self.engine.new_record();
+        self.changes.clear();
+        self.cycle = false;
+    }
+
+    /// Marks `bytes` as what the store now holds for this session.
+    fn saved(&mut self, bytes: Vec<u8>) {
+        self.base = Some(bytes);
+        self.changes.clear();
+        self.cookie = CookieOut::Set;
+    }
+
+    /// Commits now (loading first if needed): afterwards the view shows what
+    /// was stored.
+    pub(crate) async fn save(&mut self) -> Result<(), SessionError> {
+        self.load().await?;
+        self.commit().await
+    }
+
+    /// Writes what the handler changed: nothing for a read, a delete for an
+    /// emptied or destroyed session, else one conditional save, merged and
+    /// retried while other requests change the session.
+    async fn commit(&mut self) -> Result<(), SessionError> {
+        let engine = self.engine.clone();
+        if let Some(old) = self.destroy.take() {
+            engine.delete(&old).await?;
+        }
+        if self.changes.is_empty() && !self.cycle {
+            return Ok(());
+        }
+        // While cycling: the new id, already written, and its bytes.
+        let mut moved: Option<(SessionId, Vec<u8>)> = None;
+        let mut attempts = 0;
+        let mut turn = None;
+        loop {
+            let now = engine.now();
+            if !self.record.has_data() {
+                for id in self.id.take().into_iter().chain(moved.take().map(|(id, _)| id)) {
+                    engine.delete(&id).await?;
+                    self.cookie = CookieOut::Remove;
+                }
+                self.new_session();
+                return Ok(());
+            }
+            let bytes = match engine.encode(&self.record) {
+                Ok(bytes) => bytes,
+                Err(err) => {
+                    if let Some((new_id, _)) = moved.take() {
+                        // Written by an earlier attempt of this commit.
+                        engine.delete(&new_id).await?;
+                    }
+                    return Err(err);
+                }
+            };
+            let ttl = engine.ttl(&self.record, now);
+            let Some(id) = self.id.clone() else {
+                self.id = Some(engine.create(&bytes, ttl).await?);
+                self.saved(bytes);
+                return Ok(());
+            };
+            let expect = Expect::Unchanged(self.base.as_deref().unwrap_or_default());
+            let outcome = if self.cycle {
+                // Write the new key first, then retire the old one with a
+                // conditional save: if the session was destroyed meanwhile, the
+                // new key is deleted again and nothing comes back.
+                moved = Some(engine.write_moved(moved.take(), &bytes, ttl).await?);
+                engine.retire(&id, expect).await?
+            } else {
+                engine.save(&id, &bytes, ttl, expect).await?
+            };
+            match outcome {
+                SaveOutcome::Saved => {
+                    if let Some((new_id, _)) = moved {
+                        engine.forget(&id).await;
+                        self.id = Some(new_id);
+                        self.cycle = false;
+                    }
+                    self.saved(bytes);
+                    return Ok(());
+                }
+                SaveOutcome::Conflict(current) => match engine.rebase(&current, &self.changes)? {
+                    Some(record) => {
+                        attempts += 1;
+                        engine.conflicted(&id, attempts)?;
+                        self.record = record;
+                        self.base = Some(current);
+                        if turn.is_none() {
+                            turn = Some(engine.retry_turn(&id).await);
+                        } else if attempts > 2 {
+                            // Still colliding while holding the turn: with
+                            // another process. Spread out.
+                            super::backoff(attempts).await;
+                        }
+                    }
+                    None => return self.drop_ended(&id, moved).await,
+                },
+                SaveOutcome::Gone => return self.drop_ended(&id, moved).await,
+            }
+        }
+    }
+
+    /// The session ended under this request (destroyed, cycled or expired
+    /// by another): its changes are dropped, and a new id written for a
+    /// cycle is deleted again, so nothing comes back.
+    async fn drop_ended(
+        &mut self,
+        id: &SessionId,
+        moved: Option<(SessionId, Vec<u8>)>,
+    ) -> Result<(), SessionError> {
+        if let Some((new_id, _)) = moved {
+            self.engine.delete(&new_id).await?;
+        }
+        self.engine.ended(id);
+        self.new_session();
+        self.cookie = CookieOut::Keep;
+        Ok(())
+    }
+
+    /// Commits after the handler and decides what the response gets.
+    pub(crate) async fn finish(&mut self) -> Plan {
+        let failure = match &self.phase {
+            Phase::Unloaded => return Plan::Untouched,
+            Phase::Failed(err) => Some(SessionError::Store(err.clone())),
+            Phase::Detached => {
+                self.cookie = CookieOut::Keep;
+                None
+            }
+            Phase::Ready => self.commit().await.err(),
+        };
+        if let Some(err) = failure {
+            if err.fails_request(self.engine.config.store_error_policy) {
+                return Plan::Fail(err.response());
+            }
+            // Waved through: the response goes out as the handler made it,
+            // varying with the cookie, and hands out nothing.
+            return Plan::Respond { set_cookie: None };
+        }
+        let set_cookie = match (self.cookie, &self.id) {
+            (CookieOut::Set, Some(id)) => Some(self.engine.set_cookie(id, &self.record)),
+            (CookieOut::Remove, _) => Some(self.engine.remove_cookie()),
+            _ => None,
+        };
+        Plan::Respond { set_cookie }
+    }
+}

@@ -1,0 +1,258 @@
+//! One app, served through the axum adapter or the actix-web one, so that a
+//! suite written once runs on both. Handlers are plain
+//! `async fn(Session, String) -> Result<String, SessionError>`, the string
+//! being what follows a route's `/*` in the path.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::Router;
+use http::Uri;
+use server_session::store::SessionStore;
+use server_session::{Metrics, Session, SessionConfig, SessionError, SessionLayer};
+
+use super::Reply;
+
+/// The web framework a suite runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framework {
+    Axum,
+    Actix,
+}
+
+type HandlerFuture = Pin<Box<dyn Future<Output = Result<String, SessionError>> + Send>>;
+type Handler = Arc<dyn Fn(Session, String) -> HandlerFuture + Send + Sync>;
+
+/// The routes of a test app.
+#[derive(Clone, Default)]
+pub struct Routes(Vec<(String, Handler)>);
+
+impl Routes {
+    pub fn new() -> Routes {
+        Routes::default()
+    }
+
+    /// Serves `path` with `handler`; a path ending in `/*` serves every path
+    /// under it, handing the rest to the handler.
+    pub fn route<F, Fut>(mut self, path: &str, handler: F) -> Routes
+    where
+        F: Fn(Session, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, SessionError>> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |session, rest| Box::pin(handler(session, rest)));
+        self.0.push((path.to_owned(), handler));
+        self
+    }
+
+    /// The handler for `path` and the argument it gets.
+    fn find(&self, path: &str) -> Option<(Handler, String)> {
+        self.0.iter().find_map(|(route, handler)| {
+            let rest = match route.strip_suffix('*') {
+                Some(prefix) => path.strip_prefix(prefix)?.to_owned(),
+                None if route == path => String::new(),
+                None => return None,
+            };
+            Some((handler.clone(), rest))
+        })
+    }
+
+    async fn call(&self, session: Session, path: &str) -> Option<Result<String, SessionError>> {
+        let (handler, rest) = self.find(path)?;
+        Some(handler(session, rest).await)
+    }
+}
+
+/// A test app being served.
+pub struct Served {
+    pub framework: Framework,
+    target: Target,
+    metrics: Box<dyn Fn() -> Metrics + Send + Sync>,
+}
+
+enum Target {
+    Axum(Router),
+    #[cfg(feature = "actix")]
+    Actix(actix::Server),
+}
+
+impl Served {
+    /// Sends `GET path` with `cookie` as the `Cookie` header.
+    pub async fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
+        match &self.target {
+            Target::Axum(router) => super::get(router, path, cookie).await,
+            #[cfg(feature = "actix")]
+            Target::Actix(server) => server.get(path, cookie).await,
+        }
+    }
+
+    /// What the session engine counted.
+    pub fn metrics(&self) -> Metrics {
+        (self.metrics)()
+    }
+}
+
+/// Serves `routes` on `framework`, with sessions in `store`.
+pub fn serve(
+    framework: Framework,
+    store: impl SessionStore,
+    config: SessionConfig,
+    routes: Routes,
+) -> Served {
+    match framework {
+        Framework::Axum => {
+            let layer = SessionLayer::new(store, config).unwrap();
+            let metrics = {
+                let layer = layer.clone();
+                Box::new(move || layer.metrics())
+            };
+            Served {
+                framework,
+                target: Target::Axum(axum_router(routes, layer)),
+                metrics,
+            }
+        }
+        #[cfg(feature = "actix")]
+        Framework::Actix => {
+            let middleware = server_session::SessionMiddleware::new(store, config).unwrap();
+            let metrics = {
+                let middleware = middleware.clone();
+                Box::new(move || middleware.metrics())
+            };
+            Served {
+                framework,
+                target: Target::Actix(actix::Server::start(middleware, routes)),
+                metrics,
+            }
+        }
+        #[cfg(not(feature = "actix"))]
+        Framework::Actix => panic!("the actix suites need the `actix` feature"),
+    }
+}
+
+/// `routes` as an axum app under `layer`.
+fn axum_router(routes: Routes, layer: SessionLayer) -> Router {
+    Router::new()
+        .fallback(move |session: Session, uri: Uri| {
+            let routes = routes.clone();
+            async move {
+                match routes.call(session, uri.path()).await {
+                    Some(Ok(body)) => Ok((http::StatusCode::OK, body)),
+                    Some(Err(err)) => Err(err),
+                    None => Ok((http::StatusCode::NOT_FOUND, String::new())),
+                }
+            }
+        })
+        .layer(layer)
+}
+
+/// A test app listening on a loopback port, for clients that speak HTTP
+/// (the Flask interop tests); stopped when dropped (actix-web) or with the
+/// test's runtime (axum).
+pub struct Listening {
+    pub addr: String,
+    #[cfg(feature = "actix")]
+    _actix: Option<actix::Server>,
+}
+
+/// Serves `routes` on `framework` over TCP, with the store `config` names.
+pub async fn listen(framework: Framework, config: SessionConfig, routes: Routes) -> Listening {
+    match framework {
+        Framework::Axum => {
+            let app = axum_router(routes, SessionLayer::from_config(config).unwrap());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap().to_string();
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            Listening {
+                addr,
+                #[cfg(feature = "actix")]
+                _actix: None,
+            }
+        }
+        #[cfg(feature = "actix")]
+        Framework::Actix => {
+            let middleware = server_session::SessionMiddleware::from_config(config).unwrap();
+            let server = actix::Server::start(middleware, routes);
+            Listening {
+                addr: server.addr.clone(),
+                _actix: Some(server),
+            }
+        }
+        #[cfg(not(feature = "actix"))]
+        Framework::Actix => panic!("the actix suites need the `actix` feature"),
+    }
+}
+
+#[cfg(feature = "actix")]
+mod actix {
+    use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+    use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+    use server_session::{Session, SessionError, SessionMiddleware};
+
+    use super::{Reply, Routes};
+
+    /// An actix-web server on a loopback port, in a thread of its own with
+    /// actix's runtime; stopped when dropped.
+    pub struct Server {
+        pub addr: String,
+        system: actix_web::rt::System,
+    }
+
+    impl Server {
+        pub fn start(middleware: SessionMiddleware, routes: Routes) -> Server {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                actix_web::rt::System::new().block_on(async move {
+                    let server = HttpServer::new(move || {
+                        let routes = routes.clone();
+                        App::new().wrap(middleware.clone()).default_service(web::to(
+                            move |session: Session, request: HttpRequest| {
+                                let routes = routes.clone();
+                                async move {
+                                    match routes.call(session, request.path()).await {
+                                        Some(Ok(body)) => {
+                                            Ok::<_, SessionError>(HttpResponse::Ok().body(body))
+                                        }
+                                        Some(Err(err)) => Err(err),
+                                        None => Ok(HttpResponse::NotFound().finish()),
+                                    }
+                                }
+                            },
+                        ))
+                    })
+                    .workers(2)
+                    .disable_signals()
+                    .bind(("127.0.0.1", 0))
+                    .unwrap();
+                    let addr = server.addrs()[0].to_string();
+                    tx.send((addr, actix_web::rt::System::current())).unwrap();
+                    server.run().await.unwrap();
+                });
+            });
+            let (addr, system) = rx.recv().unwrap();
+            Server { addr, system }
+        }
+
+        pub async fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
+            let response = crate::common::client::get(&self.addr, path, cookie).await;
+            let mut headers = HeaderMap::new();
+            for (name, value) in &response.headers {
+                headers.append(
+                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    HeaderValue::from_str(value).unwrap(),
+                );
+            }
+            Reply {
+                status: StatusCode::from_u16(response.status).unwrap(),
+                headers,
+                body: response.body,
+            }
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            self.system.stop();
+        }
+    }
+}
