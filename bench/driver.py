@@ -161,6 +161,7 @@ def apps(venv):
             {"BENCH_NO_REFRESH": "1"}),
         App("server-session-wait", "server-session, WAIT 1 replica", rust("server_session_app"),
             {"BENCH_WAIT": "1"}),
+        App("server-session-actix", "server-session on actix-web", rust("server_session_actix_app")),
         App("tower-sessions", "tower-sessions", rust("tower_sessions_app")),
         App("actix-session", "actix-session", rust("actix_session_app")),
         App("floor", "floor (axum + redis, no library)", rust("floor_app")),
@@ -521,6 +522,20 @@ def valkey_misses(results):
     return misses
 
 
+def actix_misses(results, where=""):
+    """server-session on actix-web against actix-session, on the same framework."""
+    mine, theirs = results.get("server-session-actix"), results.get("actix-session")
+    misses = []
+    if mine and theirs:
+        for r in ROUTES:
+            a, b = mine["routes"][r]["rps"], theirs["routes"][r]["rps"]
+            if a < b:
+                misses.append(f"{where}/{r} on actix-web: actix-session is ahead by {b / a - 1:.1%}.")
+    if mine and mine["lost"]["lost"]:
+        misses.append(f"{where}server-session on actix-web lost {mine['lost']['lost']} increments.")
+    return misses
+
+
 def cluster_misses(results, single):
     misses = []
     for key in ("server-session", "server-session-wait"):
@@ -589,11 +604,14 @@ def write_report(args, phases, labels, info, micro_results, path, chart_path, co
             w(f"| /{r} | {mine:,.0f} | {best:,.0f} ({labels.get(best_key, '-')}) | {mine / best:.2f} | {fl:,.0f} | {mine / fl:.2f} |")
         w("")
         w("Aimed for: at least the best other Rust library on every route, at least 0.9 of the floor on")
-        w("`/read` and `/incr`, and as many Redis round trips per request as the floor.")
+        w("`/read` and `/incr`, as many Redis round trips per request as the floor, and on actix-web")
+        w("at least actix-session on every route.")
         w("")
         misses = target_misses(ours, others, floor, results, labels)
+        misses += actix_misses(results)
         if "valkey" in phases:
             misses += valkey_misses(phases["valkey"])
+            misses += actix_misses(phases["valkey"], "Valkey ")
         if "cluster" in phases:
             misses += cluster_misses(phases["cluster"], ours)
         if misses:
@@ -728,7 +746,8 @@ def main():
     parser.add_argument("--sessions", type=int, default=1000, help="pre-created sessions")
     parser.add_argument(
         "--apps",
-        default="server-session,server-session-no-refresh,server-session-wait,tower-sessions,actix-session,floor,"
+        default="server-session,server-session-no-refresh,server-session-wait,server-session-actix,tower-sessions,"
+                "actix-session,floor,"
                 "flask-session",
     )
     parser.add_argument("--phases", default="redis,valkey,cluster", help="backends, in order: " + ", ".join(PHASES))

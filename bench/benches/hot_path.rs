@@ -78,7 +78,7 @@ impl Fixture {
 
 fn hot_path(c: &mut Criterion) {
     let plain = Fixture::new(SessionConfig::default());
-    let signed = Fixture::new(SessionConfig::default().sign_with("a benchmark secret"));
+    let signed = Fixture::new(SessionConfig::default().secret("a benchmark secret"));
     let mut group = c.benchmark_group("request");
     group.bench_function("untouched", |b| {
         b.iter(|| plain.call("/plain", Some(&plain.cookie)))
