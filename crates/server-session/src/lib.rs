@@ -77,7 +77,7 @@
 //! | reads; no valid cookie | nothing | `Vary: Cookie` |
 //! | first write | create (one call) | `Set-Cookie` |
 //! | reads an existing session | one load, sliding the expiry | `Set-Cookie` with a new `Expires` when refreshing a permanent session |
-//! | changes an existing session | load + one conditional save | `Set-Cookie` |
+//! | changes an existing session | load (leaving the expiry to the save) + one conditional save | `Set-Cookie` |
 //! | empties the session, or [`Session::destroy`] | delete | a deletion cookie with the same attributes |
 //! | unknown, malformed or tampered id | nothing stored until the first write, under a new id | the presented id is never reused |
 //! | [`Session::cycle_id`] | new record, then the old one deleted | `Set-Cookie` with the new id |

@@ -75,7 +75,7 @@ impl Session {
     pub async fn remove(&self, key: &str) -> Result<bool, SessionError> {
         check_key(key)?;
         let mut state = self.state.lock().await;
-        let existed = state.load().await?.get(key).is_some();
+        let existed = state.load_to_change().await?.get(key).is_some();
         state.apply(Change::Remove(key.to_owned().into())).await?;
         Ok(existed)
     }

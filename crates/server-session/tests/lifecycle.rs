@@ -395,6 +395,10 @@ async fn change_costs_load_plus_one_conditional_save(on: On) {
     let reply = h.get("/set/color/blue", Some(&cookie)).await;
     let calls = h.store.take();
     assert_eq!(calls.iter().map(Call::name).collect::<Vec<_>>(), ["load", "save"]);
+    assert!(
+        matches!(&calls[0], Call::Load { slide: None, .. }),
+        "a load for a change leaves the expiry to the save: {calls:?}"
+    );
     let Call::Save { expect, outcome, .. } = &calls[1] else {
         unreachable!()
     };

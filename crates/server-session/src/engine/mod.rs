@@ -254,11 +254,12 @@ impl Engine {
     }
 
     /// The usable stored record of `id`. A valid id costs one store call,
-    /// which slides the expiry when reads do; what nobody can use (an
+    /// which slides the expiry when reads do and the load is for a `read`
+    /// (a load for a change leaves it to the save); what nobody can use (an
     /// undecodable record, one past its absolute deadline) is deleted.
-    async fn fetch(&self, id: &SessionId) -> Fetched {
+    async fn fetch(&self, id: &SessionId, read: bool) -> Fetched {
         let key = self.key(id);
-        let slide = self.slides().then(|| self.default_ttl());
+        let slide = (read && self.slides()).then(|| self.default_ttl());
         let bytes = match self.store.load(&key, slide).await {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Fetched::Missing,

@@ -103,11 +103,24 @@ impl RequestState {
             .get_or_insert_with(|| engine.read_cookie(cookies.iter()))
     }
 
-    /// Loads the presented session on first use: a valid id costs one store
-    /// call, anything else none; a missing, undecodable or expired record
-    /// gives a new session. Fails when the store failed and the policy says
-    /// requests fail.
+    /// Loads the presented session on first use, to read it: a valid id
+    /// costs one store call (which slides the expiry when reads do),
+    /// anything else none; a missing, undecodable or expired record gives a
+    /// new session. Fails when the store failed and the policy says requests
+    /// fail.
     pub(crate) async fn load(&mut self) -> Result<&Record, SessionError> {
+        self.load_for(true).await
+    }
+
+    /// Loads the presented session on first use, to change it: as
+    /// [`load`](Self::load), but the load leaves the expiry alone, since the
+    /// save that follows sets it anyway (a plain `GET` instead of `GETEX` on
+    /// Redis, which spares the server an expiry update per change).
+    pub(crate) async fn load_to_change(&mut self) -> Result<&Record, SessionError> {
+        self.load_for(false).await
+    }
+
+    async fn load_for(&mut self, read: bool) -> Result<&Record, SessionError> {
         if matches!(self.phase, Phase::Unloaded) {
             self.phase = Phase::Ready;
             let id = match self.presented() {
@@ -115,7 +128,7 @@ impl RequestState {
                 _ => None,
             };
             let fetched = match &id {
-                Some(id) => self.engine.fetch(id).await,
+                Some(id) => self.engine.fetch(id, read).await,
                 None => Fetched::Missing,
             };
             match fetched {
@@ -166,7 +179,7 @@ impl RequestState {
 
     /// Applies a handler's change to the loaded session.
     pub(crate) async fn apply(&mut self, change: Change) -> Result<&Record, SessionError> {
-        self.load().await?;
+        self.load_to_change().await?;
         change.apply(&mut self.record)?;
         if !matches!(self.phase, Phase::Detached) {
             self.changes.push(change);
@@ -176,7 +189,7 @@ impl RequestState {
 
     /// Marks the loaded session for a new id at commit.
     pub(crate) async fn cycle(&mut self) -> Result<(), SessionError> {
-        self.load().await?;
+        self.load_to_change().await?;
         self.cycle = true;
         Ok(())
     }

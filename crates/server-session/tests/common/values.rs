@@ -137,5 +137,7 @@ pub fn routes(format: Format) -> Routes {
         .route("/holds/*", move |s: Session, name| async move {
             holds(&s, &name, format).await.map(|ok| ok.to_string())
         })
-        .route("/keys", |s: Session, _| async move { s.keys().await.map(|k| k.join(",")) })
+        .route("/keys", |s: Session, _| async move {
+            s.keys().await.map(|k| k.join(","))
+        })
 }
