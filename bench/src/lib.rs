@@ -43,6 +43,36 @@ pub fn workers() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// server-session's handlers, the same on axum and on actix-web.
+pub mod server_session_handlers {
+    use server_session::{Session, SessionError};
+
+    use super::MISSING;
+
+    pub async fn login(session: Session) -> Result<&'static str, SessionError> {
+        session.insert("user_id", &42u64).await?;
+        session.insert("counter", &0u64).await?;
+        Ok("ok")
+    }
+
+    pub async fn read(session: Session) -> Result<String, SessionError> {
+        let user: Option<u64> = session.get("user_id").await?;
+        Ok(user.map_or(MISSING.into(), |u| u.to_string()))
+    }
+
+    pub async fn incr(session: Session) -> Result<String, SessionError> {
+        let n = session
+            .update("counter", |n: Option<u64>| n.unwrap_or(0) + 1)
+            .await?;
+        Ok(n.to_string())
+    }
+
+    pub async fn counter(session: Session) -> Result<String, SessionError> {
+        let n: Option<u64> = session.get("counter").await?;
+        Ok(n.map_or(MISSING.into(), |n| n.to_string()))
+    }
+}
+
 /// The routes every axum app serves, with the app's own handlers.
 pub fn routes<S, L, LT, R, RT, I, IT, C, CT>(login: L, read: R, incr: I, counter: C) -> axum::Router<S>
 where

@@ -4,31 +4,8 @@
 //! `BENCH_CLUSTER=host:port,...` puts the sessions on a Redis Cluster, and
 //! `BENCH_WAIT=n` acknowledges writes only once `n` replicas have them.
 
-use server_session::{RedisStore, Session, SessionConfig, SessionError, SessionLayer};
-use server_session_bench::MISSING;
-
-async fn login(session: Session) -> Result<&'static str, SessionError> {
-    session.insert("user_id", &42u64).await?;
-    session.insert("counter", &0u64).await?;
-    Ok("ok")
-}
-
-async fn read(session: Session) -> Result<String, SessionError> {
-    let user: Option<u64> = session.get("user_id").await?;
-    Ok(user.map_or(MISSING.into(), |u| u.to_string()))
-}
-
-async fn incr(session: Session) -> Result<String, SessionError> {
-    let n = session
-        .update("counter", |n: Option<u64>| n.unwrap_or(0) + 1)
-        .await?;
-    Ok(n.to_string())
-}
-
-async fn counter(session: Session) -> Result<String, SessionError> {
-    let n: Option<u64> = session.get("counter").await?;
-    Ok(n.map_or(MISSING.into(), |n| n.to_string()))
-}
+use server_session::{RedisStore, SessionConfig, SessionLayer};
+use server_session_bench::server_session_handlers::{counter, incr, login, read};
 
 fn main() -> std::io::Result<()> {
     server_session_bench::serve(|redis| async move {

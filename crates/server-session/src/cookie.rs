@@ -88,6 +88,22 @@ pub(crate) struct CookieSettings {
     pub(crate) partitioned: bool,
 }
 
+/// Flask's defaults, with `HttpOnly` and `SameSite=Lax`: a cookie named
+/// `session` for the whole host.
+impl Default for CookieSettings {
+    fn default() -> Self {
+        CookieSettings {
+            name: "session".into(),
+            domain: None,
+            path: "/".into(),
+            secure: false,
+            http_only: true,
+            same_site: Some(SameSite::Lax),
+            partitioned: false,
+        }
+    }
+}
+
 impl CookieSettings {
     fn base(&self, value: String) -> Cookie<'static> {
         let mut cookie = Cookie::new(self.name.clone(), value);
@@ -220,15 +236,7 @@ mod tests {
     use super::*;
 
     fn settings() -> CookieSettings {
-        CookieSettings {
-            name: "session".into(),
-            domain: None,
-            path: "/".into(),
-            secure: false,
-            http_only: true,
-            same_site: Some(SameSite::Lax),
-            partitioned: false,
-        }
+        CookieSettings::default()
     }
 
     #[test]

@@ -214,15 +214,7 @@ impl fmt::Debug for ClockHandle {
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
-            cookie: CookieSettings {
-                name: "session".into(),
-                domain: None,
-                path: "/".into(),
-                secure: false,
-                http_only: true,
-                same_site: Some(SameSite::Lax),
-                partitioned: false,
-            },
+            cookie: CookieSettings::default(),
             permanent: true,
             lifetime: DEFAULT_LIFETIME,
             idle_timeout: None,
