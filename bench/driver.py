@@ -118,11 +118,27 @@ class Backend:
                 total[name] = total.get(name, 0) + calls
         return total
 
+    def cpu_seconds(self):
+        """CPU time the servers have used so far (all processes, replicas included)."""
+        return sum(process_cpu_seconds(p.pid) for p in self.processes)
+
     def stop(self):
         for process in self.processes:
             process.terminate()
         for process in self.processes:
             process.wait()
+
+
+def process_cpu_seconds(pid):
+    """User and system CPU time of a process and its reaped children, from /proc."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # Fields 14 to 17 of stat(5): utime, stime, cutime, cstime (after the
+    # name, which ends at the last ')', they are 12 to 15 counting from 1).
+    ticks = sum(int(v) for v in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 PHASES = {
@@ -134,7 +150,7 @@ PHASES = {
 # and with WAIT, on the cluster (the only phase with replicas).
 PHASE_APPS = {
     "redis": lambda key: key != "server-session-wait",
-    "valkey": lambda key: key != "server-session-wait",
+    "valkey": lambda key: key != "server-session-wait" and not key.endswith("-mt"),
     "cluster": lambda key: key in ("server-session", "server-session-wait"),
 }
 
@@ -163,6 +179,11 @@ def apps(venv):
             {"BENCH_WAIT": "1"}),
         App("server-session-actix", "server-session on actix-web", rust("server_session_actix_app")),
         App("tower-sessions", "tower-sessions", rust("tower_sessions_app")),
+        App("server-session-mt", "server-session, multi-thread runtime", rust("server_session_app"),
+            {"BENCH_MULTI_THREAD": "1"}),
+        App("tower-sessions-mt", "tower-sessions, multi-thread runtime", rust("tower_sessions_app"),
+            {"BENCH_MULTI_THREAD": "1"}),
+        App("floor-mt", "floor, multi-thread runtime", rust("floor_app"), {"BENCH_MULTI_THREAD": "1"}),
         App("actix-session", "actix-session", rust("actix_session_app")),
         App("floor", "floor (axum + redis, no library)", rust("floor_app")),
         App("flask-session", "Flask-Session (gunicorn)", gunicorn),
@@ -309,10 +330,15 @@ class Running:
 
     def measure(self, args, route, backend):
         before = backend.command_calls()
+        app_cpu, server_cpu = process_cpu_seconds(self.process.pid), backend.cpu_seconds()
         wrk = run_wrk(args, self.port, route, None if route == "login" else self.cookie_file)
+        app_cpu = process_cpu_seconds(self.process.pid) - app_cpu
+        server_cpu = backend.cpu_seconds() - server_cpu
         executed = calls_between(before, backend.command_calls())
         requests = max(wrk["requests"], 1)
         self.rounds[route].append({
+            "app_cpu_us": round(app_cpu * 1e6 / requests, 1),
+            "server_cpu_us": round(server_cpu * 1e6 / requests, 1),
             "rps": wrk["requests"] / (wrk["duration_us"] / 1e6),
             "p50_ms": wrk["p50_us"] / 1000,
             "p99_ms": wrk["p99_us"] / 1000,
@@ -335,6 +361,8 @@ class Running:
                 "non_2xx": sum(r["non_2xx"] for r in rounds),
                 "socket_errors": sum(r["socket_errors"] for r in rounds),
                 "executed_per_request": statistics.median(r["executed_per_request"] for r in rounds),
+                "app_cpu_us": statistics.median(r["app_cpu_us"] for r in rounds),
+                "server_cpu_us": statistics.median(r["server_cpu_us"] for r in rounds),
                 "sent": sent,
                 "sent_per_request": round(sum(sent.values()), 2),
                 "scripted": scripted,
@@ -498,6 +526,17 @@ def lost_table(w, results, labels):
     w("")
 
 
+def cpu_table(w, results, labels):
+    """CPU per request, in µs, of the app process and of the store's servers."""
+    w("| app | " + " | ".join(f"/{r} app / server" for r in ROUTES) + " |")
+    w("|---|" + "---|" * len(ROUTES))
+    for key, result in results.items():
+        cells = [f"{result['routes'][r].get('app_cpu_us', 0):.1f} / {result['routes'][r].get('server_cpu_us', 0):.1f}"
+                 for r in ROUTES]
+        w(f"| {labels[key]} | " + " | ".join(cells) + " |")
+    w("")
+
+
 def trips_table(w, results, labels):
     """Round trips per request (commands sent, from MONITOR) per app and route."""
     w("| app | " + " | ".join(f"/{r}" for r in ROUTES) + " |")
@@ -555,7 +594,8 @@ def cluster_misses(results, single):
 def write_report(args, phases, labels, info, micro_results, path, chart_path, command):
     results = phases.get("redis") or next(iter(phases.values()))
     ours = results.get("server-session")
-    others = [k for k in results if not k.startswith("server-session") and k not in ("floor", "flask-session")]
+    others = [k for k in results
+              if not k.startswith("server-session") and not k.endswith("-mt") and k not in ("floor", "flask-session")]
     floor = results.get("floor")
     lines = []
     w = lines.append
@@ -639,6 +679,13 @@ def write_report(args, phases, labels, info, micro_results, path, chart_path, co
             w(f"| {labels[key]} | /{r} | {x['p50_ms']:.2f} | {x['p99_ms']:.2f} | {x['non_2xx']} | {x['socket_errors']} | "
               f"{x['sent_per_request']:g} ({fmt(x['sent'])}) | {fmt(x['scripted'])} | {x['executed_per_request']:g} |")
     w("")
+    w("## CPU per request")
+    w("")
+    w("CPU time used per request (µs, medians of the rounds, from `/proc`): by the app's process, and by")
+    w("the store's server. Gunicorn's workers are child processes and counted only once they exit, so")
+    w("Flask-Session's app column is not comparable.")
+    w("")
+    cpu_table(w, results, labels)
     w("## Lost increments")
     w("")
     w(f"`/incr` for {args.duration} s with the same connections and session pool, then `/plain` for the")
@@ -664,6 +711,9 @@ def write_report(args, phases, labels, info, micro_results, path, chart_path, co
         w("Round trips per request (commands sent, from `MONITOR`):")
         w("")
         trips_table(w, valkey, labels)
+        w("CPU per request (µs, app / server):")
+        w("")
+        cpu_table(w, valkey, labels)
         w("Lost increments:")
         w("")
         lost_table(w, valkey, labels)
@@ -747,7 +797,7 @@ def main():
     parser.add_argument(
         "--apps",
         default="server-session,server-session-no-refresh,server-session-wait,server-session-actix,tower-sessions,"
-                "actix-session,floor,"
+                "server-session-mt,tower-sessions-mt,floor-mt,actix-session,floor,"
                 "flask-session",
     )
     parser.add_argument("--phases", default="redis,valkey,cluster", help="backends, in order: " + ", ".join(PHASES))

@@ -96,7 +96,8 @@ where
 }
 
 /// Parses [`Args`] and serves the router `make` builds from the Redis URL
-/// the way actix-web serves its apps: one single-threaded runtime per core,
+/// the way actix-web serves its apps (or, with `BENCH_MULTI_THREAD` set, on
+/// tokio's default multi-thread runtime): one single-threaded runtime per core,
 /// each with its own listener (`SO_REUSEPORT`, so the kernel spreads
 /// connections) and its own app, so its own Redis connection. All the axum
 /// apps run this way, so the comparison with actix-session is between
@@ -108,6 +109,18 @@ where
 {
     let args = Args::parse();
     let addr: std::net::SocketAddr = args.addr().parse().map_err(std::io::Error::other)?;
+    if std::env::var_os("BENCH_MULTI_THREAD").is_some() {
+        // What `#[tokio::main]` gives: one work-stealing runtime with a
+        // worker per core, one listener and one app.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers())
+            .enable_all()
+            .build()?;
+        return runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            axum::serve(listener, make(args.redis).await).await
+        });
+    }
     let make = std::sync::Arc::new(make);
     let workers = workers();
     let threads: Vec<_> = (0..workers)
