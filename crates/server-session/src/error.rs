@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::StatusCode;
 use http::header::{self, HeaderName};
+use http::{HeaderValue, StatusCode};
 
 use crate::config::StoreErrorPolicy;
 use crate::store::StoreError;
@@ -152,17 +152,23 @@ impl SessionError {
 }
 
 /// A failed request's response, the same from every adapter: the status, a
-/// short plain-text body, and [`ERROR_HEADERS`].
+/// short plain-text body, and [`headers`](Self::headers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ErrorResponse {
     pub(crate) status: StatusCode,
     pub(crate) body: &'static str,
 }
 
-/// The headers of an [`ErrorResponse`]: plain text, never cached, and
-/// varying with the cookie like every response the session decided.
-pub(crate) const ERROR_HEADERS: [(HeaderName, &str); 3] = [
-    (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-    (header::CACHE_CONTROL, "no-store"),
-    (header::VARY, "Cookie"),
-];
+impl ErrorResponse {
+    /// Its headers: plain text, never cached, and varying with the cookie
+    /// like every response the session decided.
+    pub(crate) fn headers(&self) -> impl Iterator<Item = (HeaderName, HeaderValue)> {
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::VARY, "Cookie"),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name, HeaderValue::from_static(value)))
+    }
+}

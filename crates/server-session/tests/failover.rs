@@ -181,7 +181,9 @@ impl Load {
         (acknowledged, lost)
     }
 
-    fn report(&self, scenario: String, recovery: Option<Duration>, acknowledged: u64, lost: u64) -> Report {
+    /// What the scenario measured, with the final counts read from `store`.
+    async fn report(&self, store: &RedisStore, scenario: String, recovery: Option<Duration>) -> Report {
+        let (acknowledged, lost) = self.lost(store).await;
         Report {
             scenario,
             requests: self.requests.load(Ordering::Relaxed),
@@ -240,13 +242,12 @@ async fn cluster_crash(mode: Mode) -> Report {
         })
         .await;
     tokio::task::block_in_place(|| cluster.wait_healthy(Duration::from_secs(30)));
-    let (acknowledged, lost) = load.lost(&store).await;
     load.report(
+        &store,
         format!("cluster, kill -9 a primary, {}", mode.name()),
         recovery,
-        acknowledged,
-        lost,
     )
+    .await
 }
 
 async fn cluster_handover(mode: Mode) -> Report {
@@ -281,13 +282,12 @@ async fn cluster_handover(mode: Mode) -> Report {
             });
         })
         .await;
-    let (acknowledged, lost) = load.lost(&store).await;
     load.report(
+        &store,
         format!("cluster, CLUSTER FAILOVER, {}", mode.name()),
         recovery,
-        acknowledged,
-        lost,
     )
+    .await
 }
 
 async fn sentinel_crash(mode: Mode) -> Report {
@@ -313,13 +313,12 @@ async fn sentinel_crash(mode: Mode) -> Report {
             tokio::task::block_in_place(|| setup.primary.restart());
         })
         .await;
-    let (acknowledged, lost) = load.lost(&store).await;
     load.report(
+        &store,
         format!("Sentinel, kill -9 the primary, {}", mode.name()),
         recovery,
-        acknowledged,
-        lost,
     )
+    .await
 }
 
 fn main() {

@@ -3,7 +3,7 @@
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue};
 
-use crate::error::{ERROR_HEADERS, ErrorResponse};
+use crate::error::ErrorResponse;
 
 /// The session's part of a response, decided by
 /// [`RequestState::finish`](super::RequestState::finish). An adapter only
@@ -47,15 +47,6 @@ impl Plan {
                 headers.append(header::CACHE_CONTROL, HeaderValue::from_static("private"));
             }
         }
-    }
-}
-
-impl ErrorResponse {
-    /// The error response's headers, as `http` values.
-    pub(crate) fn headers(&self) -> impl Iterator<Item = (HeaderName, HeaderValue)> {
-        ERROR_HEADERS
-            .into_iter()
-            .map(|(name, value)| (name, HeaderValue::from_static(value)))
     }
 }
 
