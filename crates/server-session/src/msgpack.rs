@@ -94,27 +94,46 @@ pub(crate) fn walk<'a, R>(
     bytes: &'a [u8],
     mut visit: impl FnMut(&Item<'a>, bool) -> Result<(), R>,
 ) -> Result<usize, WalkError<R>> {
+    let mut rest = bytes;
+    let (item, children) = read_item(&mut rest).map_err(WalkError::widen)?;
+    visit(&item, false).map_err(WalkError::Refused)?;
+    match children {
+        // Most values are scalars: no container stack to set up.
+        None | Some(0) => Ok(bytes.len() - rest.len()),
+        Some(children) => walk_container(bytes, rest, (children, item == Item::Map), visit),
+    }
+}
+
+/// [`walk`] past the header of a non-empty array or map, whose item count
+/// and kind `first` gives; `rest` starts at its first item.
+fn walk_container<'a, R>(
+    bytes: &'a [u8],
+    mut rest: &'a [u8],
+    first: (u64, bool),
+    mut visit: impl FnMut(&Item<'a>, bool) -> Result<(), R>,
+) -> Result<usize, WalkError<R>> {
     // For each open array or map: the items still to read in it (two per map
     // entry, so an even count left in a map means a key comes next) and
-    // whether it is a map. `pending` is the sum of the counts.
+    // whether it is a map. `pending` is the sum of the counts. Every item
+    // takes at least a byte: a count the rest of the bytes cannot hold is
+    // refused now, not after reading them all.
     let mut open = [(0u64, false); MAX_DEPTH];
-    let mut depth = 0;
-    let mut pending: u64 = 0;
-    let mut rest = bytes;
+    open[0] = first;
+    let mut depth = 1;
+    let mut pending: u64 = first.0;
+    if pending > rest.len() as u64 {
+        return Err(WalkError::Truncated);
+    }
     loop {
-        let is_key = depth > 0 && open[depth - 1].1 && open[depth - 1].0 % 2 == 0;
+        let is_key = open[depth - 1].1 && open[depth - 1].0 % 2 == 0;
         let (item, children) = read_item(&mut rest).map_err(WalkError::widen)?;
         visit(&item, is_key).map_err(WalkError::Refused)?;
-        if depth > 0 {
-            open[depth - 1].0 -= 1;
-            pending -= 1;
-        }
+        open[depth - 1].0 -= 1;
+        pending -= 1;
         if let Some(children) = children {
             if depth == MAX_DEPTH {
                 return Err(WalkError::TooDeep);
             }
-            // Every item takes at least a byte: refuse a count the rest of
-            // the bytes cannot hold now, not after reading them all.
             pending += children;
             if pending > rest.len() as u64 {
                 return Err(WalkError::Truncated);
