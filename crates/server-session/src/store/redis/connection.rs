@@ -113,7 +113,10 @@ impl Timeouts {
         ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connect))
             .set_response_timeout(Some(self.response))
-            .set_number_of_retries(2)
+            // A request waits for a reconnection in progress: one attempt
+            // keeps that wait within the connect timeout. The next request
+            // after a failed attempt starts another.
+            .set_number_of_retries(0)
             .set_max_delay(self.connect)
     }
 
@@ -157,6 +160,18 @@ impl Connection {
         })
     }
 
+    /// The shared connection to one server (the server, or the primary the
+    /// Sentinels named last), when there is one. It bounds every command by
+    /// itself: one connection attempt of at most the connect timeout (it
+    /// makes no retries), then the response timeout.
+    pub(super) fn managed(&self) -> Option<Handle> {
+        match &self.topology {
+            Topology::Single { shared, .. } => Some(Handle::Shared(shared.clone())),
+            Topology::Sentinel(sentinel) => sentinel.known_shared().map(Handle::Shared),
+            Topology::Cluster { .. } => None,
+        }
+    }
+
     /// The shared connection: to the server, the cluster, or the current
     /// primary (found through the Sentinels if not known).
     pub(super) async fn shared(&self) -> RedisResult<Handle> {
@@ -165,7 +180,7 @@ impl Connection {
             Topology::Cluster { shared, .. } if let Some(connection) = shared.get() => {
                 Ok(Handle::Cluster(connection.clone()))
             }
-            Topology::Sentinel(sentinel) if let Some((_, primary)) = sentinel.known() => {
+            Topology::Sentinel(sentinel) if let Some(primary) = sentinel.known_shared() => {
                 Ok(Handle::Shared(primary))
             }
             // Connecting is rare and its future large: boxed, so that every
@@ -259,6 +274,12 @@ impl Connection {
 impl Sentinel {
     fn known(&self) -> Option<(Client, ConnectionManager)> {
         self.primary.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The shared connection to the primary found last.
+    fn known_shared(&self) -> Option<ConnectionManager> {
+        let primary = self.primary.read().unwrap_or_else(|e| e.into_inner());
+        primary.as_ref().map(|(_, shared)| shared.clone())
     }
 }
 

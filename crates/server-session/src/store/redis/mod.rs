@@ -6,9 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use redis::{Client, FromRedisValue, IntoConnectionInfo, RedisError, RedisResult, Script, Value};
+use redis::{
+    Client, ErrorKind, FromRedisValue, IntoConnectionInfo, RedisError, RedisResult, Script, ServerErrorKind,
+    Value,
+};
 
-use super::{Expect, Fingerprint, SaveOutcome, SessionStore, StoreError, TTL_CEILING};
+use super::{Expect, SaveOutcome, SessionStore, StoreError, TTL_CEILING};
 
 mod builder;
 mod connection;
@@ -20,14 +23,16 @@ use connection::{Connection, Handle, Pool};
 /// The conditional update of an existing session, on one key (so it runs
 /// unchanged on Redis Cluster), for servers without `SET ... IFEQ`.
 ///
-/// `ARGV[3]` is the SHA-1 (hex) of the record the request loaded. Answers
-/// `0` when saved, the current bytes on a conflict, `2` when the record is
-/// gone: plain replies, which Redis returns faster than a table. (Creating a
-/// session needs no script: `SET ... NX GET`.)
+/// `ARGV[3]` is the record the request loaded, compared byte for byte, as
+/// `SET ... IFEQ` compares it: cheaper for both sides than hashing it, for
+/// records of the sizes sessions have. Answers `0` when saved, the current
+/// bytes on a conflict, `2` when the record is gone: plain replies, which
+/// Redis returns faster than a table. (Creating a session needs no script:
+/// `SET ... NX GET`.)
 const SAVE: &str = r"
 local current = redis.call('GET', KEYS[1])
 if not current then return 2 end
-if redis.sha1hex(current) ~= ARGV[3] then return current end
+if current ~= ARGV[3] then return current end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 0
 ";
@@ -213,18 +218,26 @@ impl RedisStore {
         Ok(mode)
     }
 
-    /// Runs `op` on the shared connection, within the deadline.
+    /// Runs `op` on the shared connection, within the deadline: the one a
+    /// server's connection keeps by itself (no timer of our own on the
+    /// common path), else a timer around finding the connection and the
+    /// call.
     async fn shared<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
         F: FnOnce(Handle) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         let connection = &self.inner.connection;
-        let outcome = tokio::time::timeout(self.inner.deadline, async {
-            let handle = connection.shared().await?;
-            op(handle).await
-        })
-        .await;
+        let outcome = match connection.managed() {
+            Some(handle) => Ok(op(handle).await),
+            None => {
+                tokio::time::timeout(self.inner.deadline, async {
+                    let handle = connection.shared().await?;
+                    op(handle).await
+                })
+                .await
+            }
+        };
         self.settle(outcome)
     }
 
@@ -330,15 +343,25 @@ impl RedisStore {
                 Err(err) => Err(err),
             };
         }
-        let mut invocation = self.inner.save.key(key);
-        invocation
+        let script = &self.inner.save;
+        let mut command = redis::cmd("EVALSHA");
+        command
+            .arg(script.get_hash())
+            .arg(1)
+            .arg(key)
             .arg(value)
             .arg(seconds(ttl))
-            .arg(Fingerprint::of(loaded).to_hex());
-        let invocation = &invocation;
+            .arg(loaded);
         let answer = self
             .write(key, |mut handle| async move {
-                invocation.invoke_async::<Value>(&mut handle).await
+                match command.query_async::<Value>(&mut handle).await {
+                    // A restarted or failed-over server forgot the script.
+                    Err(err) if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                        script.prepare_invoke().load_async(&mut handle).await?;
+                        command.query_async(&mut handle).await
+                    }
+                    answer => answer,
+                }
             })
             .await;
         match answer {
