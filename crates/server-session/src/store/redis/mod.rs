@@ -314,7 +314,7 @@ impl RedisStore {
         loaded: &[u8],
     ) -> Result<SaveOutcome, StoreError> {
         if self.cas().await? == CAS_NATIVE {
-            let mut command = redis::cmd("SET");
+            let mut command = command("SET", 7, key.len() + value.len() + loaded.len() + NUMBER + 10);
             command
                 .arg(key)
                 .arg(value)
@@ -344,7 +344,11 @@ impl RedisStore {
             };
         }
         let script = &self.inner.save;
-        let mut command = redis::cmd("EVALSHA");
+        let mut command = command(
+            "EVALSHA",
+            6,
+            40 + 1 + key.len() + value.len() + NUMBER + loaded.len(),
+        );
         command
             .arg(script.get_hash())
             .arg(1)
@@ -410,6 +414,17 @@ fn is_syntax_error(err: &StoreError) -> bool {
     matches!(err, StoreError::Backend(source) if source.to_string().contains("syntax error"))
 }
 
+/// The most bytes a number argument takes.
+const NUMBER: usize = 20;
+
+/// The command `name`, with room for `args` more arguments taking `data`
+/// bytes in all: building it then never grows its buffers.
+fn command(name: &str, args: usize, data: usize) -> redis::Cmd {
+    let mut command = redis::Cmd::with_capacity(args + 1, name.len() + data);
+    command.arg(name);
+    command
+}
+
 /// Redis expiries are whole seconds; never less than one, nor more than a
 /// century (Redis refuses an expiry past its clock's range).
 fn seconds(ttl: Duration) -> u64 {
@@ -438,7 +453,11 @@ fn classify(err: RedisError, deadline: Duration) -> StoreError {
 
 impl SessionStore for RedisStore {
     async fn load(&self, key: &str, slide: Option<Duration>) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut command = redis::cmd(if slide.is_some() { "GETEX" } else { "GET" });
+        let mut command = command(
+            if slide.is_some() { "GETEX" } else { "GET" },
+            3,
+            key.len() + 2 + NUMBER,
+        );
         command.arg(key);
         if let Some(ttl) = slide {
             command.arg("EX").arg(seconds(ttl));
@@ -457,7 +476,7 @@ impl SessionStore for RedisStore {
         let Expect::Unchanged(loaded) = expect else {
             // A plain create-if-absent; no script needed. GET makes it
             // answer what is there when the key exists.
-            let mut command = redis::cmd("SET");
+            let mut command = command("SET", 6, key.len() + value.len() + NUMBER + 7);
             command
                 .arg(key)
                 .arg(value)
@@ -481,7 +500,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let mut command = redis::cmd("DEL");
+        let mut command = command("DEL", 1, key.len());
         command.arg(key);
         self.write(key, |mut handle| async move {
             command.query_async::<i64>(&mut handle).await
@@ -491,7 +510,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn touch(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
-        let mut command = redis::cmd("EXPIRE");
+        let mut command = command("EXPIRE", 2, key.len() + NUMBER);
         command.arg(key).arg(seconds(ttl));
         self.shared(|mut handle| async move { command.query_async::<i64>(&mut handle).await })
             .await
