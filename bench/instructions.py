@@ -8,7 +8,9 @@ then counts the app's user-space instructions over N sequential requests per
 route (the kernel's share, the same for every app, is not counted):
 
     cargo build --release -p server-session-bench --bins
-    python3 bench/instructions.py [--requests 5000] [--apps server_session_app,floor_app]
+    target/bench-venv/bin/python bench/instructions.py [--requests 5000] [--apps server_session_app,floor_app]
+
+(the virtualenv is the one `bench/run` makes; this shares its helpers).
 
 It prints one line per app and route: thousands of instructions per request.
 """
@@ -17,33 +19,13 @@ import argparse
 import http.client
 import os
 import re
-import socket
 import subprocess
-import sys
 import tempfile
-import time
+
+from driver import free_port, wait_for_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROUTES = ("read", "incr", "login")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port, process, what, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"{what} exited")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    sys.exit(f"{what} did not start on port {port}")
 
 
 def total_instructions(path):
