@@ -177,9 +177,11 @@ async fn an_outage_is_a_503_not_a_logout_and_recovers_by_itself() {
     assert_eq!(reply.status, 503);
     assert_eq!(reply.body, "session store unavailable, please retry\n");
     assert_eq!(reply.set_cookie(), None, "no cookie is touched");
+    // The store's deadline is 600 ms here (connect plus command timeout).
     assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "bounded by the timeouts, not a hang"
+        started.elapsed() < Duration::from_secs(2),
+        "bounded by the timeouts, not a hang: {:?}",
+        started.elapsed()
     );
     assert_eq!(request(&app, "/login", None).await.status, 503);
     let reply = request(&app, "/noop", Some(&cookie)).await;
@@ -232,13 +234,19 @@ async fn a_server_that_never_answers_times_out() {
     let store = quick_to_fail(format!("redis://127.0.0.1:{port}"), 200)
         .build()
         .unwrap();
-    let started = Instant::now();
-    let err = store.load("session:x", None).await.unwrap_err();
-    assert!(
-        matches!(err, StoreError::Timeout(_) | StoreError::Unavailable(_)),
-        "{err:?}"
-    );
-    assert!(started.elapsed() < Duration::from_secs(5));
+    for attempt in 0..3 {
+        let started = Instant::now();
+        let err = store.load("session:x", None).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Timeout(_) | StoreError::Unavailable(_)),
+            "{err:?}"
+        );
+        // Within the store's deadline, the connect timeout plus the
+        // command timeout (400 ms), with room for a slow machine: each
+        // call, whether it waits for a connection or for an answer.
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(1500), "call {attempt} took {took:?}");
+    }
     let err = quick_to_fail(format!("redis://127.0.0.1:{port}"), 200)
         .connect()
         .await
