@@ -75,8 +75,11 @@ def main():
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--apps", default="server_session_app,floor_app")
     parser.add_argument("--routes", default=",".join(ROUTES))
+    parser.add_argument("--keep", metavar="DIR", help="keep the callgrind profiles in DIR, for callgrind_annotate")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as workdir:
+    with tempfile.TemporaryDirectory() as scratch:
+        workdir = args.keep or scratch
+        os.makedirs(workdir, exist_ok=True)
         redis_port = free_port()
         redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
                                   "--appendonly", "no", "--dir", workdir],

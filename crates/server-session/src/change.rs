@@ -8,8 +8,9 @@ use crate::error::SessionError;
 use crate::record::Record;
 
 /// A closure of [`Session::update`](crate::Session::update), kept so it can
-/// be re-applied: from the encoded current value to the encoded new one.
-pub(crate) type Updater = Arc<dyn Fn(Option<&[u8]>) -> Result<Vec<u8>, SessionError> + Send + Sync>;
+/// be re-applied: from the key and its encoded current value to the encoded
+/// new one.
+pub(crate) type Updater = Arc<dyn Fn(&str, Option<&[u8]>) -> Result<Vec<u8>, SessionError> + Send + Sync>;
 
 /// One change a handler made. Keys are a handler's (checked not to be
 /// reserved) or the engine's own metadata keys.
@@ -29,7 +30,7 @@ impl Change {
                 record.remove(key);
             }
             Change::Update(key, f) => {
-                let value = f(record.get(key))?;
+                let value = f(key, record.get(key))?;
                 record.set(key, &value);
             }
             Change::Clear => record.clear_data(),

@@ -2,6 +2,7 @@
 //! validation, and a redacted form for logs.
 
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -14,8 +15,10 @@ use sha2::Sha256;
 ///
 /// `Debug` never shows the id itself, so a `SessionId` can sit in structs that
 /// get logged. Use [`SessionId::as_str`] where the raw value is really needed.
+///
+/// Cloning one is cheap: the text is shared.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(String);
+pub struct SessionId(Arc<str>);
 
 impl SessionId {
     /// A fresh id of `bytes` bytes (at most 256) from the thread's
@@ -24,17 +27,19 @@ impl SessionId {
         let mut raw = [0u8; 256];
         let raw = &mut raw[..bytes.min(256)];
         rand::rng().fill_bytes(raw);
-        SessionId(URL_SAFE_NO_PAD.encode(raw))
+        let mut text = [0u8; 344];
+        let len = URL_SAFE_NO_PAD
+            .encode_slice(raw, &mut text)
+            .expect("344 bytes hold the text of 256");
+        let text = std::str::from_utf8(&text[..len]).expect("base64 is ASCII");
+        SessionId(text.into())
     }
 
     /// Accepts `value` only when it is exactly what [`SessionId::generate`]
     /// makes for `bytes`: the right length and only base64url characters.
     pub(crate) fn parse(value: &str, bytes: usize) -> Option<Self> {
-        let ok = value.len() == encoded_len(bytes)
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        ok.then(|| SessionId(value.to_owned()))
+        let ok = value.len() == encoded_len(bytes) && value.bytes().all(|b| BASE64URL[usize::from(b)]);
+        ok.then(|| SessionId(value.into()))
     }
 
     /// The id as it appears in the cookie and in the store key.
@@ -48,6 +53,18 @@ impl fmt::Debug for SessionId {
         f.write_str("SessionId(<redacted>)")
     }
 }
+
+/// Which bytes are base64url characters.
+static BASE64URL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+        b += 1;
+    }
+    table
+};
 
 /// Length of the base64url (no padding) text of `bytes` bytes.
 pub(crate) fn encoded_len(bytes: usize) -> usize {

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::lock::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::Mutex;
 
 use crate::change::{Change, Updater};
 use crate::config::SessionConfig;
@@ -95,12 +95,11 @@ impl Session {
         F: Fn(Option<T>) -> T + Send + Sync + 'static,
     {
         check_key(key)?;
-        let owned_key = key.to_owned();
         let mut state = self.state.lock().await;
         let format = state.engine().config().format;
-        let updater: Updater = Arc::new(move |current: Option<&[u8]>| {
-            let current = current.map(|raw| from_raw::<T>(&owned_key, raw)).transpose()?;
-            storable(&owned_key, &f(current), format)
+        let updater: Updater = Arc::new(move |key: &str, current: Option<&[u8]>| {
+            let current = current.map(|raw| from_raw::<T>(key, raw)).transpose()?;
+            storable(key, &f(current), format)
         });
         let record = state.apply(Change::Update(key.to_owned(), updater)).await?;
         let value = record.get(key).expect("an update sets its key");

@@ -236,7 +236,9 @@ impl Record {
             let key = rest
                 .get(..key_len)
                 .ok_or_else(|| CodecError("the record is cut short".into()))?;
-            std::str::from_utf8(key).map_err(|_| CodecError("a key is not UTF-8".into()))?;
+            if !key.is_ascii() {
+                std::str::from_utf8(key).map_err(|_| CodecError("a key is not UTF-8".into()))?;
+            }
             rest = &rest[key_len..];
             let value_len = msgpack::value_len(rest).map_err(codec)?;
             let (value, tail) = rest.split_at(value_len);
