@@ -20,6 +20,22 @@ async fn conforms_to_the_store_contract() {
 }
 
 #[tokio::test]
+async fn keeps_indexes() {
+    use server_session::Clock as _;
+    let clock = ManualClock::new();
+    let store = MemoryStore::builder().clock(clock.clone()).build();
+    server_session::store::conformance::run_index(
+        &store,
+        || clock.now(),
+        |by: Duration| {
+            clock.advance(by);
+            async {}
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_full_store_makes_room_by_removing_the_sessions_closest_to_expiry() {
     let clock = ManualClock::new();
     let store = MemoryStore::builder()

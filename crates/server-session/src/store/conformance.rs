@@ -20,7 +20,7 @@
 //! data; nothing else is touched.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::{Expect, SaveOutcome, SessionStore};
 use crate::id::SessionId;
@@ -219,6 +219,101 @@ where
     for k in [&short, &long, &touched, &slid, &read] {
         store.delete(k).await.expect("delete");
     }
+}
+
+/// Checks the optional indexes ([`SessionStore::supports_index`]) of
+/// `store`. `now` is the time as the store sees it (its clock, or the system
+/// time); `advance` as for [`run`] (about two seconds in total).
+///
+/// ```
+/// use std::time::Duration;
+/// use server_session::{Clock, ManualClock, MemoryStore};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let clock = ManualClock::new();
+/// let store = MemoryStore::builder().clock(clock.clone()).build();
+/// server_session::store::conformance::run_index(
+///     &store,
+///     || clock.now(),
+///     |by: Duration| {
+///         clock.advance(by);
+///         async {}
+///     },
+/// )
+/// .await;
+/// # });
+/// ```
+pub async fn run_index<S, N, F, Fut>(store: &S, now: N, advance: F)
+where
+    S: SessionStore,
+    N: Fn() -> SystemTime,
+    F: Fn(Duration) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    assert!(store.supports_index(), "the store says it keeps indexes");
+    let name = format!("conformance-index:{}", SessionId::generate(12).as_str());
+    let index = name.as_str();
+    let members = |now: SystemTime| async move {
+        let mut members = store.index_members(index, now).await.expect("index_members");
+        members.sort();
+        members
+            .into_iter()
+            .map(|(m, until)| (m, until.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs()))
+            .collect::<Vec<_>>()
+    };
+    let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    let start = now();
+    assert_eq!(members(start).await, [], "a missing index has no member");
+
+    let (a, b) = (start + MINUTE, start + 2 * MINUTE);
+    store.index_add(index, "a", a).await.expect("index_add");
+    store.index_add(index, "b", b).await.expect("index_add");
+    assert_eq!(
+        members(now()).await,
+        [("a".to_owned(), secs(a)), ("b".to_owned(), secs(b))],
+        "members come back with the second until which they count"
+    );
+    let later = start + 3 * MINUTE;
+    store.index_add(index, "a", later).await.expect("index_add");
+    assert_eq!(
+        members(now()).await,
+        [("a".to_owned(), secs(later)), ("b".to_owned(), secs(b))],
+        "adding a member again moves its time"
+    );
+    store.index_remove(index, "a").await.expect("index_remove");
+    store
+        .index_remove(index, "absent")
+        .await
+        .expect("removing a missing member is not an error");
+    assert_eq!(
+        members(now()).await,
+        [("b".to_owned(), secs(b))],
+        "a removed member is gone"
+    );
+
+    store
+        .index_add(index, "short", now() + Duration::from_secs(1))
+        .await
+        .expect("index_add");
+    assert_eq!(members(now()).await.len(), 2);
+    advance(Duration::from_millis(2100)).await;
+    assert_eq!(
+        members(now()).await,
+        [("b".to_owned(), secs(b))],
+        "a member past its time is not returned"
+    );
+    assert_eq!(
+        members(now() + 3 * MINUTE).await,
+        [],
+        "members are read against the time given"
+    );
+    store
+        .index_add(index, "c", now() + MINUTE)
+        .await
+        .expect("index_add");
+    store.index_remove(index, "c").await.expect("index_remove");
+    store.index_remove(index, "b").await.expect("index_remove");
+    assert_eq!(members(now()).await, [], "an index can be emptied");
 }
 
 async fn load<S: SessionStore>(store: &S, key: &str) -> Option<Vec<u8>> {

@@ -42,6 +42,16 @@ struct Inner {
     shards: Box<[Mutex<Shard>]>,
     hasher: RandomState,
     clock: Arc<dyn Clock>,
+    indexes: Mutex<Indexes>,
+}
+
+/// The indexes (see [`SessionStore::supports_index`]): off the hot path,
+/// so one lock is enough. Expired members are dropped as an index is read,
+/// and all of them at most once a minute on a write.
+#[derive(Default)]
+struct Indexes {
+    map: HashMap<String, HashMap<String, SystemTime>>,
+    next_sweep: Option<SystemTime>,
 }
 
 struct Shard {
@@ -102,6 +112,7 @@ impl MemoryStoreBuilder {
                 shards,
                 hasher: RandomState::new(),
                 clock: self.clock,
+                indexes: Mutex::default(),
             }),
         }
     }
@@ -149,6 +160,11 @@ impl MemoryStore {
         // A panic while a shard was locked cannot leave a half-written entry:
         // every mutation is a single map operation.
         self.inner.shards[index].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn indexes(&self) -> MutexGuard<'_, Indexes> {
+        // Every mutation of the indexes is a single map operation too.
+        self.inner.indexes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock(&self, key: &str) -> MutexGuard<'_, Shard> {
@@ -268,6 +284,56 @@ impl SessionStore for MemoryStore {
             entry.expires_at = expiry(now, ttl);
         }
         Ok(())
+    }
+
+    fn supports_index(&self) -> bool {
+        true
+    }
+
+    async fn index_add(&self, index: &str, member: &str, until: SystemTime) -> Result<(), StoreError> {
+        let now = self.inner.clock.now();
+        let mut indexes = self.indexes();
+        if indexes.next_sweep.is_none_or(|at| at <= now) {
+            indexes.map.retain(|_, members| {
+                members.retain(|_, until| *until > now);
+                !members.is_empty()
+            });
+            indexes.next_sweep = Some(expiry(now, SWEEP_EVERY));
+        }
+        indexes
+            .map
+            .entry(index.to_owned())
+            .or_default()
+            .insert(member.to_owned(), until);
+        Ok(())
+    }
+
+    async fn index_remove(&self, index: &str, member: &str) -> Result<(), StoreError> {
+        let mut indexes = self.indexes();
+        if let Some(members) = indexes.map.get_mut(index) {
+            members.remove(member);
+            if members.is_empty() {
+                indexes.map.remove(index);
+            }
+        }
+        Ok(())
+    }
+
+    async fn index_members(
+        &self,
+        index: &str,
+        now: SystemTime,
+    ) -> Result<Vec<(String, SystemTime)>, StoreError> {
+        let mut indexes = self.indexes();
+        let Some(members) = indexes.map.get_mut(index) else {
+            return Ok(Vec::new());
+        };
+        members.retain(|_, until| *until > now);
+        let live = members.iter().map(|(m, until)| (m.clone(), *until)).collect();
+        if members.is_empty() {
+            indexes.map.remove(index);
+        }
+        Ok(live)
     }
 }
 

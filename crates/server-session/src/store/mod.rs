@@ -12,7 +12,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use sha1::{Digest, Sha1};
 
@@ -133,6 +133,9 @@ pub enum StoreError {
     /// The store answered with an error.
     #[error("session store error: {0}")]
     Backend(#[source] BoxError),
+    /// The store does not implement this optional part of the contract.
+    #[error("the session store does not support {0}")]
+    Unsupported(&'static str),
 }
 
 /// A session store. Keys arrive complete (prefix and id); values are opaque
@@ -184,6 +187,52 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Resets the expiry of `key` to `ttl` from now, if it exists.
     fn touch(&self, key: &str, ttl: Duration) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Whether the store keeps indexes: the optional methods below, which
+    /// [`login`](crate::Session::login) and the listing and revocation of a
+    /// user's sessions need. A layer configured with
+    /// [`SessionConfig::user_sessions`](crate::SessionConfig::user_sessions)
+    /// refuses a store without them.
+    ///
+    /// An index is a set of members (session keys without their prefix), each
+    /// with the time until which it counts, under its own key. Members past
+    /// that time are never returned and are dropped as the index is read; the
+    /// index itself disappears once its last member has expired.
+    /// [`conformance::run_index`] checks these methods.
+    fn supports_index(&self) -> bool {
+        false
+    }
+
+    /// Adds `member` to the index at `index`, counting until `until`; a
+    /// member already there gets the new time.
+    fn index_add(
+        &self,
+        index: &str,
+        member: &str,
+        until: SystemTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (index, member, until);
+        async { Err(StoreError::Unsupported("indexes")) }
+    }
+
+    /// Removes `member` from the index at `index`; removing a member that is
+    /// not there is not an error.
+    fn index_remove(&self, index: &str, member: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (index, member);
+        async { Err(StoreError::Unsupported("indexes")) }
+    }
+
+    /// The members of the index at `index` that still count at `now`, with
+    /// their times, in no particular order. Members that no longer count are
+    /// removed.
+    fn index_members(
+        &self,
+        index: &str,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<Vec<(String, SystemTime)>, StoreError>> + Send {
+        let _ = (index, now);
+        async { Err(StoreError::Unsupported("indexes")) }
+    }
 }
 
 impl<S: SessionStore> SessionStore for Arc<S> {
@@ -212,6 +261,31 @@ impl<S: SessionStore> SessionStore for Arc<S> {
     fn touch(&self, key: &str, ttl: Duration) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).touch(key, ttl)
     }
+
+    fn supports_index(&self) -> bool {
+        (**self).supports_index()
+    }
+
+    fn index_add(
+        &self,
+        index: &str,
+        member: &str,
+        until: SystemTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).index_add(index, member, until)
+    }
+
+    fn index_remove(&self, index: &str, member: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).index_remove(index, member)
+    }
+
+    fn index_members(
+        &self,
+        index: &str,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<Vec<(String, SystemTime)>, StoreError>> + Send {
+        (**self).index_members(index, now)
+    }
 }
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -233,6 +307,19 @@ pub(crate) trait DynStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<SaveOutcome, StoreError>>;
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
     fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn supports_index(&self) -> bool;
+    fn index_add<'a>(
+        &'a self,
+        index: &'a str,
+        member: &'a str,
+        until: SystemTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn index_remove<'a>(&'a self, index: &'a str, member: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn index_members<'a>(
+        &'a self,
+        index: &'a str,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<Vec<(String, SystemTime)>, StoreError>>;
 }
 
 impl<S: SessionStore> DynStore for S {
@@ -260,5 +347,30 @@ impl<S: SessionStore> DynStore for S {
 
     fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(SessionStore::touch(self, key, ttl))
+    }
+
+    fn supports_index(&self) -> bool {
+        SessionStore::supports_index(self)
+    }
+
+    fn index_add<'a>(
+        &'a self,
+        index: &'a str,
+        member: &'a str,
+        until: SystemTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(SessionStore::index_add(self, index, member, until))
+    }
+
+    fn index_remove<'a>(&'a self, index: &'a str, member: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(SessionStore::index_remove(self, index, member))
+    }
+
+    fn index_members<'a>(
+        &'a self,
+        index: &'a str,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<Vec<(String, SystemTime)>, StoreError>> {
+        Box::pin(SessionStore::index_members(self, index, now))
     }
 }

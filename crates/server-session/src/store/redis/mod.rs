@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use redis::{
     Client, ErrorKind, FromRedisValue, IntoConnectionInfo, RedisError, RedisResult, Script, ServerErrorKind,
@@ -12,6 +12,7 @@ use redis::{
 };
 
 use super::{Expect, SaveOutcome, SessionStore, StoreError, TTL_CEILING};
+use crate::clock::unix_secs;
 
 mod builder;
 mod connection;
@@ -516,6 +517,70 @@ impl SessionStore for RedisStore {
             .await
             .map(drop)
     }
+
+    /// An index is a sorted set scored by the Unix second until which each
+    /// member counts; the set expires with its last member. Every command
+    /// touches the one key, so it runs unchanged on a cluster.
+    fn supports_index(&self) -> bool {
+        true
+    }
+
+    async fn index_add(&self, index: &str, member: &str, until: SystemTime) -> Result<(), StoreError> {
+        // Whole seconds for the key's expiry, milliseconds in the score so
+        // that members keep the order they were added in.
+        let at = unix_secs(until) + 1;
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZADD").arg(index).arg(score(until)).arg(member).ignore();
+        // NX gives a new set its expiry, GT pushes it back for a later member.
+        pipe.cmd("EXPIREAT").arg(index).arg(at).arg("NX").ignore();
+        pipe.cmd("EXPIREAT").arg(index).arg(at).arg("GT").ignore();
+        self.write(index, |mut handle| async move {
+            pipe.query_async::<()>(&mut handle).await
+        })
+        .await
+    }
+
+    async fn index_remove(&self, index: &str, member: &str) -> Result<(), StoreError> {
+        let mut command = command("ZREM", 2, index.len() + member.len());
+        command.arg(index).arg(member);
+        self.write(index, |mut handle| async move {
+            command.query_async::<i64>(&mut handle).await
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn index_members(
+        &self,
+        index: &str,
+        now: SystemTime,
+    ) -> Result<Vec<(String, SystemTime)>, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(index)
+            .arg("-inf")
+            .arg(score(now))
+            .ignore();
+        pipe.cmd("ZRANGE").arg(index).arg(0).arg(-1).arg("WITHSCORES");
+        let (members,): (Vec<(String, f64)>,) = self
+            .shared(|mut handle| async move { pipe.query_async(&mut handle).await })
+            .await?;
+        Ok(members
+            .into_iter()
+            .map(|(member, at)| {
+                let millis = (at.max(0.0) * 1000.0).round() as u64;
+                (member, SystemTime::UNIX_EPOCH + Duration::from_millis(millis))
+            })
+            .collect())
+    }
+}
+
+/// An index score: Unix seconds, to the millisecond.
+fn score(time: SystemTime) -> String {
+    let millis = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("{}.{:03}", millis / 1000, millis % 1000)
 }
 
 fn unexpected(answer: &impl fmt::Debug) -> StoreError {
