@@ -70,6 +70,10 @@ pub enum SessionError {
     /// The request did not pass through the session middleware.
     #[error("no session in this request: is the session middleware installed?")]
     MissingLayer,
+    /// Listing or revoking a user's sessions needs
+    /// [`SessionConfig::user_sessions`](crate::SessionConfig::user_sessions).
+    #[error("user sessions are not configured (SessionConfig::user_sessions)")]
+    UserSessionsOff,
 }
 
 /// Why a value cannot be stored, or cannot be read as the requested type.

@@ -94,7 +94,7 @@ pub fn stored_record(data: &[u8], format: Format) {
             .await
             .expect("the memory store never fails");
         let cookie = HeaderValue::from_str(&format!("session={ID}")).expect("a valid header");
-        let session = Session::open(engine.clone(), vec![cookie]);
+        let session = Session::open(engine.clone(), vec![cookie], None);
         let keys = session
             .keys()
             .await
@@ -141,7 +141,7 @@ pub fn flask_config(data: &[u8]) {
     let store = MemoryStore::builder().max_entries(4).build();
     let engine = Engine::new(Arc::new(store), config).expect("from_map gives only valid configurations");
     runtime().block_on(async {
-        let session = Session::open(Arc::new(engine), Vec::new());
+        let session = Session::open(Arc::new(engine), Vec::new(), None);
         session
             .insert("k", &1)
             .await

@@ -81,6 +81,17 @@
 //! | empties the session, or [`Session::destroy`] | delete | a deletion cookie with the same attributes |
 //! | unknown, malformed or tampered id | nothing stored until the first write, under a new id | the presented id is never reused |
 //! | [`Session::cycle_id`] | new record, then the old one deleted | `Set-Cookie` with the new id |
+//! | [`Session::login`] | as `cycle_id`, bound to the user, indexed with [`UserSessions`] | `Set-Cookie` with the new id |
+//!
+//! # A user's sessions
+//!
+//! [`Session::login`] binds a session to a user. With
+//! [`SessionConfig::user_sessions`], the store keeps an index of each user's
+//! sessions: a user lists theirs ([`Session::user_sessions`]) and ends one
+//! ([`Session::revoke`]) or all others ([`Session::revoke_other_sessions`]);
+//! an administrator does the same for anyone ([`SessionLayer::users`]).
+//! Revocation is as final as a logout. [`SessionConfig::hash_ids`] keeps only
+//! hashes of ids in the store.
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -100,6 +111,7 @@ mod msgpack;
 mod record;
 mod session;
 pub mod store;
+mod users;
 mod value;
 
 /// The `redis` crate this store is built on, for building a
@@ -122,4 +134,5 @@ pub use store::memory::MemoryStore;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::redis::RedisStore;
+pub use users::{InvalidHandle, SessionHandle, SessionInfo, UserSessions, Users};
 pub use value::Timestamp;

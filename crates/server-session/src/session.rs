@@ -10,10 +10,11 @@ use serde::de::DeserializeOwned;
 
 use crate::change::{Change, Updater};
 use crate::config::SessionConfig;
-use crate::engine::{Engine, Plan, RequestState};
+use crate::engine::{Client, Engine, Plan, RequestState};
 use crate::error::{SessionError, ValueError};
 use crate::id::SessionId;
 use crate::record::{self, Format, Record};
+use crate::users::{SessionHandle, SessionInfo};
 use crate::value::flask_incompatibility;
 
 /// The session of the current request.
@@ -37,10 +38,16 @@ pub struct Session {
 }
 
 impl Session {
-    /// A handle for a request that sent these `Cookie` header values. No I/O.
-    pub(crate) fn open(engine: Arc<Engine>, cookies: impl IntoIterator<Item = http::HeaderValue>) -> Session {
+    /// A handle for a request that sent these `Cookie` header values, from
+    /// this client (given only when the configuration keeps client details).
+    /// No I/O.
+    pub(crate) fn open(
+        engine: Arc<Engine>,
+        cookies: impl IntoIterator<Item = http::HeaderValue>,
+        client: Option<Client>,
+    ) -> Session {
         Session {
-            state: Arc::new(Mutex::new(RequestState::new(engine, cookies))),
+            state: Arc::new(Mutex::new(RequestState::new(engine, cookies, client))),
         }
     }
 
@@ -125,7 +132,7 @@ impl Session {
 
     /// Whether the session holds no key.
     pub async fn is_empty(&self) -> Result<bool, SessionError> {
-        Ok(!self.state.lock().await.load().await?.has_data())
+        Ok(self.state.lock().await.load().await?.data_keys().next().is_none())
     }
 
     /// The id of the stored session, or `None` while it has not been saved.
@@ -138,6 +145,57 @@ impl Session {
     /// id stops working when the request commits.
     pub async fn cycle_id(&self) -> Result<(), SessionError> {
         self.state.lock().await.cycle().await
+    }
+
+    /// Binds the session to `user` (an id of yours, say a user id or an
+    /// email address) and gives it a new id, as [`cycle_id`](Self::cycle_id)
+    /// does, so an id planted before login cannot ride along. With
+    /// [`SessionConfig::user_sessions`](crate::SessionConfig::user_sessions)
+    /// the session joins the user's index, and can be listed and revoked.
+    /// [`destroy`](Self::destroy) (logout) and [`clear`](Self::clear) end
+    /// the binding.
+    ///
+    /// ```
+    /// use server_session::{Session, SessionError};
+    ///
+    /// async fn login(session: Session) -> Result<&'static str, SessionError> {
+    ///     // ... after checking the password of "alice":
+    ///     session.login("alice").await?;
+    ///     Ok("welcome")
+    /// }
+    /// ```
+    pub async fn login(&self, user: &str) -> Result<(), SessionError> {
+        self.state.lock().await.login(user).await
+    }
+
+    /// The user the session is bound to by [`login`](Self::login), if any.
+    pub async fn user(&self) -> Result<Option<String>, SessionError> {
+        self.state.lock().await.user().await
+    }
+
+    /// The live sessions of this session's user, this one marked
+    /// [`current`](SessionInfo::current), most recently seen first; none
+    /// when no user is logged in. Costs one store call for the index and one
+    /// per session. Needs
+    /// [`SessionConfig::user_sessions`](crate::SessionConfig::user_sessions).
+    pub async fn user_sessions(&self) -> Result<Vec<SessionInfo>, SessionError> {
+        self.state.lock().await.user_sessions().await
+    }
+
+    /// Revokes the session of this session's user named by `handle` (from
+    /// [`user_sessions`](Self::user_sessions)); tells whether there was one.
+    /// Another user's sessions cannot be named this way. Revoking the current
+    /// session ends it as [`destroy`](Self::destroy) would, without removing
+    /// the cookie in this response.
+    pub async fn revoke(&self, handle: &SessionHandle) -> Result<bool, SessionError> {
+        let revoked = self.state.lock().await.revoke(|h, _| h == handle).await?;
+        Ok(revoked > 0)
+    }
+
+    /// Revokes every other session of this session's user ("log out
+    /// everywhere else", say after a password change); returns how many.
+    pub async fn revoke_other_sessions(&self) -> Result<usize, SessionError> {
+        self.state.lock().await.revoke(|_, current| !current).await
     }
 
     /// Deletes the session from the store and removes the cookie (logout).

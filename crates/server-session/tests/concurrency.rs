@@ -179,25 +179,7 @@ async fn in_flight_requests_do_not_resurrect_a_destroyed_session<S: SessionStore
     const N: usize = 20;
     let loaded = Arc::new(Semaphore::new(0));
     let release = Arc::new(Notify::new());
-    let (l, r) = (loaded.clone(), release.clone());
-    let routes = Routes::new()
-        .route("/slow/*", move |s: Session, i| {
-            let (loaded, release) = (l.clone(), r.clone());
-            let i: usize = i.parse().unwrap();
-            async move {
-                s.get::<String>("user").await?;
-                let wait = release.notified();
-                loaded.add_permits(1);
-                wait.await;
-                match i % 4 {
-                    0 => s.insert("late", &i).await?,
-                    1 => drop(s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).await?),
-                    2 => s.cycle_id().await?,
-                    _ => {} // read only
-                }
-                Ok::<_, SessionError>("ok".into())
-            }
-        })
+    let routes = common::frameworks::in_flight(loaded.clone(), release.clone())
         .route("/logout", |s: Session, _| async move {
             s.destroy().await.map(|_| "bye".into())
         });

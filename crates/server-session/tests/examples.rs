@@ -12,6 +12,8 @@ use common::client::get;
 struct Server {
     child: Child,
     addr: String,
+    /// What the example printed before it listened.
+    banner: Vec<String>,
 }
 
 impl Drop for Server {
@@ -40,16 +42,37 @@ fn start(name: &str, env: &[(&str, &str)]) -> Server {
         .stderr(Stdio::null())
         .spawn()
         .expect("cargo test builds the examples");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .expect(&line)
-        .to_owned();
-    Server { child, addr }
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut banner = Vec::new();
+    let addr = loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "{name} exited: {banner:?}"
+        );
+        match line.trim().strip_prefix("listening on http://") {
+            Some(addr) => break addr.to_owned(),
+            None => banner.push(line.trim().to_owned()),
+        }
+    };
+    Server { child, addr, banner }
+}
+
+#[tokio::test]
+async fn accounts_prints_its_users_and_serves_the_login_form() {
+    let server = start("accounts", &[]);
+    assert_eq!(server.banner.len(), 2, "{:?}", server.banner);
+    for (line, user) in server.banner.iter().zip(["alice", "bob"]) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(words[..3], ["user", user, "password"], "{line}");
+        assert_eq!(words[3].len(), 12);
+    }
+    let reply = get(&server.addr, "/", None).await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.body.contains("<form id=\"login\""), "{}", reply.body);
+    assert!(reply.body.contains("name=\"csrf\""));
+    let reply = get(&server.addr, "/sessions", None).await;
+    assert_eq!(reply.status, 303, "the sessions page wants a login");
 }
 
 #[tokio::test]

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 use axum::Router;
 use axum::routing::get;
 use common::frameworks::{Framework, Routes, Served, serve};
-use common::{Call, Counting, Reply, get as request, hex};
-use server_session::store::{Expect, SaveOutcome, SessionStore, StoreError};
+use common::{AnyStore, Call, Counting, Reply, get as request, hex};
+use server_session::store::{Expect, SessionStore};
 use server_session::{
     ManualClock, MemoryStore, SameSite, Session, SessionConfig, SessionError, SessionLayer,
 };
@@ -25,6 +25,7 @@ struct Harness {
     app: Served,
     store: Store,
     clock: ManualClock,
+    hashed: bool,
 }
 
 /// Where a scenario runs: which framework's adapter, and the memory store
@@ -33,6 +34,9 @@ struct Harness {
 struct On {
     framework: Framework,
     redis: Option<String>,
+    /// Sessions stored under a hash of their id
+    /// ([`SessionConfig::hash_ids`]).
+    hashed: bool,
 }
 
 /// Runs each scenario through both frameworks' adapters, with the same
@@ -46,13 +50,13 @@ macro_rules! on_both_frameworks {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    super::$name(On { framework: Framework::Axum, redis: None }).await
+                    super::$name(On { framework: Framework::Axum, redis: None, hashed: false }).await
                 }
             )*
             $(
                 #[tokio::test]
                 async fn $memory_only() {
-                    super::$memory_only(On { framework: Framework::Axum, redis: None }).await
+                    super::$memory_only(On { framework: Framework::Axum, redis: None, hashed: false }).await
                 }
             )*
             #[cfg(feature = "redis")]
@@ -62,7 +66,20 @@ macro_rules! on_both_frameworks {
                     #[tokio::test]
                     async fn $name() {
                         let server = super::super::common::redis::TestRedis::shared();
-                        let on = On { framework: Framework::Axum, redis: Some(server.url.clone()) };
+                        let on = On { framework: Framework::Axum, redis: Some(server.url.clone()), hashed: false };
+                        super::super::$name(on).await
+                    }
+                )*
+            }
+            /// The same with hashed ids, on one Redis.
+            #[cfg(feature = "redis")]
+            mod hashed_ids {
+                use super::super::{Framework, On};
+                $(
+                    #[tokio::test]
+                    async fn $name() {
+                        let server = super::super::common::redis::TestRedis::shared();
+                        let on = On { framework: Framework::Axum, redis: Some(server.url.clone()), hashed: true };
                         super::super::$name(on).await
                     }
                 )*
@@ -74,13 +91,13 @@ macro_rules! on_both_frameworks {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    super::$name(On { framework: Framework::Actix, redis: None }).await
+                    super::$name(On { framework: Framework::Actix, redis: None, hashed: false }).await
                 }
             )*
             $(
                 #[tokio::test]
                 async fn $memory_only() {
-                    super::$memory_only(On { framework: Framework::Actix, redis: None }).await
+                    super::$memory_only(On { framework: Framework::Actix, redis: None, hashed: false }).await
                 }
             )*
             #[cfg(feature = "redis")]
@@ -90,7 +107,7 @@ macro_rules! on_both_frameworks {
                     #[tokio::test]
                     async fn $name() {
                         let server = super::super::common::redis::TestRedis::shared();
-                        let on = On { framework: Framework::Actix, redis: Some(server.url.clone()) };
+                        let on = On { framework: Framework::Actix, redis: Some(server.url.clone()), hashed: false };
                         super::super::$name(on).await
                     }
                 )*
@@ -131,75 +148,9 @@ on_both_frameworks!(
     reserved_keys_are_refused
 );
 
-/// A memory store or a Redis one, behind one type.
-#[derive(Clone)]
-enum AnyStore {
-    Memory(MemoryStore),
-    #[cfg(feature = "redis")]
-    Redis(server_session::RedisStore),
-}
-
-impl SessionStore for AnyStore {
-    async fn load(&self, key: &str, slide: Option<Duration>) -> Result<Option<Vec<u8>>, StoreError> {
-        match self {
-            AnyStore::Memory(store) => store.load(key, slide).await,
-            #[cfg(feature = "redis")]
-            AnyStore::Redis(store) => store.load(key, slide).await,
-        }
-    }
-
-    async fn save(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
-        expect: Expect<'_>,
-    ) -> Result<SaveOutcome, StoreError> {
-        match self {
-            AnyStore::Memory(store) => store.save(key, value, ttl, expect).await,
-            #[cfg(feature = "redis")]
-            AnyStore::Redis(store) => store.save(key, value, ttl, expect).await,
-        }
-    }
-
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        match self {
-            AnyStore::Memory(store) => store.delete(key).await,
-            #[cfg(feature = "redis")]
-            AnyStore::Redis(store) => store.delete(key).await,
-        }
-    }
-
-    async fn touch(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
-        match self {
-            AnyStore::Memory(store) => store.touch(key, ttl).await,
-            #[cfg(feature = "redis")]
-            AnyStore::Redis(store) => store.touch(key, ttl).await,
-        }
-    }
-}
-
-impl AnyStore {
-    /// Whether the store holds nothing (memory only).
-    fn is_empty(&self) -> bool {
-        match self {
-            AnyStore::Memory(store) => store.is_empty(),
-            #[cfg(feature = "redis")]
-            AnyStore::Redis(_) => unreachable!("memory-only scenarios ask this"),
-        }
-    }
-}
-
 fn harness(on: On, config: SessionConfig) -> Harness {
     let clock = ManualClock::new();
-    let store = match on.redis.as_deref() {
-        None => AnyStore::Memory(MemoryStore::builder().clock(clock.clone()).build()),
-        #[cfg(feature = "redis")]
-        Some(url) => AnyStore::Redis(server_session::RedisStore::builder(url).build().unwrap()),
-        #[cfg(not(feature = "redis"))]
-        Some(_) => unreachable!("Redis scenarios need the redis feature"),
-    };
-    let store = Counting::new(store);
+    let store = Counting::new(AnyStore::open(on.redis.as_deref(), &clock));
     let routes = Routes::new()
         .route("/noop", |_: Session, _| async { Ok("noop".into()) })
         .route("/read", |s: Session, _| async move {
@@ -253,8 +204,14 @@ fn harness(on: On, config: SessionConfig) -> Harness {
             let n = s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).await?;
             Ok(n.to_string())
         });
-    let app = serve(on.framework, store.clone(), config.clock(clock.clone()), routes);
-    Harness { app, store, clock }
+    let config = config.clock(clock.clone()).hash_ids(on.hashed);
+    let app = serve(on.framework, store.clone(), config, routes);
+    Harness {
+        app,
+        store,
+        clock,
+        hashed: on.hashed,
+    }
 }
 
 impl Harness {
@@ -272,9 +229,14 @@ impl Harness {
     async fn stored(&self, cookie_pair: &str) -> Option<Vec<u8>> {
         let id = cookie_pair.split_once('=').unwrap().1;
         let id = id.split('.').next().unwrap();
+        let name = if self.hashed {
+            common::hashed(id)
+        } else {
+            id.to_owned()
+        };
         self.store
             .inner
-            .load(&format!("session:{id}"), None)
+            .load(&format!("session:{name}"), None)
             .await
             .unwrap()
     }

@@ -44,6 +44,8 @@ async fn conforms_to_the_store_contract() {
     let server = TestRedis::shared();
     let store = RedisStore::connect(server.url.as_str()).await.unwrap();
     server_session::store::conformance::run(&store, tokio::time::sleep).await;
+    server_session::store::conformance::run_index(&store, std::time::SystemTime::now, tokio::time::sleep)
+        .await;
 }
 
 #[tokio::test]
@@ -401,4 +403,146 @@ async fn rediss_urls_speak_tls() {
         err,
         StoreError::Timeout(_) | StoreError::Unavailable(_) | StoreError::Backend(_)
     ));
+}
+
+/// With user sessions on, a logged-in session costs what any other does per
+/// request; logging in and revoking cost what the README's table says.
+#[tokio::test]
+async fn user_sessions_keep_the_cost_contract() {
+    let server = TestRedis::start();
+    let store = RedisStore::connect(server.url.as_str()).await.unwrap();
+    let config = SessionConfig::default().user_sessions(server_session::UserSessions::default());
+    let layer = SessionLayer::new(store, config).unwrap();
+    let users = layer.users();
+    let app = common::redis::routes()
+        .route(
+            "/signin",
+            axum::routing::get(|s: server_session::Session| async move {
+                s.login("alice").await?;
+                s.insert("n", &1).await?;
+                Ok::<_, server_session::SessionError>("ok")
+            }),
+        )
+        .layer(layer);
+
+    let (reply, used) = server.calls_during(request(&app, "/signin", None)).await;
+    assert_eq!(
+        used,
+        calls(&[("expireat", 2), ("set", 1), ("zadd", 1)]),
+        "a login on a new session: the index entry, then the record"
+    );
+    let cookie = reply.cookie_pair().unwrap();
+    let (_, used) = server.calls_during(request(&app, "/noop", Some(&cookie))).await;
+    assert_eq!(used, calls(&[]), "untouched: nothing");
+    let (_, used) = server.calls_during(request(&app, "/read", Some(&cookie))).await;
+    assert_eq!(used, calls(&[("getex", 1)]), "a read: one call");
+    let (reply, used) = server.calls_during(request(&app, "/incr", Some(&cookie))).await;
+    assert_eq!(reply.body, "2");
+    assert_eq!(used, calls(&[("evalsha", 1), ("get", 1)]), "a change: two");
+
+    let (reply, used) = server.calls_during(request(&app, "/signin", Some(&cookie))).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        used,
+        calls(&[
+            ("del", 1),
+            ("evalsha", 1),
+            ("expireat", 2),
+            ("get", 1),
+            ("set", 1),
+            ("zadd", 1),
+            ("zrem", 1)
+        ]),
+        "a login on a session: load, index the new id, write it, retire the old one, unindex it"
+    );
+    let second = request(&app, "/signin", None).await.cookie_pair().unwrap();
+    let (revoked, used) = server.calls_during(users.revoke_all("alice")).await;
+    assert_eq!(revoked.unwrap(), 2);
+    assert_eq!(
+        used,
+        calls(&[("del", 2), ("zrange", 2), ("zrem", 2), ("zremrangebyscore", 2)]),
+        "revoking N sessions: a listing, a DEL and a ZREM each, and a listing that finds none left"
+    );
+    assert_eq!(request(&app, "/read", Some(&second)).await.body, "");
+}
+
+/// With hashed ids, nothing the store holds contains an id a cookie carries,
+/// and sessions work as before.
+#[tokio::test]
+async fn hashed_ids_leave_no_cookie_at_rest() {
+    let server = TestRedis::start();
+    let store = RedisStore::connect(server.url.as_str()).await.unwrap();
+    let config = SessionConfig::default()
+        .hash_ids(true)
+        .user_sessions(server_session::UserSessions::default());
+    let layer = SessionLayer::new(store, config).unwrap();
+    let app = common::redis::routes()
+        .route(
+            "/signin",
+            axum::routing::get(|s: server_session::Session| async move {
+                s.insert("n", &1).await?;
+                s.login("alice").await?;
+                Ok::<_, server_session::SessionError>("ok")
+            }),
+        )
+        .layer(layer);
+    let mut ids = Vec::new();
+    for path in ["/login", "/login", "/signin", "/signin", "/signin"] {
+        let cookie = request(&app, path, None).await.cookie_pair().unwrap();
+        assert_eq!(request(&app, "/incr", Some(&cookie)).await.body, "2");
+        ids.push(cookie.split_once('=').unwrap().1.to_owned());
+    }
+    let cycled = request(&app, "/cycle", Some(&format!("session={}", ids[0]))).await;
+    ids.push(
+        cycled
+            .cookie_pair()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_owned(),
+    );
+
+    let mut connection = server.connection();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut connection).unwrap();
+    assert!(keys.len() >= 6, "{keys:?}");
+    let mut held = Vec::new();
+    for key in &keys {
+        held.push(key.as_bytes().to_vec());
+        let kind: String = redis::cmd("TYPE").arg(key).query(&mut connection).unwrap();
+        match kind.as_str() {
+            "string" => held.push(server.get(key).unwrap()),
+            "zset" => {
+                let members: Vec<Vec<u8>> = redis::cmd("ZRANGE")
+                    .arg(key)
+                    .arg(0)
+                    .arg(-1)
+                    .query(&mut connection)
+                    .unwrap();
+                assert_eq!(members.len(), 3);
+                held.extend(members);
+            }
+            other => panic!("unexpected {other} at {key}"),
+        }
+    }
+    for id in &ids {
+        for bytes in &held {
+            assert!(
+                !bytes.windows(id.len()).any(|w| w == id.as_bytes()),
+                "the store holds a cookie's id"
+            );
+        }
+        let cookie = format!("session={id}");
+        if id != &ids[0] {
+            assert_eq!(request(&app, "/read", Some(&cookie)).await.status, 200);
+        }
+    }
+    let cookie = format!("session={}", ids[1]);
+    assert_eq!(request(&app, "/incr", Some(&cookie)).await.body, "3");
+    request(&app, "/logout", Some(&cookie)).await;
+    assert_eq!(
+        request(&app, "/incr", Some(&cookie)).await.body,
+        "1",
+        "logged out"
+    );
 }

@@ -14,10 +14,11 @@ use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 
 use crate::config::{ConfigError, SessionConfig};
-use crate::engine::{Engine, Metrics, Plan, ResponseHeaders};
+use crate::engine::{Client, Engine, Metrics, Plan, ResponseHeaders};
 use crate::error::{ErrorResponse, SessionError};
 use crate::session::Session;
 use crate::store::SessionStore;
+use crate::users::Users;
 
 /// actix-web middleware that gives every request a [`Session`] and commits it
 /// after the handler, as [`SessionLayer`](crate::SessionLayer) does for
@@ -62,6 +63,14 @@ impl SessionMiddleware {
     /// What the sessions engine has counted so far.
     pub fn metrics(&self) -> Metrics {
         self.engine.metrics()
+    }
+
+    /// Any user's sessions, to list or revoke them outside a request; see
+    /// [`Users`].
+    pub fn users(&self) -> Users {
+        Users {
+            engine: self.engine.clone(),
+        }
     }
 }
 
@@ -120,7 +129,14 @@ where
             .headers()
             .get_all(header::COOKIE)
             .filter_map(|value| http::HeaderValue::from_bytes(value.as_bytes()).ok());
-        let session = Session::open(self.engine.clone(), cookies);
+        let client = self.engine.wants_client().then(|| Client {
+            user_agent: request
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|agent| http::HeaderValue::from_bytes(agent.as_bytes()).ok()),
+            address: request.peer_addr().map(|peer| peer.ip()),
+        });
+        let session = Session::open(self.engine.clone(), cookies, client);
         request.extensions_mut().insert(session.clone());
         let response = self.service.call(request);
         Box::pin(async move {

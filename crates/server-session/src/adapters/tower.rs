@@ -9,10 +9,11 @@ use http::{Request, Response, header};
 use tower::{Layer, Service};
 
 use crate::config::{ConfigError, SessionConfig};
-use crate::engine::{Engine, Metrics, Plan};
+use crate::engine::{Client, Engine, Metrics, Plan};
 use crate::error::ErrorResponse;
 use crate::session::Session;
 use crate::store::SessionStore;
+use crate::users::Users;
 
 /// Gives every request a [`Session`] and commits it after the handler.
 ///
@@ -64,6 +65,14 @@ impl SessionLayer {
     pub fn metrics(&self) -> Metrics {
         self.engine.metrics()
     }
+
+    /// Any user's sessions, to list or revoke them outside a request; see
+    /// [`Users`].
+    pub fn users(&self) -> Users {
+        Users {
+            engine: self.engine.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for SessionLayer {
@@ -114,7 +123,8 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let cookies = request.headers().get_all(header::COOKIE).iter().cloned();
-        let session = Session::open(self.engine.clone(), cookies);
+        let client = self.engine.wants_client().then(|| client(&request));
+        let session = Session::open(self.engine.clone(), cookies, client);
         request.extensions_mut().insert(session.clone());
         let response = self.inner.call(request);
         Box::pin(async move {
@@ -127,6 +137,22 @@ where
                 }
             })
         })
+    }
+}
+
+/// What a request tells of its client: the `User-Agent`, and the peer
+/// address axum's `ConnectInfo` holds when the app is served with it.
+fn client<B>(request: &Request<B>) -> Client {
+    #[cfg(feature = "axum")]
+    let address = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    #[cfg(not(feature = "axum"))]
+    let address = None;
+    Client {
+        user_agent: request.headers().get(header::USER_AGENT).cloned(),
+        address,
     }
 }
 

@@ -30,6 +30,8 @@ const NAMES: &[&str] = &[
     "SESSION_COOKIE_HTTPONLY",
     "SESSION_COOKIE_SAMESITE",
     "SESSION_COOKIE_PARTITIONED",
+    "SESSION_HASH_IDS",
+    "SESSION_SHARED_WITH_FLASK",
 ];
 
 const STORE_TYPES: &str = "one of: memory, redis";
@@ -64,6 +66,7 @@ impl SessionConfig {
     /// | `SESSION_COOKIE_NAME`, `_DOMAIN`, `_PATH` | text (an empty domain is none) |
     /// | `SESSION_COOKIE_SECURE`, `_HTTPONLY`, `_PARTITIONED` | `true`/`false` |
     /// | `SESSION_COOKIE_SAMESITE` | `Lax`, `Strict`, `None`, or empty for no attribute |
+    /// | `SESSION_HASH_IDS`, `SESSION_SHARED_WITH_FLASK` | `true`/`false` (not Flask's: see [`hash_ids`](Self::hash_ids), [`shared_with_flask`](Self::shared_with_flask)) |
     ///
     /// A value that cannot be read is an error naming the key and what it
     /// accepts; other names are ignored.
@@ -157,6 +160,8 @@ impl SessionConfig {
                     }
                 }
                 "SESSION_COOKIE_PARTITIONED" => config.cookie.partitioned = boolean(name, v)?,
+                "SESSION_HASH_IDS" => config.hash_ids = boolean(name, v)?,
+                "SESSION_SHARED_WITH_FLASK" => config.shared_with_flask = boolean(name, v)?,
                 _ => unreachable!("every name in NAMES is handled"),
             }
         }

@@ -10,6 +10,7 @@ pub use cookie::SameSite;
 use crate::clock::{Clock, SystemClock};
 use crate::cookie::CookieSettings;
 use crate::record::Format;
+use crate::users::UserSessions;
 
 mod flask;
 
@@ -96,6 +97,9 @@ pub struct SessionConfig {
     pub(crate) max_record_size: usize,
     pub(crate) clock: ClockHandle,
     pub(crate) store: StoreType,
+    pub(crate) user_sessions: Option<UserSessions>,
+    pub(crate) hash_ids: bool,
+    pub(crate) shared_with_flask: bool,
 }
 
 /// The store [`SessionLayer::from_config`](crate::SessionLayer::from_config)
@@ -229,6 +233,9 @@ impl Default for SessionConfig {
             max_record_size: DEFAULT_MAX_RECORD_SIZE,
             clock: ClockHandle(Arc::new(SystemClock)),
             store: StoreType::Memory,
+            user_sessions: None,
+            hash_ids: false,
+            shared_with_flask: false,
         }
     }
 }
@@ -427,6 +434,48 @@ impl SessionConfig {
         self
     }
 
+    /// Keeps an index of each user's sessions, so that they can be listed
+    /// and revoked ([`Session::user_sessions`](crate::Session::user_sessions),
+    /// [`SessionLayer::users`](crate::SessionLayer::users)). Sessions are
+    /// bound to a user by [`Session::login`](crate::Session::login). The
+    /// store must keep indexes (the memory and Redis stores do); the layer
+    /// refuses one that does not.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use server_session::{SessionConfig, UserSessions};
+    ///
+    /// let config = SessionConfig::default().user_sessions(
+    ///     UserSessions::default()
+    ///         .seen_interval(Duration::from_secs(600))
+    ///         .limit(5),
+    /// );
+    /// ```
+    pub fn user_sessions(mut self, settings: UserSessions) -> Self {
+        self.user_sessions = Some(settings);
+        self
+    }
+
+    /// Stores each session under a one-way hash of its id instead of the id
+    /// (`SESSION_HASH_IDS`, default off), so that what the store holds (a
+    /// backup, a replica, `MONITOR` output) holds nothing that works as a
+    /// cookie. Flask-Session looks sessions up by the raw id, so this cannot
+    /// go with [`shared_with_flask`](Self::shared_with_flask). Turning it on
+    /// or off ends the sessions stored the other way.
+    pub fn hash_ids(mut self, hash: bool) -> Self {
+        self.hash_ids = hash;
+        self
+    }
+
+    /// Declares that a Flask-Session app reads and writes the same sessions
+    /// (`SESSION_SHARED_WITH_FLASK`, default off): the layer then refuses
+    /// settings Flask-Session cannot follow, such as
+    /// [`hash_ids`](Self::hash_ids).
+    pub fn shared_with_flask(mut self, shared: bool) -> Self {
+        self.shared_with_flask = shared;
+        self
+    }
+
     /// Checks that the settings make sense together.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let fail = |why: String| Err(ConfigError::Invalid(why));
@@ -509,6 +558,16 @@ impl SessionConfig {
                 "the record size limit of {} bytes is too small for any session",
                 self.max_record_size
             ));
+        }
+        if self.hash_ids && self.shared_with_flask {
+            return fail(
+                "hashed ids (hash_ids, SESSION_HASH_IDS) cannot be shared with Flask-Session \
+                 (shared_with_flask, SESSION_SHARED_WITH_FLASK), which looks sessions up by the raw id"
+                    .into(),
+            );
+        }
+        if let Some(users) = &self.user_sessions {
+            users.validate()?;
         }
         if self.secret.as_ref().is_some_and(|s| s.0.is_empty())
             || self.fallback_secrets.iter().any(|s| s.0.is_empty())

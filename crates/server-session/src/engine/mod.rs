@@ -6,11 +6,13 @@
 
 mod plan;
 mod request;
+mod users;
 
 pub(crate) use plan::Plan;
 #[cfg(feature = "actix")]
 pub(crate) use plan::ResponseHeaders;
 pub(crate) use request::RequestState;
+pub(crate) use users::{Client, HANDLE_LEN};
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
@@ -100,6 +102,13 @@ pub(crate) struct Engine {
 impl Engine {
     pub(crate) fn new(store: Arc<dyn DynStore>, config: SessionConfig) -> Result<Engine, ConfigError> {
         config.validate()?;
+        if config.user_sessions.is_some() && !store.supports_index() {
+            return Err(ConfigError::Invalid(
+                "user sessions (SessionConfig::user_sessions) need a store that keeps indexes; \
+                 this one does not"
+                    .into(),
+            ));
+        }
         if let Some(secret) = config.secret.as_ref().filter(|s| s.0.len() < 32) {
             tracing::warn!(
                 bytes = secret.0.len(),
@@ -160,13 +169,6 @@ impl Engine {
             }
         }
         presented
-    }
-
-    fn key(&self, id: &SessionId) -> String {
-        let mut key = String::with_capacity(self.config.key_prefix.len() + id.as_str().len());
-        key.push_str(&self.config.key_prefix);
-        key.push_str(id.as_str());
-        key
     }
 
     fn now(&self) -> SystemTime {
@@ -386,14 +388,28 @@ impl Engine {
             .map_err(|e| self.failed(e, "save", id))
     }
 
-    /// Stores `bytes` under a fresh id.
-    async fn create(&self, bytes: &[u8], ttl: Duration) -> Result<SessionId, SessionError> {
+    /// Stores `bytes` under a fresh id; with `index`, a session of that
+    /// user until that time, added to the user's index first.
+    async fn create(
+        &self,
+        bytes: &[u8],
+        ttl: Duration,
+        index: Option<(&str, SystemTime)>,
+    ) -> Result<SessionId, SessionError> {
         for _ in 0..MAX_ID_DRAWS {
             let id = SessionId::generate(self.config.id_length);
-            // Anything but Saved is an id collision: draw again.
-            if self.save(&id, bytes, ttl, Expect::Absent).await? == SaveOutcome::Saved {
+            if let Some((user, until)) = index {
+                self.index_add(user, &id, until).await?;
+            }
+            let saved = self.save(&id, bytes, ttl, Expect::Absent).await;
+            if matches!(saved, Ok(SaveOutcome::Saved)) {
                 return Ok(id);
             }
+            if let Some((user, _)) = index {
+                self.index_remove(user, &id).await;
+            }
+            // Anything but Saved is an id collision: draw again.
+            saved?;
         }
         tracing::error!(
             draws = MAX_ID_DRAWS,
@@ -409,14 +425,18 @@ impl Engine {
         previous: Option<(SessionId, Vec<u8>)>,
         bytes: &[u8],
         ttl: Duration,
+        index: Option<(&str, SystemTime)>,
     ) -> Result<(SessionId, Vec<u8>), SessionError> {
         if let Some((id, old)) = previous {
             if self.save(&id, bytes, ttl, Expect::Unchanged(&old)).await? == SaveOutcome::Saved {
                 return Ok((id, bytes.to_vec()));
             }
             self.delete(&id).await?;
+            if let Some((user, _)) = index {
+                self.index_remove(user, &id).await;
+            }
         }
-        Ok((self.create(bytes, ttl).await?, bytes.to_vec()))
+        Ok((self.create(bytes, ttl, index).await?, bytes.to_vec()))
     }
 
     /// Ends `id` with a tombstone if it still holds what `expect` says: a

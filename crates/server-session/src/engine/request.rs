@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use http::HeaderValue;
 
-use super::{Engine, Fetched, Plan, Presented};
+use super::{Client, Engine, Fetched, Plan, Presented};
 use crate::change::Change;
 use crate::clock::unix_secs;
 use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::record::{self, Record};
 use crate::store::{Expect, SaveOutcome, StoreError};
+use crate::users::{SessionHandle, SessionInfo};
 
 /// Where the request is in its life.
 enum Phase {
@@ -65,14 +66,29 @@ pub(crate) struct RequestState {
     record: Record,
     changes: Vec<Change>,
     cycle: bool,
-    /// A stored session to delete at commit.
-    destroy: Option<SessionId>,
+    /// A stored session to delete at commit, and the user it was bound to
+    /// when known.
+    destroy: Option<(SessionId, Option<String>)>,
     cookie: CookieOut,
+    /// The user the stored session is bound to, as loaded or last saved.
+    user: Option<String>,
+    /// The session logged in during this request: its commit then applies
+    /// the limit of sessions per user.
+    logged_in: bool,
+    /// The "last seen" time is being updated: the commit refreshes the
+    /// session in its user's index too.
+    seen: bool,
+    /// The client's details, when the configuration keeps them.
+    client: Option<Client>,
 }
 
 impl RequestState {
     /// The state of a request that sent these `Cookie` header values. No I/O.
-    pub(crate) fn new(engine: Arc<Engine>, cookies: impl IntoIterator<Item = HeaderValue>) -> RequestState {
+    pub(crate) fn new(
+        engine: Arc<Engine>,
+        cookies: impl IntoIterator<Item = HeaderValue>,
+        client: Option<Client>,
+    ) -> RequestState {
         let mut cookies = cookies.into_iter();
         RequestState {
             engine,
@@ -89,6 +105,10 @@ impl RequestState {
             cycle: false,
             destroy: None,
             cookie: CookieOut::Keep,
+            user: None,
+            logged_in: false,
+            seen: false,
+            client,
         }
     }
 
@@ -144,6 +164,8 @@ impl RequestState {
                         self.cookie = CookieOut::Set;
                     }
                     self.stamp_created();
+                    self.user = self.record.meta_str(record::USER).map(str::to_owned);
+                    self.stamp_seen();
                 }
                 Fetched::Missing => self.new_session(),
                 Fetched::Failed(err) => {
@@ -177,6 +199,59 @@ impl RequestState {
         }
     }
 
+    /// Brings a user's session's "last seen" time up to date, at most once
+    /// per interval: a change, saved with this request, that also refreshes
+    /// the session in its user's index.
+    fn stamp_seen(&mut self) {
+        let now = self.engine.now();
+        if self.engine.seen_due(&self.record, now) {
+            let stamp = record::encode_u64(unix_secs(now));
+            self.record.set(record::SEEN, &stamp);
+            self.changes.push(Change::Set(record::SEEN.into(), stamp));
+            self.seen = true;
+        }
+    }
+
+    /// Binds the session to `user` and gives it a new id at commit.
+    pub(crate) async fn login(&mut self, user: &str) -> Result<(), SessionError> {
+        self.load_to_change().await?;
+        let now = self.engine.now();
+        for change in self.engine.login_changes(user, now, self.client.as_ref()) {
+            self.apply(change).await?;
+        }
+        self.cycle = self.id.is_some();
+        self.logged_in = true;
+        Ok(())
+    }
+
+    /// The user the session is bound to.
+    pub(crate) async fn user(&mut self) -> Result<Option<String>, SessionError> {
+        Ok(self.load().await?.meta_str(record::USER).map(str::to_owned))
+    }
+
+    /// The sessions of the session's user (none when it has no user).
+    pub(crate) async fn user_sessions(&mut self) -> Result<Vec<SessionInfo>, SessionError> {
+        let Some(user) = self.user().await? else {
+            return Ok(Vec::new());
+        };
+        self.engine.list_sessions(&user, self.id.as_ref()).await
+    }
+
+    /// Revokes the sessions of the session's user whose handle passes
+    /// `pick`; never the current one unless `pick` says so.
+    pub(crate) async fn revoke(
+        &mut self,
+        pick: impl Fn(&SessionHandle, bool) -> bool,
+    ) -> Result<usize, SessionError> {
+        let Some(user) = self.user().await? else {
+            return Ok(0);
+        };
+        let current = self.id.as_ref().map(|id| self.engine.handle_of(id));
+        self.engine
+            .revoke_sessions(&user, |h| pick(h, Some(h) == current.as_ref()))
+            .await
+    }
+
     /// Applies a handler's change to the loaded session.
     pub(crate) async fn apply(&mut self, change: Change) -> Result<&Record, SessionError> {
         self.load_to_change().await?;
@@ -206,8 +281,8 @@ impl RequestState {
     pub(crate) fn destroy(&mut self) {
         let unloaded = matches!(self.phase, Phase::Unloaded);
         let target = match self.presented() {
-            Presented::Valid(id) if unloaded => Some(id.clone()),
-            _ => self.id.clone(),
+            Presented::Valid(id) if unloaded => Some((id.clone(), None)),
+            _ => self.id.clone().map(|id| (id, self.user.take())),
         };
         let presented_any = !matches!(self.presented(), Presented::Absent);
         if target.is_some() {
@@ -247,11 +322,16 @@ impl RequestState {
 
     /// Writes what the handler changed: nothing for a read, a delete for an
     /// emptied or destroyed session, else one conditional save, merged and
-    /// retried while other requests change the session.
+    /// retried while other requests change the session. A session bound to
+    /// a user is kept in the user's index: added before its record is written
+    /// under a new id, removed when it ends.
     async fn commit(&mut self) -> Result<(), SessionError> {
         let engine = self.engine.clone();
-        if let Some(old) = self.destroy.take() {
+        if let Some((old, user)) = self.destroy.take() {
             engine.delete(&old).await?;
+            if let Some(user) = user {
+                engine.index_remove(&user, &old).await;
+            }
         }
         if self.changes.is_empty() && !self.cycle {
             return Ok(());
@@ -262,8 +342,16 @@ impl RequestState {
         let mut turn = None;
         loop {
             let now = engine.now();
+            let bound = self.record.meta_str(record::USER).map(str::to_owned);
             if !self.record.has_data() {
-                for id in self.id.take().into_iter().chain(moved.take().map(|(id, _)| id)) {
+                if let Some(id) = self.id.take() {
+                    engine.delete(&id).await?;
+                    if let Some(user) = self.user.take() {
+                        engine.index_remove(&user, &id).await;
+                    }
+                    self.cookie = CookieOut::Remove;
+                }
+                if let Some((id, _)) = moved.take() {
                     engine.delete(&id).await?;
                     self.cookie = CookieOut::Remove;
                 }
@@ -276,34 +364,51 @@ impl RequestState {
                     if let Some((new_id, _)) = moved.take() {
                         // Written by an earlier attempt of this commit.
                         engine.delete(&new_id).await?;
+                        if let Some(user) = &bound {
+                            engine.index_remove(user, &new_id).await;
+                        }
                     }
                     return Err(err);
                 }
             };
             let ttl = engine.ttl(&self.record, now);
+            let index = bound.as_deref().map(|user| (user, engine.index_until(now, ttl)));
             let Some(id) = self.id.clone() else {
-                self.id = Some(engine.create(&bytes, ttl).await?);
+                let id = engine.create(&bytes, ttl, index).await?;
+                self.id = Some(id.clone());
                 self.saved(bytes);
-                return Ok(());
+                self.user = bound;
+                return self.logged(id).await;
             };
             let expect = Expect::Unchanged(self.base.as_deref().unwrap_or_default());
             let outcome = if self.cycle {
                 // Write the new key first, then retire the old one with a
                 // conditional save: if the session was destroyed meanwhile, the
                 // new key is deleted again and nothing comes back.
-                moved = Some(engine.write_moved(moved.take(), &bytes, ttl).await?);
+                moved = Some(engine.write_moved(moved.take(), &bytes, ttl, index).await?);
                 engine.retire(&id, expect).await?
             } else {
+                if let (Some((user, until)), true) = (index, self.seen) {
+                    engine.index_add(user, &id, until).await?;
+                }
                 engine.save(&id, &bytes, ttl, expect).await?
             };
             match outcome {
                 SaveOutcome::Saved => {
+                    self.seen = false;
                     if let Some((new_id, _)) = moved {
                         engine.forget(&id).await;
-                        self.id = Some(new_id);
+                        if let Some(user) = &self.user {
+                            engine.index_remove(user, &id).await;
+                        }
+                        self.id = Some(new_id.clone());
                         self.cycle = false;
+                        self.saved(bytes);
+                        self.user = bound;
+                        return self.logged(new_id).await;
                     }
                     self.saved(bytes);
+                    self.user = bound;
                     return Ok(());
                 }
                 SaveOutcome::Conflict(current) => match engine.rebase(&current, &self.changes)? {
@@ -320,26 +425,45 @@ impl RequestState {
                             super::backoff(attempts).await;
                         }
                     }
-                    None => return self.drop_ended(&id, moved).await,
+                    None => return self.drop_ended(&id, moved, bound).await,
                 },
-                SaveOutcome::Gone => return self.drop_ended(&id, moved).await,
+                SaveOutcome::Gone => return self.drop_ended(&id, moved, bound).await,
             }
         }
     }
 
-    /// The session ended under this request (destroyed, cycled or expired
-    /// by another): its changes are dropped, and a new id written for a
-    /// cycle is deleted again, so nothing comes back.
+    /// After a commit that gave the session the id `id`: a login applies the
+    /// limit of sessions per user.
+    async fn logged(&mut self, id: SessionId) -> Result<(), SessionError> {
+        if let (true, Some(user)) = (std::mem::take(&mut self.logged_in), &self.user) {
+            self.engine.enforce_limit(user, &id).await?;
+        }
+        Ok(())
+    }
+
+    /// The session ended under this request (destroyed, cycled, revoked or
+    /// expired by another): its changes are dropped, a new id written for a
+    /// cycle is deleted again, so nothing comes back, and neither stays in
+    /// the index of `bound`, the user it was bound to.
     async fn drop_ended(
         &mut self,
         id: &SessionId,
         moved: Option<(SessionId, Vec<u8>)>,
+        bound: Option<String>,
     ) -> Result<(), SessionError> {
-        if let Some((new_id, _)) = moved {
-            self.engine.delete(&new_id).await?;
+        if let Some((new_id, _)) = &moved {
+            self.engine.delete(new_id).await?;
+        }
+        let other = self.user.as_ref().filter(|user| Some(*user) != bound.as_ref());
+        for user in bound.iter().chain(other) {
+            self.engine.index_remove(user, id).await;
+            if let Some((new_id, _)) = &moved {
+                self.engine.index_remove(user, new_id).await;
+            }
         }
         self.engine.ended(id);
         self.new_session();
+        self.user = None;
         self.cookie = CookieOut::Keep;
         Ok(())
     }

@@ -19,6 +19,20 @@ pub(crate) const PERMANENT: &str = "_permanent";
 pub(crate) const CREATED: &str = "_ss_created";
 /// A per-session lifetime override, in seconds.
 pub(crate) const LIFETIME: &str = "_ss_lifetime";
+/// The user the session belongs to ([`Session::login`](crate::Session::login)).
+pub(crate) const USER: &str = "_ss_user";
+/// Unix seconds at which the session was last seen, refreshed at most once
+/// per interval (user sessions).
+pub(crate) const SEEN: &str = "_ss_seen";
+/// The browser's `User-Agent` at login, when client details are kept.
+pub(crate) const AGENT: &str = "_ss_agent";
+/// The client's network at login (an IPv4 /24 or IPv6 /48), when client
+/// details are kept.
+pub(crate) const ADDRESS: &str = "_ss_address";
+
+/// Metadata that binds a session to a user: cleared with the data, and a
+/// session bound to a user is worth storing even without data.
+const BINDING: [&str; 4] = [USER, SEEN, AGENT, ADDRESS];
 
 /// The serialization format of stored records (`SESSION_SERIALIZATION_FORMAT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -120,19 +134,23 @@ impl Record {
         self.position(key).map(|i| self.entries.remove(i)).is_some()
     }
 
-    /// Removes every application key; metadata stays.
+    /// Removes every application key and the user binding; the rest of the
+    /// metadata stays.
     pub(crate) fn clear_data(&mut self) {
         let entries = std::mem::take(&mut self.entries);
         self.entries = entries
             .into_iter()
-            .filter(|e| is_metadata(self.slice(e.key)))
+            .filter(|e| {
+                let key = self.slice(e.key);
+                is_metadata(key) && !BINDING.iter().any(|b| b.as_bytes() == key)
+            })
             .collect();
     }
 
-    /// Whether the record holds any application key. A record without one is
-    /// never stored.
+    /// Whether the record holds any application key or a user. A record
+    /// without either is never stored.
     pub(crate) fn has_data(&self) -> bool {
-        self.iter().any(|(k, _)| !is_metadata(k))
+        self.iter().any(|(k, _)| !is_metadata(k) || k == USER.as_bytes())
     }
 
     /// Application keys, in order.
@@ -150,6 +168,13 @@ impl Record {
     pub(crate) fn meta_u64(&self, key: &str) -> Option<u64> {
         let mut raw = self.get(key)?;
         rmp::decode::read_int(&mut raw).ok()
+    }
+
+    /// A string stored under a metadata key.
+    pub(crate) fn meta_str(&self, key: &str) -> Option<&str> {
+        let raw = self.get(key)?;
+        let (text, rest) = rmp::decode::read_str_from_slice(raw).ok()?;
+        rest.is_empty().then_some(text)
     }
 
     /// Encodes the record in `format`.
@@ -266,6 +291,14 @@ pub(crate) fn encode_u64(n: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(9);
     // Writing to a Vec cannot fail.
     let _ = rmp::encode::write_uint(&mut out, n);
+    out
+}
+
+/// The MessagePack encoding of `text`.
+pub(crate) fn encode_str(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + 5);
+    // Writing to a Vec cannot fail.
+    let _ = rmp::encode::write_str(&mut out, text);
     out
 }
 

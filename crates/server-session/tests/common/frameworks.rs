@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::Router;
 use http::Uri;
 use server_session::store::SessionStore;
-use server_session::{Metrics, Session, SessionConfig, SessionError, SessionLayer};
+use server_session::{Metrics, Session, SessionConfig, SessionError, SessionLayer, Users};
 
 use super::Reply;
 
@@ -45,6 +45,11 @@ impl Routes {
         self
     }
 
+    /// Adds the routes of `other`.
+    pub fn extend(&mut self, other: Routes) {
+        self.0.extend(other.0);
+    }
+
     /// The handler for `path` and the argument it gets.
     fn find(&self, path: &str) -> Option<(Handler, String)> {
         self.0.iter().find_map(|(route, handler)| {
@@ -63,11 +68,37 @@ impl Routes {
     }
 }
 
+/// Requests held in flight: each `/slow/{i}` loads the session, counts
+/// itself in `loaded`, waits for `release`, then writes, updates, cycles the
+/// id or only reads (by `i % 4`), so that a test can end the session while
+/// they wait.
+pub fn in_flight(loaded: Arc<tokio::sync::Semaphore>, release: Arc<tokio::sync::Notify>) -> Routes {
+    Routes::new().route("/slow/*", move |s: Session, i| {
+        let (loaded, release) = (loaded.clone(), release.clone());
+        let i: usize = i.parse().unwrap();
+        async move {
+            s.keys().await?;
+            let wait = release.notified();
+            loaded.add_permits(1);
+            wait.await;
+            match i % 4 {
+                0 => s.insert("late", &i).await?,
+                1 => drop(s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).await?),
+                2 => s.cycle_id().await?,
+                _ => {} // read only
+            }
+            Ok::<_, SessionError>("ok".into())
+        }
+    })
+}
+
 /// A test app being served.
 pub struct Served {
     pub framework: Framework,
     target: Target,
     metrics: Box<dyn Fn() -> Metrics + Send + Sync>,
+    /// Any user's sessions, from the layer or the middleware.
+    pub users: Users,
 }
 
 enum Target {
@@ -108,6 +139,7 @@ pub fn serve(
             };
             Served {
                 framework,
+                users: layer.users(),
                 target: Target::Axum(axum_router(routes, layer)),
                 metrics,
             }
@@ -121,6 +153,7 @@ pub fn serve(
             };
             Served {
                 framework,
+                users: middleware.users(),
                 target: Target::Actix(actix::Server::start(middleware, routes)),
                 metrics,
             }

@@ -2,11 +2,12 @@
 #![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
 use http::{HeaderMap, Request, StatusCode, header};
+use server_session::MemoryStore;
 use server_session::store::{Expect, Fingerprint, SaveOutcome, SessionStore, StoreError};
 use tower::ServiceExt;
 
@@ -32,6 +33,11 @@ pub enum Call {
         key: String,
         ttl: Duration,
     },
+    /// A call on an index: `index_add`, `index_remove` or `index_members`.
+    Index {
+        op: &'static str,
+        index: String,
+    },
 }
 
 impl Call {
@@ -41,6 +47,7 @@ impl Call {
             Call::Save { .. } => "save",
             Call::Delete { .. } => "delete",
             Call::Touch { .. } => "touch",
+            Call::Index { op, .. } => op,
         }
     }
 }
@@ -118,6 +125,38 @@ impl<S: SessionStore + Clone> SessionStore for Counting<S> {
     async fn touch(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
         self.push(Call::Touch { key: key.into(), ttl });
         self.inner.touch(key, ttl).await
+    }
+
+    fn supports_index(&self) -> bool {
+        self.inner.supports_index()
+    }
+
+    async fn index_add(&self, index: &str, member: &str, until: SystemTime) -> Result<(), StoreError> {
+        self.push(Call::Index {
+            op: "index_add",
+            index: index.into(),
+        });
+        self.inner.index_add(index, member, until).await
+    }
+
+    async fn index_remove(&self, index: &str, member: &str) -> Result<(), StoreError> {
+        self.push(Call::Index {
+            op: "index_remove",
+            index: index.into(),
+        });
+        self.inner.index_remove(index, member).await
+    }
+
+    async fn index_members(
+        &self,
+        index: &str,
+        now: SystemTime,
+    ) -> Result<Vec<(String, SystemTime)>, StoreError> {
+        self.push(Call::Index {
+            op: "index_members",
+            index: index.into(),
+        });
+        self.inner.index_members(index, now).await
     }
 }
 
@@ -343,4 +382,113 @@ macro_rules! on_every_framework {
             }
         }
     };
+}
+
+/// A memory store or a Redis one, behind one type.
+#[derive(Clone)]
+pub enum AnyStore {
+    Memory(MemoryStore),
+    #[cfg(feature = "redis")]
+    Redis(server_session::RedisStore),
+}
+
+impl SessionStore for AnyStore {
+    async fn load(&self, key: &str, slide: Option<Duration>) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            AnyStore::Memory(store) => store.load(key, slide).await,
+            #[cfg(feature = "redis")]
+            AnyStore::Redis(store) => store.load(key, slide).await,
+        }
+    }
+
+    async fn save(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        expect: Expect<'_>,
+    ) -> Result<SaveOutcome, StoreError> {
+        match self {
+            AnyStore::Memory(store) => store.save(key, value, ttl, expect).await,
+            #[cfg(feature = "redis")]
+            AnyStore::Redis(store) => store.save(key, value, ttl, expect).await,
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Memory(store) => store.delete(key).await,
+            #[cfg(feature = "redis")]
+            AnyStore::Redis(store) => store.delete(key).await,
+        }
+    }
+
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Memory(store) => store.touch(key, ttl).await,
+            #[cfg(feature = "redis")]
+            AnyStore::Redis(store) => store.touch(key, ttl).await,
+        }
+    }
+
+    fn supports_index(&self) -> bool {
+        true
+    }
+
+    async fn index_add(&self, index: &str, member: &str, until: SystemTime) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Memory(store) => store.index_add(index, member, until).await,
+            #[cfg(feature = "redis")]
+            AnyStore::Redis(store) => store.index_add(index, member, until).await,
+        }
+    }
+
+    async fn index_remove(&self, index: &str, member: &str) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Memory(store) => store.index_remove(index, member).await,
+            #[cfg(feature = "redis")]
+            AnyStore::Redis(store) => store.index_remove(index, member).await,
+        }
+    }
+
+    async fn index_members(
+        &self,
+        index: &str,
+        now: SystemTime,
+    ) -> Result<Vec<(String, SystemTime)>, StoreError> {
+        match self {
+            AnyStore::Memory(store) => store.index_members(index, now).await,
+            #[cfg(feature = "redis")]
+            AnyStore::Redis(store) => store.index_members(index, now).await,
+        }
+    }
+}
+
+impl AnyStore {
+    /// A memory store on `clock`, or with `redis`, a store on that Redis.
+    pub fn open(redis: Option<&str>, clock: &server_session::ManualClock) -> AnyStore {
+        match redis {
+            None => AnyStore::Memory(MemoryStore::builder().clock(clock.clone()).build()),
+            #[cfg(feature = "redis")]
+            Some(url) => AnyStore::Redis(server_session::RedisStore::builder(url).build().unwrap()),
+            #[cfg(not(feature = "redis"))]
+            Some(_) => unreachable!("Redis scenarios need the redis feature"),
+        }
+    }
+
+    /// Whether the store holds nothing (memory only).
+    pub fn is_empty(&self) -> bool {
+        match self {
+            AnyStore::Memory(store) => store.is_empty(),
+            #[cfg(feature = "redis")]
+            AnyStore::Redis(_) => unreachable!("memory-only scenarios ask this"),
+        }
+    }
+}
+
+/// The name a session id has in the store with hashed ids.
+pub fn hashed(id: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(id.as_bytes()))
 }

@@ -1,0 +1,346 @@
+//! The engine's side of a user's sessions: what the store calls a session
+//! (its id, or a hash of it), the per-user index, listing and revocation.
+//!
+//! Ordering keeps revocation final. A session's member is added to the index
+//! before its record is written under a new id, and removed again if that
+//! write does not happen; revocation deletes the record first, then the
+//! member, and lists again until it finds nothing left to revoke. A request
+//! in flight on a revoked session then fails its conditional save (the
+//! record is gone) and drops its changes, as after a logout.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::HeaderValue;
+use sha2::{Digest, Sha256};
+
+use super::Engine;
+use crate::change::Change;
+use crate::clock::unix_secs;
+use crate::error::SessionError;
+use crate::id::SessionId;
+use crate::record::{self, Record};
+use crate::store::StoreError;
+use crate::users::{SessionHandle, SessionInfo, UserSessions};
+
+/// Characters of a [`SessionHandle`]: 128 bits, base64url.
+pub(crate) const HANDLE_LEN: usize = 22;
+
+/// Rounds of listing and revoking before "revoke all" stops looking for
+/// sessions that appeared meanwhile (a login at that very moment is a new
+/// session, not one that came back).
+const REVOKE_ROUNDS: usize = 3;
+
+/// What an adapter saw of the client, kept at login when client details
+/// are on.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Client {
+    pub(crate) user_agent: Option<HeaderValue>,
+    pub(crate) address: Option<IpAddr>,
+}
+
+impl Engine {
+    /// The user-session settings, when the layer keeps an index.
+    pub(crate) fn user_sessions(&self) -> Option<&UserSessions> {
+        self.config.user_sessions.as_ref()
+    }
+
+    /// Whether adapters should pass [`Client`] details.
+    pub(crate) fn wants_client(&self) -> bool {
+        self.user_sessions().is_some_and(|u| u.client_details)
+    }
+
+    fn index_on(&self) -> Result<&UserSessions, SessionError> {
+        self.user_sessions().ok_or(SessionError::UserSessionsOff)
+    }
+
+    /// What the store calls the session `id`: the id itself, or with hashed
+    /// ids a one-way hash of it, so that the store holds nothing that works
+    /// as a cookie.
+    pub(crate) fn member(&self, id: &SessionId) -> String {
+        if self.config.hash_ids {
+            URL_SAFE_NO_PAD.encode(Sha256::digest(id.as_str().as_bytes()))
+        } else {
+            id.as_str().to_owned()
+        }
+    }
+
+    /// The store key of the session `id`.
+    pub(crate) fn key(&self, id: &SessionId) -> String {
+        if self.config.hash_ids {
+            return self.member_key(&self.member(id));
+        }
+        let mut key = String::with_capacity(self.config.key_prefix.len() + id.as_str().len());
+        key.push_str(&self.config.key_prefix);
+        key.push_str(id.as_str());
+        key
+    }
+
+    fn member_key(&self, member: &str) -> String {
+        format!("{}{member}", self.config.key_prefix)
+    }
+
+    /// The key of `user`'s index: beside the sessions, not among them (a
+    /// Flask-Session app sharing the prefix never reads it as a session).
+    fn index_key(&self, user: &str) -> String {
+        let prefix = self.config.key_prefix.trim_end_matches(':');
+        format!("{prefix}_users:{user}")
+    }
+
+    /// The handle of the session `id`.
+    pub(crate) fn handle_of(&self, id: &SessionId) -> SessionHandle {
+        Engine::handle(&self.member(id))
+    }
+
+    fn handle(member: &str) -> SessionHandle {
+        let digest = Sha256::new()
+            .chain_update(b"server-session handle\0")
+            .chain_update(member.as_bytes())
+            .finalize();
+        SessionHandle(URL_SAFE_NO_PAD.encode(&digest[..16]))
+    }
+
+    /// The changes that bind a session to `user` at `now`.
+    pub(crate) fn login_changes(&self, user: &str, now: SystemTime, client: Option<&Client>) -> Vec<Change> {
+        let stamp = record::encode_u64(unix_secs(now));
+        let mut changes = vec![
+            Change::Set(record::USER.into(), record::encode_str(user)),
+            Change::Set(record::CREATED.into(), stamp.clone()),
+            Change::Set(record::SEEN.into(), stamp),
+        ];
+        let client = client.filter(|_| self.wants_client());
+        let agent = client
+            .and_then(|c| c.user_agent.as_ref())
+            .and_then(|agent| agent.to_str().ok());
+        if let Some(agent) = agent {
+            let agent: String = agent.chars().take(256).collect();
+            changes.push(Change::Set(record::AGENT.into(), record::encode_str(&agent)));
+        }
+        if let Some(address) = client.and_then(|c| c.address) {
+            changes.push(Change::Set(
+                record::ADDRESS.into(),
+                record::encode_str(&network(address)),
+            ));
+        }
+        changes
+    }
+
+    /// Whether a session bound to a user is due a "last seen" update.
+    pub(crate) fn seen_due(&self, record: &Record, now: SystemTime) -> bool {
+        let Some(users) = self.user_sessions() else {
+            return false;
+        };
+        if record.meta_str(record::USER).is_none() {
+            return false;
+        }
+        let seen = record.meta_u64(record::SEEN).unwrap_or(0);
+        unix_secs(now).saturating_sub(seen) >= users.seen_interval.as_secs()
+    }
+
+    /// Until when the index counts a session seen at `now` that lives `ttl`
+    /// more: past its expiry even if it is used until just before its next
+    /// "last seen" update.
+    pub(crate) fn index_until(&self, now: SystemTime, ttl: Duration) -> SystemTime {
+        let interval = self.user_sessions().map_or(Duration::ZERO, |u| u.seen_interval);
+        now + ttl + interval
+    }
+
+    /// Adds the session `id` of `user` to the user's index.
+    pub(crate) async fn index_add(
+        &self,
+        user: &str,
+        id: &SessionId,
+        until: SystemTime,
+    ) -> Result<(), SessionError> {
+        if self.user_sessions().is_none() {
+            return Ok(());
+        }
+        self.store
+            .index_add(&self.index_key(user), &self.member(id), until)
+            .await
+            .map_err(|e| self.failed(e, "index", id))
+    }
+
+    /// Removes the session `id` from `user`'s index. A failure only leaves
+    /// a member that listings drop, since its record is gone.
+    pub(crate) async fn index_remove(&self, user: &str, id: &SessionId) {
+        if self.user_sessions().is_none() {
+            return;
+        }
+        if let Err(err) = self
+            .store
+            .index_remove(&self.index_key(user), &self.member(id))
+            .await
+        {
+            self.store_failed(&err, "update the index", id);
+        }
+    }
+
+    async fn members(&self, user: &str) -> Result<(String, Vec<(String, SystemTime)>), SessionError> {
+        self.index_on()?;
+        let index = self.index_key(user);
+        match self.store.index_members(&index, self.now()).await {
+            Ok(members) => Ok((index, members)),
+            Err(err) => Err(self.unscoped_failure(err, "list a user's sessions")),
+        }
+    }
+
+    /// The record a member names, if it is a live session of `user`.
+    async fn member_record(&self, user: &str, member: &str) -> Result<Option<Record>, SessionError> {
+        let bytes = match self.store.load(&self.member_key(member), None).await {
+            Ok(bytes) => bytes,
+            Err(err) => return Err(self.unscoped_failure(err, "load a listed session")),
+        };
+        let now = self.now();
+        Ok(bytes
+            .and_then(|bytes| Record::decode(&bytes, self.config.format).ok())
+            .filter(|r| r.meta_str(record::USER) == Some(user))
+            .filter(|r| self.absolute_left(r, now) != Some(Duration::ZERO)))
+    }
+
+    /// `user`'s live sessions, most recently seen first; `current` is the
+    /// requesting session. Members whose session is gone are dropped.
+    pub(crate) async fn list_sessions(
+        &self,
+        user: &str,
+        current: Option<&SessionId>,
+    ) -> Result<Vec<SessionInfo>, SessionError> {
+        let (index, members) = self.members(user).await?;
+        let current = current.map(|id| self.member(id));
+        let mut sessions = Vec::with_capacity(members.len());
+        for (member, _) in members {
+            let Some(record) = self.member_record(user, &member).await? else {
+                // Its session ended; a failure leaves it for the next listing.
+                let _ = self.store.index_remove(&index, &member).await;
+                continue;
+            };
+            let time = |key| {
+                record
+                    .meta_u64(key)
+                    .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
+            };
+            sessions.push(SessionInfo {
+                handle: Engine::handle(&member),
+                created: time(record::CREATED),
+                last_seen: time(record::SEEN),
+                user_agent: record.meta_str(record::AGENT).map(str::to_owned),
+                client_network: record.meta_str(record::ADDRESS).map(str::to_owned),
+                current: current.as_deref() == Some(member.as_str()),
+            });
+        }
+        sessions.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(b.created.cmp(&a.created)));
+        Ok(sessions)
+    }
+
+    /// Revokes `user`'s sessions whose handle passes `pick`: each record is
+    /// deleted, then its member. Returns how many were revoked.
+    pub(crate) async fn revoke_sessions(
+        &self,
+        user: &str,
+        pick: impl Fn(&SessionHandle) -> bool,
+    ) -> Result<usize, SessionError> {
+        let mut revoked = 0;
+        for _ in 0..REVOKE_ROUNDS {
+            let (index, members) = self.members(user).await?;
+            let targets: Vec<String> = members
+                .into_iter()
+                .map(|(member, _)| member)
+                .filter(|member| pick(&Engine::handle(member)))
+                .collect();
+            if targets.is_empty() {
+                break;
+            }
+            for member in targets {
+                let deleted = self.store.delete(&self.member_key(&member)).await;
+                let removed = match deleted {
+                    Ok(()) => self.store.index_remove(&index, &member).await,
+                    Err(err) => Err(err),
+                };
+                if let Err(err) = removed {
+                    return Err(self.unscoped_failure(err, "revoke a session"));
+                }
+                revoked += 1;
+            }
+        }
+        if revoked > 0 {
+            tracing::info!(sessions = revoked, "revoked sessions of a user");
+        }
+        Ok(revoked)
+    }
+
+    /// With a limit of sessions per user, revokes the least recently seen
+    /// ones beyond it, never `keep` (the session just logged in).
+    pub(crate) async fn enforce_limit(&self, user: &str, keep: &SessionId) -> Result<(), SessionError> {
+        let Some(limit) = self.user_sessions().and_then(|u| u.limit) else {
+            return Ok(());
+        };
+        let (_, mut members) = self.members(user).await?;
+        if members.len() <= limit {
+            return Ok(());
+        }
+        let keep = self.member(keep);
+        // The member that counts the shortest is the one seen longest ago.
+        members.sort_by_key(|(_, until)| *until);
+        let excess = members.len() - limit;
+        let oldest: Vec<SessionHandle> = members
+            .iter()
+            .filter(|(member, _)| *member != keep)
+            .take(excess)
+            .map(|(member, _)| Engine::handle(member))
+            .collect();
+        self.revoke_sessions(user, |h| oldest.contains(h)).await?;
+        Ok(())
+    }
+
+    /// Counts and logs a store failure that concerns no one session.
+    fn unscoped_failure(&self, err: StoreError, what: &str) -> SessionError {
+        self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(error = %err, "session store failed to {what}");
+        SessionError::Store(Arc::new(err))
+    }
+}
+
+/// The network a client address belongs to, coarse enough not to single out
+/// a device: an IPv4 /24 or an IPv6 /48.
+fn network(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => network(IpAddr::V4(v4)),
+            None => {
+                let s = v6.segments();
+                let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0);
+                format!("{net}/48")
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_are_coarse() {
+        assert_eq!(network("203.0.113.77".parse().unwrap()), "203.0.113.0/24");
+        assert_eq!(network("2001:db8:1:2:3::9".parse().unwrap()), "2001:db8:1::/48");
+        assert_eq!(network("::ffff:198.51.100.4".parse().unwrap()), "198.51.100.0/24");
+    }
+
+    #[test]
+    fn handles_are_fixed_length_and_one_way() {
+        let member = SessionId::generate(32);
+        let handle = Engine::handle(member.as_str());
+        assert_eq!(handle.as_str().len(), HANDLE_LEN);
+        assert!(!handle.as_str().contains(member.as_str()));
+        assert_eq!(handle.as_str().parse::<SessionHandle>().unwrap(), handle);
+        assert!("not a handle".parse::<SessionHandle>().is_err());
+    }
+}

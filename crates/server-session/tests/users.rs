@@ -1,0 +1,486 @@
+//! A user's sessions: login binds and cycles, listing, revoking one, all or
+//! all but the current one, the limit per user, and revocation racing
+//! requests in flight; through both adapters, on every store that keeps
+//! indexes. Then, on a controllable clock, expiry and the "last seen" cost.
+
+#[macro_use]
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::frameworks::{Framework, Routes, Served, serve};
+use common::{AnyStore, Counting, Reply};
+use server_session::store::SessionStore;
+use server_session::{
+    ConfigError, ManualClock, MemoryStore, Session, SessionConfig, SessionLayer, UserSessions,
+};
+use tokio::sync::{Notify, Semaphore};
+
+on_every_store!(
+    login_binds_the_user_and_gives_a_new_id,
+    five_sessions_are_listed_and_revoked_all_at_once,
+    a_handler_revokes_one_session_or_all_others,
+    revocation_wins_over_requests_in_flight,
+    the_limit_revokes_the_least_recently_seen,
+    logout_and_clear_end_the_binding,
+);
+
+fn routes() -> Routes {
+    Routes::new()
+        .route("/login/*", |s: Session, user| async move {
+            s.login(&user).await.map(|_| "ok".into())
+        })
+        .route("/whoami", |s: Session, _| async move {
+            s.user().await.map(|u| format!("{u:?}"))
+        })
+        .route("/sessions", |s: Session, _| async move {
+            let sessions = s.user_sessions().await?;
+            Ok(sessions
+                .iter()
+                .map(|info| format!("{} {}", info.handle, info.current))
+                .collect::<Vec<_>>()
+                .join("\n"))
+        })
+        .route("/revoke/*", |s: Session, handle| async move {
+            s.revoke(&handle.parse().unwrap()).await.map(|r| r.to_string())
+        })
+        .route("/revoke_others", |s: Session, _| async move {
+            s.revoke_other_sessions().await.map(|n| n.to_string())
+        })
+        .route("/incr", |s: Session, _| async move {
+            s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1)
+                .await
+                .map(|n| n.to_string())
+        })
+        .route("/logout", |s: Session, _| async move {
+            s.destroy().await.map(|_| "bye".into())
+        })
+        .route("/clear", |s: Session, _| async move {
+            s.clear().await.map(|_| "cleared".into())
+        })
+}
+
+struct App<S> {
+    app: Arc<Served>,
+    store: Counting<S>,
+    /// Makes this app's user names its own: the servers are shared.
+    tag: String,
+}
+
+fn app<S: SessionStore + Clone>(
+    framework: Framework,
+    store: S,
+    users: UserSessions,
+    extra: Routes,
+) -> App<S> {
+    let store = Counting::new(store);
+    let mut routes = routes();
+    routes.extend(extra);
+    let config = SessionConfig::default().user_sessions(users);
+    App {
+        app: Arc::new(serve(framework, store.clone(), config, routes)),
+        store,
+        tag: format!("{:08x}", rand::random::<u32>()),
+    }
+}
+
+impl<S: SessionStore + Clone> App<S> {
+    async fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
+        self.app.get(path, cookie).await
+    }
+
+    /// This app's name for `user`.
+    fn u(&self, user: &str) -> String {
+        format!("{user}.{}", self.tag)
+    }
+
+    /// Logs `user` in on a new browser; its cookie pair.
+    async fn login(&self, user: &str) -> String {
+        let reply = self.get(&format!("/login/{}", self.u(user)), None).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.cookie_pair().expect("a login sets the cookie")
+    }
+
+    /// The user of `cookie`'s session, without this app's tag.
+    async fn whoami(&self, cookie: &str) -> String {
+        let body = self.get("/whoami", Some(cookie)).await.body;
+        body.replace(&format!(".{}", self.tag), "")
+    }
+
+    /// The listing from `cookie`: (handle, current) per session.
+    async fn sessions(&self, cookie: &str) -> Vec<(String, bool)> {
+        let body = self.get("/sessions", Some(cookie)).await.body;
+        body.lines()
+            .map(|line| {
+                let (handle, current) = line.split_once(' ').unwrap();
+                (handle.to_owned(), current == "true")
+            })
+            .collect()
+    }
+
+    /// What `user`'s index holds, read from the store itself.
+    async fn index(&self, user: &str) -> Vec<String> {
+        let members = self
+            .store
+            .inner
+            .index_members(
+                &format!("session_users:{}", self.u(user)),
+                std::time::SystemTime::now(),
+            )
+            .await
+            .unwrap();
+        members.into_iter().map(|(m, _)| m).collect()
+    }
+
+    async fn stored(&self, cookie: &str) -> Option<Vec<u8>> {
+        let key = format!("session:{}", cookie.split_once('=').unwrap().1);
+        self.store.inner.load(&key, None).await.unwrap()
+    }
+}
+
+async fn login_binds_the_user_and_gives_a_new_id<S: SessionStore + Clone>(framework: Framework, store: S) {
+    let t = app(framework, store, UserSessions::default(), Routes::new());
+    let anonymous = t.get("/incr", None).await.cookie_pair().unwrap();
+    assert_eq!(t.whoami(&anonymous).await, "None");
+    let reply = t.get(&format!("/login/{}", t.u("alice")), Some(&anonymous)).await;
+    let cookie = reply.cookie_pair().unwrap();
+    assert_ne!(cookie, anonymous, "login gives the session a new id");
+    assert_eq!(
+        t.stored(&anonymous).await.filter(|b| b.len() > 1),
+        None,
+        "the old id is dead"
+    );
+    assert_eq!(t.whoami(&cookie).await, "Some(\"alice\")");
+    assert_eq!(
+        t.get("/incr", Some(&cookie)).await.body,
+        "2",
+        "the data came along"
+    );
+    assert_eq!(t.whoami(&anonymous).await, "None");
+    assert_eq!(t.index("alice").await.len(), 1);
+    let listed = t.sessions(&cookie).await;
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].1, "the listing marks the current session");
+    assert!(!cookie.contains(&listed[0].0), "a handle is not the id");
+}
+
+async fn five_sessions_are_listed_and_revoked_all_at_once<S: SessionStore + Clone>(
+    framework: Framework,
+    store: S,
+) {
+    let t = app(framework, store, UserSessions::default(), Routes::new());
+    let mut cookies = Vec::new();
+    for _ in 0..5 {
+        cookies.push(t.login("bob").await);
+    }
+    let other = t.login("carol").await;
+    for cookie in &cookies {
+        assert_eq!(t.get("/incr", Some(cookie)).await.body, "1");
+    }
+    let listed = t.sessions(&cookies[0]).await;
+    assert_eq!(listed.len(), 5, "{listed:?}");
+    assert_eq!(listed.iter().filter(|(_, current)| *current).count(), 1);
+    let listed_admin = t.app.users.list(&t.u("bob")).await.unwrap();
+    assert_eq!(listed_admin.len(), 5);
+    assert!(
+        listed_admin
+            .iter()
+            .all(|s| !s.current && s.created.is_some() && s.last_seen.is_some())
+    );
+
+    assert_eq!(t.app.users.revoke_all(&t.u("bob")).await.unwrap(), 5);
+    for cookie in &cookies {
+        assert_eq!(t.stored(cookie).await, None);
+        assert_eq!(
+            t.whoami(cookie).await,
+            "None",
+            "a revoked cookie gets a fresh session"
+        );
+        let fresh = t.get("/incr", Some(cookie)).await;
+        assert_eq!(fresh.body, "1", "and its data is gone");
+        assert_ne!(
+            fresh.cookie_pair().as_deref(),
+            Some(cookie.as_str()),
+            "under a new id"
+        );
+    }
+    assert!(t.index("bob").await.is_empty(), "the index holds no member");
+    assert!(t.app.users.list(&t.u("bob")).await.unwrap().is_empty());
+    assert_eq!(
+        t.whoami(&other).await,
+        "Some(\"carol\")",
+        "other users keep theirs"
+    );
+    assert_eq!(t.index("carol").await.len(), 1);
+}
+
+async fn a_handler_revokes_one_session_or_all_others<S: SessionStore + Clone>(
+    framework: Framework,
+    store: S,
+) {
+    let t = app(framework, store, UserSessions::default(), Routes::new());
+    let a = t.login("dave").await;
+    let b = t.login("dave").await;
+    let listed = t.sessions(&a).await;
+    assert_eq!(listed.len(), 2);
+    let (b_handle, _) = listed.iter().find(|(_, current)| !current).unwrap().clone();
+    assert_eq!(t.get(&format!("/revoke/{b_handle}"), Some(&a)).await.body, "true");
+    assert_eq!(t.whoami(&b).await, "None", "B is logged out");
+    assert_eq!(t.whoami(&a).await, "Some(\"dave\")", "A is not");
+    assert_eq!(
+        t.get(&format!("/revoke/{b_handle}"), Some(&a)).await.body,
+        "false"
+    );
+
+    let eve = t.login("eve").await;
+    let eve_handle = t.sessions(&eve).await[0].0.clone();
+    assert_eq!(
+        t.get(&format!("/revoke/{eve_handle}"), Some(&a)).await.body,
+        "false",
+        "a handle of another user's session revokes nothing"
+    );
+    assert_eq!(t.whoami(&eve).await, "Some(\"eve\")");
+
+    let b = t.login("dave").await;
+    let c = t.login("dave").await;
+    assert_eq!(t.get("/revoke_others", Some(&a)).await.body, "2");
+    assert_eq!(
+        t.whoami(&a).await,
+        "Some(\"dave\")",
+        "log out everywhere else keeps this one"
+    );
+    assert_eq!(t.whoami(&b).await, "None");
+    assert_eq!(t.whoami(&c).await, "None");
+    assert_eq!(t.sessions(&a).await.len(), 1);
+}
+
+/// Requests in flight on the sessions when they are revoked (loaded before,
+/// committing after) bring none of them back, and leave nothing in the
+/// index.
+async fn revocation_wins_over_requests_in_flight<S: SessionStore + Clone>(framework: Framework, store: S) {
+    const N: usize = 20;
+    let loaded = Arc::new(Semaphore::new(0));
+    let release = Arc::new(Notify::new());
+    let slow = common::frameworks::in_flight(loaded.clone(), release.clone());
+    // Every request in flight is due a "last seen" update too.
+    let users = UserSessions::default().seen_interval(Duration::from_secs(1));
+    let t = app(framework, store, users, slow);
+    let mut cookies = Vec::new();
+    for _ in 0..5 {
+        cookies.push(t.login("frank").await);
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..N {
+        let (app, cookie) = (t.app.clone(), cookies[i % cookies.len()].clone());
+        tasks.spawn(async move { app.get(&format!("/slow/{i}"), Some(&cookie)).await });
+    }
+    drop(loaded.acquire_many(N as u32).await.unwrap());
+    assert_eq!(t.app.users.revoke_all(&t.u("frank")).await.unwrap(), 5);
+    release.notify_waiters();
+    for reply in tasks.join_all().await {
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    for cookie in &cookies {
+        assert_eq!(t.stored(cookie).await, None, "the session stays revoked");
+        assert_eq!(t.whoami(cookie).await, "None");
+    }
+    for key in t.store.saved_keys() {
+        let found = t.store.inner.load(&key, None).await.unwrap();
+        assert!(
+            found.is_none_or(|bytes| bytes.len() <= 1),
+            "nothing was recreated under any id"
+        );
+    }
+    assert!(
+        t.index("frank").await.is_empty(),
+        "the index holds no member afterwards"
+    );
+    assert!(t.app.users.list(&t.u("frank")).await.unwrap().is_empty());
+}
+
+async fn the_limit_revokes_the_least_recently_seen<S: SessionStore + Clone>(framework: Framework, store: S) {
+    let t = app(framework, store, UserSessions::default().limit(2), Routes::new());
+    // Apart enough for every store to tell their order.
+    let first = t.login("grace").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = t.login("grace").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let third = t.login("grace").await;
+    assert_eq!(t.whoami(&third).await, "Some(\"grace\")");
+    assert_eq!(t.whoami(&second).await, "Some(\"grace\")");
+    assert_eq!(t.whoami(&first).await, "None", "the oldest went");
+    assert_eq!(t.sessions(&third).await.len(), 2);
+}
+
+async fn logout_and_clear_end_the_binding<S: SessionStore + Clone>(framework: Framework, store: S) {
+    let t = app(framework, store, UserSessions::default(), Routes::new());
+    let a = t.login("heidi").await;
+    let b = t.login("heidi").await;
+    assert_eq!(t.get("/logout", Some(&a)).await.body, "bye");
+    assert_eq!(t.whoami(&a).await, "None");
+    // A logout costs one call and does not load the session to learn its
+    // user: its index entry goes with the next listing, or expires.
+    assert_eq!(t.sessions(&b).await.len(), 1);
+    assert_eq!(
+        t.index("heidi").await.len(),
+        1,
+        "the listing dropped the ended session"
+    );
+    assert_eq!(t.get("/clear", Some(&b)).await.body, "cleared");
+    assert_eq!(t.whoami(&b).await, "None", "clearing the session logs out");
+    assert!(t.index("heidi").await.is_empty());
+}
+
+/// A memory store on a clock the test moves, with every store call counted.
+fn on_clock(users: UserSessions) -> (Served, Counting<AnyStore>, ManualClock) {
+    let clock = ManualClock::new();
+    let store = Counting::new(AnyStore::open(None, &clock));
+    let config = SessionConfig::default().user_sessions(users).clock(clock.clone());
+    (
+        serve(Framework::Axum, store.clone(), config, routes()),
+        store,
+        clock,
+    )
+}
+
+#[tokio::test]
+async fn last_seen_costs_two_more_calls_once_per_interval() {
+    let (app, store, clock) = on_clock(UserSessions::default().seen_interval(Duration::from_secs(300)));
+    let cookie = app.get("/login/ivan", None).await.cookie_pair().unwrap();
+    let listed = app.users.list("ivan").await.unwrap();
+    let first_seen = listed[0].last_seen.unwrap();
+    store.take();
+    assert_eq!(app.get("/whoami", Some(&cookie)).await.body, "Some(\"ivan\")");
+    assert_eq!(store.take_names(), ["load"], "a read is one call");
+    clock.advance(Duration::from_secs(301));
+    app.get("/whoami", Some(&cookie)).await;
+    assert_eq!(
+        store.take_names(),
+        ["load", "index_add", "save"],
+        "once per interval, the read also updates the record and the index"
+    );
+    app.get("/whoami", Some(&cookie)).await;
+    assert_eq!(store.take_names(), ["load"]);
+    app.get("/incr", Some(&cookie)).await;
+    assert_eq!(store.take_names(), ["load", "save"], "a change costs what it did");
+    let listed = app.users.list("ivan").await.unwrap();
+    assert!(listed[0].last_seen.unwrap() >= first_seen + Duration::from_secs(300));
+}
+
+#[tokio::test]
+async fn expired_sessions_leave_the_listing_without_a_cleanup_job() {
+    let lifetime = Duration::from_secs(3600);
+    let (app, _store, clock) = on_clock(UserSessions::default());
+    let old = app.get("/login/judy", None).await.cookie_pair().unwrap();
+    clock.advance(lifetime * 24 * 20);
+    let young = app.get("/login/judy", None).await.cookie_pair().unwrap();
+    assert_eq!(app.users.list("judy").await.unwrap().len(), 2);
+    // The default lifetime is 31 days: the first session expires first.
+    clock.advance(lifetime * 24 * 12);
+    let listed = app.users.list("judy").await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(app.get("/whoami", Some(&old)).await.body, "None");
+    assert_eq!(app.get("/whoami", Some(&young)).await.body, "Some(\"judy\")");
+}
+
+#[tokio::test]
+async fn client_details_are_kept_only_when_asked_for() {
+    for keep in [false, true] {
+        let clock = ManualClock::new();
+        let config = SessionConfig::default()
+            .user_sessions(UserSessions::default().client_details(keep))
+            .clock(clock.clone());
+        let layer = SessionLayer::new(MemoryStore::builder().clock(clock).build(), config).unwrap();
+        let users = layer.users();
+        let app = axum::Router::new()
+            .route(
+                "/login",
+                axum::routing::get(|s: Session| async move { s.login("kim").await.map(|_| "ok") }),
+            )
+            .layer(layer);
+        let request = http::Request::get("/login")
+            .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0")
+            .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                [203, 0, 113, 77],
+                50000,
+            ))))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let reply = common::send(&app, request).await;
+        assert_eq!(reply.status, 200);
+        let listed = users.list("kim").await.unwrap();
+        if keep {
+            assert_eq!(
+                listed[0].user_agent.as_deref(),
+                Some("Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0")
+            );
+            assert_eq!(listed[0].client_network.as_deref(), Some("203.0.113.0/24"));
+        } else {
+            assert_eq!(listed[0].user_agent, None);
+            assert_eq!(listed[0].client_network, None);
+        }
+    }
+}
+
+#[test]
+fn settings_that_cannot_work_are_refused() {
+    struct NoIndex;
+    impl SessionStore for NoIndex {
+        async fn load(
+            &self,
+            _: &str,
+            _: Option<Duration>,
+        ) -> Result<Option<Vec<u8>>, server_session::store::StoreError> {
+            Ok(None)
+        }
+        async fn save(
+            &self,
+            _: &str,
+            _: &[u8],
+            _: Duration,
+            _: server_session::store::Expect<'_>,
+        ) -> Result<server_session::store::SaveOutcome, server_session::store::StoreError> {
+            Ok(server_session::store::SaveOutcome::Saved)
+        }
+        async fn delete(&self, _: &str) -> Result<(), server_session::store::StoreError> {
+            Ok(())
+        }
+        async fn touch(&self, _: &str, _: Duration) -> Result<(), server_session::store::StoreError> {
+            Ok(())
+        }
+    }
+    let err = SessionLayer::new(
+        NoIndex,
+        SessionConfig::default().user_sessions(UserSessions::default()),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, ConfigError::Invalid(ref why) if why.contains("indexes")),
+        "{err}"
+    );
+    assert!(SessionLayer::new(NoIndex, SessionConfig::default()).is_ok());
+
+    let err = SessionLayer::new(
+        MemoryStore::new(),
+        SessionConfig::default().hash_ids(true).shared_with_flask(true),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, ConfigError::Invalid(ref why) if why.contains("Flask")),
+        "{err}"
+    );
+    let from_env = SessionConfig::from_map([("SESSION_HASH_IDS", "1"), ("SESSION_SHARED_WITH_FLASK", "1")]);
+    assert!(
+        matches!(from_env, Err(ConfigError::Invalid(ref why)) if why.contains("Flask")),
+        "{from_env:?}"
+    );
+    assert!(SessionConfig::from_map([("SESSION_HASH_IDS", "1")]).is_ok());
+    let err = SessionLayer::new(
+        MemoryStore::new(),
+        SessionConfig::default().user_sessions(UserSessions::default().limit(0)),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ConfigError::Invalid(_)));
+}
