@@ -153,7 +153,9 @@ impl Session {
     /// [`SessionConfig::user_sessions`](crate::SessionConfig::user_sessions)
     /// the session joins the user's index, and can be listed and revoked.
     /// [`destroy`](Self::destroy) (logout) and [`clear`](Self::clear) end
-    /// the binding.
+    /// the binding. The login time is the session's creation time from then
+    /// on, so an [absolute timeout](crate::SessionConfig::absolute_timeout)
+    /// counts from the last login.
     ///
     /// ```
     /// use server_session::{Session, SessionError};
