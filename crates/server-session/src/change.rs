@@ -23,6 +23,15 @@ pub(crate) enum Change {
 }
 
 impl Change {
+    /// The key the change is about; none for a clear.
+    pub(crate) fn key(&self) -> Option<&str> {
+        match self {
+            Change::Set(key, _) | Change::Remove(key) => Some(key),
+            Change::Update(key, _) => Some(key),
+            Change::Clear => None,
+        }
+    }
+
     pub(crate) fn apply(&self, record: &mut Record) -> Result<(), SessionError> {
         match self {
             Change::Set(key, value) => record.set(key, value),

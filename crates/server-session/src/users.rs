@@ -74,9 +74,11 @@ impl UserSessions {
     }
 
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        if self.seen_interval < Duration::from_secs(1) {
+        if self.seen_interval < Duration::from_secs(1)
+            || self.seen_interval > crate::SessionConfig::MAX_LIFETIME
+        {
             return Err(ConfigError::Invalid(
-                "the interval of \"last seen\" updates must be at least one second".into(),
+                "the interval of \"last seen\" updates must be one second to 400 days".into(),
             ));
         }
         if self.limit == Some(0) {
@@ -157,7 +159,7 @@ impl FromStr for SessionHandle {
 /// [`SessionLayer::users`](crate::SessionLayer::users) (or the actix-web
 /// middleware's), usable outside requests, e.g. after a password reset.
 ///
-/// Revoking a session deletes it: its cookie gets a fresh, empty session on
+/// Revoking a session ends it: its cookie gets a fresh, empty session on
 /// its next request, and a request still in flight on it cannot save it back.
 ///
 /// ```

@@ -460,10 +460,24 @@ async fn user_sessions_keep_the_cost_contract() {
     assert_eq!(revoked.unwrap(), 2);
     assert_eq!(
         used,
-        calls(&[("del", 2), ("zrange", 2), ("zrem", 2), ("zremrangebyscore", 2)]),
-        "revoking N sessions: a listing, a DEL and a ZREM each, and a listing that finds none left"
+        calls(&[
+            ("evalsha", 2),
+            ("get", 2),
+            ("zrange", 2),
+            ("zrem", 2),
+            ("zremrangebyscore", 2)
+        ]),
+        "revoking N sessions: a listing; per session, a load, a tombstone saved over it and a ZREM; \
+         a listing that finds none left"
     );
     assert_eq!(request(&app, "/read", Some(&second)).await.body, "");
+    let third = request(&app, "/signin", None).await.cookie_pair().unwrap();
+    let (_, used) = server.calls_during(request(&app, "/logout", Some(&third))).await;
+    assert_eq!(
+        used,
+        calls(&[("del", 1), ("get", 1), ("zrem", 1)]),
+        "with user sessions on, a logout reads the user to unindex the session"
+    );
 }
 
 /// With hashed ids, nothing the store holds contains an id a cookie carries,

@@ -59,6 +59,15 @@ fn routes() -> Routes {
         .route("/clear", |s: Session, _| async move {
             s.clear().await.map(|_| "cleared".into())
         })
+        .route("/clear_then_set", |s: Session, _| async move {
+            s.clear().await?;
+            s.insert("theme", "dark").await.map(|_| "ok".into())
+        })
+        .route("/remember", |s: Session, _| async move {
+            s.set_lifetime(Some(Duration::from_secs(90 * 24 * 3600)))
+                .await
+                .map(|_| "ok".into())
+        })
 }
 
 struct App<S> {
@@ -133,9 +142,11 @@ impl<S: SessionStore + Clone> App<S> {
         members.into_iter().map(|(m, _)| m).collect()
     }
 
-    async fn stored(&self, cookie: &str) -> Option<Vec<u8>> {
+    /// Whether `cookie`'s session is gone: no record, or a tombstone.
+    async fn ended(&self, cookie: &str) -> bool {
         let key = format!("session:{}", cookie.split_once('=').unwrap().1);
-        self.store.inner.load(&key, None).await.unwrap()
+        let stored = self.store.inner.load(&key, None).await.unwrap();
+        stored.is_none_or(|bytes| bytes == [0x80])
     }
 }
 
@@ -146,11 +157,7 @@ async fn login_binds_the_user_and_gives_a_new_id<S: SessionStore + Clone>(framew
     let reply = t.get(&format!("/login/{}", t.u("alice")), Some(&anonymous)).await;
     let cookie = reply.cookie_pair().unwrap();
     assert_ne!(cookie, anonymous, "login gives the session a new id");
-    assert_eq!(
-        t.stored(&anonymous).await.filter(|b| b.len() > 1),
-        None,
-        "the old id is dead"
-    );
+    assert!(t.ended(&anonymous).await, "the old id is dead");
     assert_eq!(t.whoami(&cookie).await, "Some(\"alice\")");
     assert_eq!(
         t.get("/incr", Some(&cookie)).await.body,
@@ -191,7 +198,7 @@ async fn five_sessions_are_listed_and_revoked_all_at_once<S: SessionStore + Clon
 
     assert_eq!(t.app.users.revoke_all(&t.u("bob")).await.unwrap(), 5);
     for cookie in &cookies {
-        assert_eq!(t.stored(cookie).await, None);
+        assert!(t.ended(cookie).await);
         assert_eq!(
             t.whoami(cookie).await,
             "None",
@@ -283,7 +290,7 @@ async fn revocation_wins_over_requests_in_flight<S: SessionStore + Clone>(framew
         assert_eq!(reply.status, 200, "{}", reply.body);
     }
     for cookie in &cookies {
-        assert_eq!(t.stored(cookie).await, None, "the session stays revoked");
+        assert!(t.ended(cookie).await, "the session stays revoked");
         assert_eq!(t.whoami(cookie).await, "None");
     }
     for key in t.store.saved_keys() {
@@ -331,6 +338,15 @@ async fn logout_and_clear_end_the_binding<S: SessionStore + Clone>(framework: Fr
     assert_eq!(t.get("/clear", Some(&b)).await.body, "cleared");
     assert_eq!(t.whoami(&b).await, "None", "clearing the session logs out");
     assert!(t.index("heidi").await.is_empty());
+
+    let c = t.login("heidi").await;
+    assert_eq!(t.get("/clear_then_set", Some(&c)).await.body, "ok");
+    assert_eq!(
+        t.whoami(&c).await,
+        "None",
+        "a cleared session that goes on is anonymous"
+    );
+    assert!(t.index("heidi").await.is_empty(), "and out of the index");
 }
 
 /// A memory store on a clock the test moves, with every store call counted.
@@ -483,4 +499,74 @@ fn settings_that_cannot_work_are_refused() {
     )
     .unwrap_err();
     assert!(matches!(err, ConfigError::Invalid(_)));
+}
+
+/// The index entry of a session whose lifetime grows is moved with it, so
+/// the session can still be listed and revoked until it ends.
+#[tokio::test]
+async fn a_longer_lifetime_moves_the_index_entry() {
+    let (app, store, clock) = on_clock(UserSessions::default());
+    let cookie = app.get("/login/lena", None).await.cookie_pair().unwrap();
+    app.get("/remember", Some(&cookie)).await;
+    clock.advance(Duration::from_secs(60 * 24 * 3600));
+    let members = store
+        .inner
+        .index_members("session_users:lena", server_session::Clock::now(&clock))
+        .await
+        .unwrap();
+    assert_eq!(members.len(), 1, "still indexed after 60 days");
+    assert_eq!(app.users.list("lena").await.unwrap().len(), 1);
+    assert_eq!(app.users.revoke_all("lena").await.unwrap(), 1);
+    assert_eq!(app.get("/whoami", Some(&cookie)).await.body, "None");
+}
+
+/// Where reads leave the expiry alone, a read never extends a session, not
+/// even to update "last seen": the next write does it.
+#[tokio::test]
+async fn without_sliding_reads_last_seen_waits_for_a_write() {
+    let clock = ManualClock::new();
+    let store = Counting::new(AnyStore::open(None, &clock));
+    let config = SessionConfig::default()
+        .refresh_each_request(false)
+        .user_sessions(UserSessions::default())
+        .clock(clock.clone());
+    let app = serve(Framework::Axum, store.clone(), config, routes());
+    let cookie = app.get("/login/mia", None).await.cookie_pair().unwrap();
+    clock.advance(Duration::from_secs(600));
+    store.take();
+    app.get("/whoami", Some(&cookie)).await;
+    assert_eq!(store.take_names(), ["load"], "a read stays a read");
+    app.get("/incr", Some(&cookie)).await;
+    assert_eq!(store.take_names(), ["load", "index_add", "save"]);
+}
+
+/// Forged times in a stored record are shown as unknown, never a panic.
+#[tokio::test]
+async fn forged_times_are_unknown() {
+    let (app, store, _clock) = on_clock(UserSessions::default());
+    let cookie = app.get("/login/nina", None).await.cookie_pair().unwrap();
+    let key = format!("session:{}", cookie.split_once('=').unwrap().1);
+    let forged = rmpv::Value::Map(vec![
+        ("_permanent".into(), true.into()),
+        ("_ss_user".into(), "nina".into()),
+        ("_ss_created".into(), u64::MAX.into()),
+        ("_ss_seen".into(), u64::MAX.into()),
+    ]);
+    let mut bytes = Vec::new();
+    rmpv::encode::write_value(&mut bytes, &forged).unwrap();
+    let current = store.inner.load(&key, None).await.unwrap().unwrap();
+    let saved = store
+        .inner
+        .save(
+            &key,
+            &bytes,
+            Duration::from_secs(60),
+            server_session::store::Expect::Unchanged(&current),
+        )
+        .await
+        .unwrap();
+    assert_eq!(saved, server_session::store::SaveOutcome::Saved);
+    let listed = app.users.list("nina").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].created, listed[0].last_seen), (None, None));
 }

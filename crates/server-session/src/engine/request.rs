@@ -75,9 +75,9 @@ pub(crate) struct RequestState {
     /// The session logged in during this request: its commit then applies
     /// the limit of sessions per user.
     logged_in: bool,
-    /// The "last seen" time is being updated: the commit refreshes the
-    /// session in its user's index too.
-    seen: bool,
+    /// The commit refreshes the session's entry in its user's index too:
+    /// its "last seen" time is being updated, or its expiry may have moved.
+    reindex: bool,
     /// The client's details, when the configuration keeps them.
     client: Option<Client>,
 }
@@ -107,7 +107,7 @@ impl RequestState {
             cookie: CookieOut::Keep,
             user: None,
             logged_in: false,
-            seen: false,
+            reindex: false,
             client,
         }
     }
@@ -201,14 +201,44 @@ impl RequestState {
 
     /// Brings a user's session's "last seen" time up to date, at most once
     /// per interval: a change, saved with this request, that also refreshes
-    /// the session in its user's index.
+    /// the session in its user's index. Only where reads slide the expiry:
+    /// otherwise a read must not extend the session, and the time is
+    /// stamped by the next write instead ([`prepare_reindex`](Self::prepare_reindex)).
     fn stamp_seen(&mut self) {
         let now = self.engine.now();
+        if self.engine.slides() && self.engine.seen_due(&self.record, now) {
+            self.set_seen(now);
+        }
+    }
+
+    fn set_seen(&mut self, now: std::time::SystemTime) {
+        let stamp = record::encode_u64(unix_secs(now));
+        self.record.set(record::SEEN, &stamp);
+        self.changes.push(Change::Set(record::SEEN.into(), stamp));
+        self.reindex = true;
+    }
+
+    /// Before a write of a user's session: the write also refreshes its
+    /// index entry when "last seen" is due or when the session's lifetime or
+    /// permanence changed, so that the entry never expires before the
+    /// session.
+    fn prepare_reindex(&mut self) {
+        if self.reindex
+            || self.engine.user_sessions().is_none()
+            || self.record.meta_str(record::USER).is_none()
+        {
+            return;
+        }
+        let now = self.engine.now();
         if self.engine.seen_due(&self.record, now) {
-            let stamp = record::encode_u64(unix_secs(now));
-            self.record.set(record::SEEN, &stamp);
-            self.changes.push(Change::Set(record::SEEN.into(), stamp));
-            self.seen = true;
+            self.set_seen(now);
+        }
+        let expiry_moves = |c: &Change| {
+            c.key()
+                .is_some_and(|k| k == record::LIFETIME || k == record::PERMANENT)
+        };
+        if self.changes.iter().any(expiry_moves) {
+            self.reindex = true;
         }
     }
 
@@ -328,6 +358,12 @@ impl RequestState {
     async fn commit(&mut self) -> Result<(), SessionError> {
         let engine = self.engine.clone();
         if let Some((old, user)) = self.destroy.take() {
+            // Destroyed without being loaded: with user sessions on, its
+            // user is read first, to take it out of the user's index.
+            let user = match user {
+                None if engine.user_sessions().is_some() => engine.bound_user(&old).await,
+                user => user,
+            };
             engine.delete(&old).await?;
             if let Some(user) = user {
                 engine.index_remove(&user, &old).await;
@@ -336,8 +372,26 @@ impl RequestState {
         if self.changes.is_empty() && !self.cycle {
             return Ok(());
         }
+        self.prepare_reindex();
         // While cycling: the new id, already written, and its bytes.
         let mut moved: Option<(SessionId, Vec<u8>)> = None;
+        let outcome = self.write(&mut moved).await;
+        if let (Err(_), Some((new_id, _))) = (&outcome, moved) {
+            // Written by an attempt of this commit that did not complete:
+            // nothing may keep it.
+            let deleted = engine.delete(&new_id).await.is_ok();
+            if let (true, Some(user)) = (deleted, self.record.meta_str(record::USER)) {
+                engine.index_remove(user, &new_id).await;
+            }
+        }
+        outcome
+    }
+
+    /// The attempts of a [`commit`](Self::commit) that has something to
+    /// write. An id written for a cycle stays in `moved` until it becomes
+    /// the session's.
+    async fn write(&mut self, moved: &mut Option<(SessionId, Vec<u8>)>) -> Result<(), SessionError> {
+        let engine = self.engine.clone();
         let mut attempts = 0;
         let mut turn = None;
         loop {
@@ -358,19 +412,7 @@ impl RequestState {
                 self.new_session();
                 return Ok(());
             }
-            let bytes = match engine.encode(&self.record) {
-                Ok(bytes) => bytes,
-                Err(err) => {
-                    if let Some((new_id, _)) = moved.take() {
-                        // Written by an earlier attempt of this commit.
-                        engine.delete(&new_id).await?;
-                        if let Some(user) = &bound {
-                            engine.index_remove(user, &new_id).await;
-                        }
-                    }
-                    return Err(err);
-                }
-            };
+            let bytes = engine.encode(&self.record)?;
             let ttl = engine.ttl(&self.record, now);
             let index = bound.as_deref().map(|user| (user, engine.index_until(now, ttl)));
             let Some(id) = self.id.clone() else {
@@ -385,31 +427,36 @@ impl RequestState {
                 // Write the new key first, then retire the old one with a
                 // conditional save: if the session was destroyed meanwhile, the
                 // new key is deleted again and nothing comes back.
-                moved = Some(engine.write_moved(moved.take(), &bytes, ttl, index).await?);
+                *moved = Some(engine.write_moved(moved.take(), &bytes, ttl, index).await?);
                 engine.retire(&id, expect).await?
             } else {
-                if let (Some((user, until)), true) = (index, self.seen) {
+                if let (Some((user, until)), true) = (index, self.reindex) {
                     engine.index_add(user, &id, until).await?;
                 }
                 engine.save(&id, &bytes, ttl, expect).await?
             };
             match outcome {
                 SaveOutcome::Saved => {
-                    self.seen = false;
-                    if let Some((new_id, _)) = moved {
-                        engine.forget(&id).await;
-                        if let Some(user) = &self.user {
-                            engine.index_remove(user, &id).await;
-                        }
-                        self.id = Some(new_id.clone());
-                        self.cycle = false;
-                        self.saved(bytes);
-                        self.user = bound;
-                        return self.logged(new_id).await;
+                    self.reindex = false;
+                    // The old id, or the old binding of this id, leaves the
+                    // index of the user it was bound to.
+                    let new_id = moved.take().map(|(new_id, _)| new_id);
+                    let unbound = self
+                        .user
+                        .as_ref()
+                        .filter(|old| new_id.is_some() || bound.as_ref() != Some(*old));
+                    if let Some(old_user) = unbound {
+                        engine.index_remove(old_user, &id).await;
                     }
                     self.saved(bytes);
                     self.user = bound;
-                    return Ok(());
+                    let Some(new_id) = new_id else {
+                        return Ok(());
+                    };
+                    engine.forget(&id).await;
+                    self.id = Some(new_id.clone());
+                    self.cycle = false;
+                    return self.logged(new_id).await;
                 }
                 SaveOutcome::Conflict(current) => match engine.rebase(&current, &self.changes)? {
                     Some(record) => {
@@ -425,9 +472,9 @@ impl RequestState {
                             super::backoff(attempts).await;
                         }
                     }
-                    None => return self.drop_ended(&id, moved, bound).await,
+                    None => return self.drop_ended(&id, moved.take(), bound).await,
                 },
-                SaveOutcome::Gone => return self.drop_ended(&id, moved, bound).await,
+                SaveOutcome::Gone => return self.drop_ended(&id, moved.take(), bound).await,
             }
         }
     }
@@ -436,7 +483,11 @@ impl RequestState {
     /// limit of sessions per user.
     async fn logged(&mut self, id: SessionId) -> Result<(), SessionError> {
         if let (true, Some(user)) = (std::mem::take(&mut self.logged_in), &self.user) {
-            self.engine.enforce_limit(user, &id).await?;
+            // The login itself is done; a limit that could not be applied
+            // now is applied at the next login.
+            if let Err(err) = self.engine.enforce_limit(user, &id).await {
+                tracing::warn!(error = %err, "the limit of sessions per user was not applied");
+            }
         }
         Ok(())
     }

@@ -3,10 +3,11 @@
 //!
 //! Ordering keeps revocation final. A session's member is added to the index
 //! before its record is written under a new id, and removed again if that
-//! write does not happen; revocation deletes the record first, then the
-//! member, and lists again until it finds nothing left to revoke. A request
-//! in flight on a revoked session then fails its conditional save (the
-//! record is gone) and drops its changes, as after a logout.
+//! write does not happen; revocation puts a tombstone over the record first
+//! (so no pending write to that id can succeed), then removes the member,
+//! and lists again until it finds nothing left to revoke. A request in
+//! flight on a revoked session then fails its conditional save and drops
+//! its changes, as after a logout.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use crate::clock::unix_secs;
 use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::record::{self, Record};
-use crate::store::StoreError;
+use crate::store::{Expect, SaveOutcome, StoreError};
 use crate::users::{SessionHandle, SessionInfo, UserSessions};
 
 /// Characters of a [`SessionHandle`]: 128 bits, base64url.
@@ -33,7 +34,11 @@ pub(crate) const HANDLE_LEN: usize = 22;
 /// Rounds of listing and revoking before "revoke all" stops looking for
 /// sessions that appeared meanwhile (a login at that very moment is a new
 /// session, not one that came back).
-const REVOKE_ROUNDS: usize = 3;
+const REVOKE_ROUNDS: usize = 8;
+
+/// Conditional saves tried to put a tombstone over a session that keeps
+/// changing.
+const END_ATTEMPTS: usize = 16;
 
 /// What an adapter saw of the client, kept at login when client details
 /// are on.
@@ -146,7 +151,7 @@ impl Engine {
     /// "last seen" update.
     pub(crate) fn index_until(&self, now: SystemTime, ttl: Duration) -> SystemTime {
         let interval = self.user_sessions().map_or(Duration::ZERO, |u| u.seen_interval);
-        now + ttl + interval
+        now.checked_add(ttl.saturating_add(interval)).unwrap_or(now)
     }
 
     /// Adds the session `id` of `user` to the user's index.
@@ -180,6 +185,19 @@ impl Engine {
         }
     }
 
+    /// The user the stored session `id` is bound to, if it can be read.
+    pub(crate) async fn bound_user(&self, id: &SessionId) -> Option<String> {
+        let bytes = match self.store.load(&self.key(id), None).await {
+            Ok(bytes) => bytes?,
+            Err(err) => {
+                self.store_failed(&err, "load", id);
+                return None;
+            }
+        };
+        let record = Record::decode(&bytes, self.config.format).ok()?;
+        record.meta_str(record::USER).map(str::to_owned)
+    }
+
     async fn members(&self, user: &str) -> Result<(String, Vec<(String, SystemTime)>), SessionError> {
         self.index_on()?;
         let index = self.index_key(user);
@@ -203,25 +221,24 @@ impl Engine {
     }
 
     /// `user`'s live sessions, most recently seen first; `current` is the
-    /// requesting session. Members whose session is gone are dropped.
+    /// requesting session. A member whose record is missing is skipped, not
+    /// removed: it may be a login whose record is being written; members
+    /// of ended sessions leave with revocation or when their time passes.
     pub(crate) async fn list_sessions(
         &self,
         user: &str,
         current: Option<&SessionId>,
     ) -> Result<Vec<SessionInfo>, SessionError> {
-        let (index, members) = self.members(user).await?;
+        let (_, members) = self.members(user).await?;
         let current = current.map(|id| self.member(id));
         let mut sessions = Vec::with_capacity(members.len());
         for (member, _) in members {
             let Some(record) = self.member_record(user, &member).await? else {
-                // Its session ended; a failure leaves it for the next listing.
-                let _ = self.store.index_remove(&index, &member).await;
                 continue;
             };
             let time = |key| {
-                record
-                    .meta_u64(key)
-                    .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
+                let secs = record.meta_u64(key)?;
+                SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
             };
             sessions.push(SessionInfo {
                 handle: Engine::handle(&member),
@@ -236,8 +253,11 @@ impl Engine {
         Ok(sessions)
     }
 
-    /// Revokes `user`'s sessions whose handle passes `pick`: each record is
-    /// deleted, then its member. Returns how many were revoked.
+    /// Revokes `user`'s sessions whose handle passes `pick`; returns how many
+    /// were live. Each record is replaced by a tombstone, by a conditional
+    /// save, so that nothing can be written under its id for a while (a
+    /// login or cycle writing it meanwhile fails and ends), then its member
+    /// is removed; the index is read again until it offers nothing more.
     pub(crate) async fn revoke_sessions(
         &self,
         user: &str,
@@ -255,15 +275,10 @@ impl Engine {
                 break;
             }
             for member in targets {
-                let deleted = self.store.delete(&self.member_key(&member)).await;
-                let removed = match deleted {
-                    Ok(()) => self.store.index_remove(&index, &member).await,
-                    Err(err) => Err(err),
-                };
-                if let Err(err) = removed {
-                    return Err(self.unscoped_failure(err, "revoke a session"));
+                revoked += usize::from(self.end_member(&member).await?);
+                if let Err(err) = self.store.index_remove(&index, &member).await {
+                    return Err(self.unscoped_failure(err, "update the index"));
                 }
-                revoked += 1;
             }
         }
         if revoked > 0 {
@@ -272,25 +287,62 @@ impl Engine {
         Ok(revoked)
     }
 
+    /// Replaces the record `member` names with a tombstone, whatever it
+    /// holds (or creates one); tells whether it held a session.
+    async fn end_member(&self, member: &str) -> Result<bool, SessionError> {
+        let key = self.member_key(member);
+        let mut live = false;
+        for _ in 0..END_ATTEMPTS {
+            let current = match self.store.load(&key, None).await {
+                Ok(current) => current,
+                Err(err) => return Err(self.unscoped_failure(err, "revoke a session")),
+            };
+            live |= current.as_deref().is_some_and(|bytes| bytes != super::TOMBSTONE);
+            let expect = match &current {
+                Some(bytes) => Expect::Unchanged(bytes),
+                None => Expect::Absent,
+            };
+            match self
+                .store
+                .save(&key, super::TOMBSTONE, super::TOMBSTONE_TTL, expect)
+                .await
+            {
+                Ok(SaveOutcome::Saved) => return Ok(live),
+                Ok(_) => continue,
+                Err(err) => return Err(self.unscoped_failure(err, "revoke a session")),
+            }
+        }
+        Err(SessionError::Contention(END_ATTEMPTS))
+    }
+
     /// With a limit of sessions per user, revokes the least recently seen
-    /// ones beyond it, never `keep` (the session just logged in).
+    /// live ones beyond it, never `keep` (the session just logged in).
     pub(crate) async fn enforce_limit(&self, user: &str, keep: &SessionId) -> Result<(), SessionError> {
         let Some(limit) = self.user_sessions().and_then(|u| u.limit) else {
             return Ok(());
         };
-        let (_, mut members) = self.members(user).await?;
+        let (_, members) = self.members(user).await?;
         if members.len() <= limit {
             return Ok(());
         }
         let keep = self.member(keep);
-        // The member that counts the shortest is the one seen longest ago.
-        members.sort_by_key(|(_, until)| *until);
-        let excess = members.len() - limit;
-        let oldest: Vec<SessionHandle> = members
+        let mut live = Vec::with_capacity(members.len());
+        for (member, until) in members {
+            if let Some(record) = self.member_record(user, &member).await? {
+                let seen = record.meta_u64(record::SEEN).unwrap_or(0);
+                live.push((member, seen, until));
+            }
+        }
+        if live.len() <= limit {
+            return Ok(());
+        }
+        live.sort_by_key(|(_, seen, until)| (*seen, *until));
+        let excess = live.len() - limit;
+        let oldest: Vec<SessionHandle> = live
             .iter()
-            .filter(|(member, _)| *member != keep)
+            .filter(|(member, _, _)| *member != keep)
             .take(excess)
-            .map(|(member, _)| Engine::handle(member))
+            .map(|(member, _, _)| Engine::handle(member))
             .collect();
         self.revoke_sessions(user, |h| oldest.contains(h)).await?;
         Ok(())
