@@ -25,6 +25,37 @@ on_every_store!(
     the_limit_revokes_the_least_recently_seen,
     logout_and_clear_end_the_binding,
 );
+// The same with hashed ids.
+on_every_framework!(
+    hashed_ids,
+    ((), std::sync::Arc::new(server_session::MemoryStore::new())),
+    login_binds_the_user_and_gives_a_new_id,
+    five_sessions_are_listed_and_revoked_all_at_once,
+    a_handler_revokes_one_session_or_all_others,
+    revocation_wins_over_requests_in_flight,
+    the_limit_revokes_the_least_recently_seen,
+    logout_and_clear_end_the_binding
+);
+
+/// A store the scenarios run on, and whether they run with hashed ids.
+trait Stored: SessionStore + Clone {
+    fn hashes_ids(&self) -> bool {
+        false
+    }
+}
+
+impl Stored for MemoryStore {}
+
+#[cfg(feature = "redis")]
+impl Stored for server_session::RedisStore {}
+
+/// The memory store behind an `Arc` (which forwards the whole store
+/// contract) is how a scenario asks for hashed ids.
+impl Stored for Arc<MemoryStore> {
+    fn hashes_ids(&self) -> bool {
+        true
+    }
+}
 
 fn routes() -> Routes {
     Routes::new()
@@ -77,16 +108,13 @@ struct App<S> {
     tag: String,
 }
 
-fn app<S: SessionStore + Clone>(
-    framework: Framework,
-    store: S,
-    users: UserSessions,
-    extra: Routes,
-) -> App<S> {
+fn app<S: Stored>(framework: Framework, store: S, users: UserSessions, extra: Routes) -> App<S> {
     let store = Counting::new(store);
     let mut routes = routes();
     routes.extend(extra);
-    let config = SessionConfig::default().user_sessions(users);
+    let config = SessionConfig::default()
+        .user_sessions(users)
+        .hash_ids(store.inner.hashes_ids());
     App {
         app: Arc::new(serve(framework, store.clone(), config, routes)),
         store,
@@ -94,7 +122,7 @@ fn app<S: SessionStore + Clone>(
     }
 }
 
-impl<S: SessionStore + Clone> App<S> {
+impl<S: Stored> App<S> {
     async fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
         self.app.get(path, cookie).await
     }
@@ -144,13 +172,19 @@ impl<S: SessionStore + Clone> App<S> {
 
     /// Whether `cookie`'s session is gone: no record, or a tombstone.
     async fn ended(&self, cookie: &str) -> bool {
-        let key = format!("session:{}", cookie.split_once('=').unwrap().1);
+        let id = cookie.split_once('=').unwrap().1;
+        let name = if self.store.inner.hashes_ids() {
+            common::hashed(id)
+        } else {
+            id.to_owned()
+        };
+        let key = format!("session:{name}");
         let stored = self.store.inner.load(&key, None).await.unwrap();
         stored.is_none_or(|bytes| bytes == [0x80])
     }
 }
 
-async fn login_binds_the_user_and_gives_a_new_id<S: SessionStore + Clone>(framework: Framework, store: S) {
+async fn login_binds_the_user_and_gives_a_new_id<S: Stored>(framework: Framework, store: S) {
     let t = app(framework, store, UserSessions::default(), Routes::new());
     let anonymous = t.get("/incr", None).await.cookie_pair().unwrap();
     assert_eq!(t.whoami(&anonymous).await, "None");
@@ -172,10 +206,7 @@ async fn login_binds_the_user_and_gives_a_new_id<S: SessionStore + Clone>(framew
     assert!(!cookie.contains(&listed[0].0), "a handle is not the id");
 }
 
-async fn five_sessions_are_listed_and_revoked_all_at_once<S: SessionStore + Clone>(
-    framework: Framework,
-    store: S,
-) {
+async fn five_sessions_are_listed_and_revoked_all_at_once<S: Stored>(framework: Framework, store: S) {
     let t = app(framework, store, UserSessions::default(), Routes::new());
     let mut cookies = Vec::new();
     for _ in 0..5 {
@@ -222,10 +253,7 @@ async fn five_sessions_are_listed_and_revoked_all_at_once<S: SessionStore + Clon
     assert_eq!(t.index("carol").await.len(), 1);
 }
 
-async fn a_handler_revokes_one_session_or_all_others<S: SessionStore + Clone>(
-    framework: Framework,
-    store: S,
-) {
+async fn a_handler_revokes_one_session_or_all_others<S: Stored>(framework: Framework, store: S) {
     let t = app(framework, store, UserSessions::default(), Routes::new());
     let a = t.login("dave").await;
     let b = t.login("dave").await;
@@ -265,7 +293,7 @@ async fn a_handler_revokes_one_session_or_all_others<S: SessionStore + Clone>(
 /// Requests in flight on the sessions when they are revoked (loaded before,
 /// committing after) bring none of them back, and leave nothing in the
 /// index.
-async fn revocation_wins_over_requests_in_flight<S: SessionStore + Clone>(framework: Framework, store: S) {
+async fn revocation_wins_over_requests_in_flight<S: Stored>(framework: Framework, store: S) {
     const N: usize = 20;
     let loaded = Arc::new(Semaphore::new(0));
     let release = Arc::new(Notify::new());
@@ -307,7 +335,7 @@ async fn revocation_wins_over_requests_in_flight<S: SessionStore + Clone>(framew
     assert!(t.app.users.list(&t.u("frank")).await.unwrap().is_empty());
 }
 
-async fn the_limit_revokes_the_least_recently_seen<S: SessionStore + Clone>(framework: Framework, store: S) {
+async fn the_limit_revokes_the_least_recently_seen<S: Stored>(framework: Framework, store: S) {
     let t = app(framework, store, UserSessions::default().limit(2), Routes::new());
     // Apart enough for every store to tell their order.
     let first = t.login("grace").await;
@@ -321,7 +349,7 @@ async fn the_limit_revokes_the_least_recently_seen<S: SessionStore + Clone>(fram
     assert_eq!(t.sessions(&third).await.len(), 2);
 }
 
-async fn logout_and_clear_end_the_binding<S: SessionStore + Clone>(framework: Framework, store: S) {
+async fn logout_and_clear_end_the_binding<S: Stored>(framework: Framework, store: S) {
     let t = app(framework, store, UserSessions::default(), Routes::new());
     let a = t.login("heidi").await;
     let b = t.login("heidi").await;
