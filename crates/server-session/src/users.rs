@@ -112,9 +112,10 @@ pub struct SessionInfo {
     pub current: bool,
 }
 
-/// Names one of a user's sessions, to revoke it. It is a one-way hash of
-/// what the store keeps, so it can be shown in a page or a log without
-/// handing out a session: it does not work as a cookie.
+/// Names one of a user's sessions, to revoke it. It is a hash of a random
+/// name the login got, so it can be shown in a page or a log without handing
+/// out a session (it does not work as a cookie), and it stays the same when
+/// the session's id is cycled.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct SessionHandle(pub(crate) String);
 
@@ -194,7 +195,7 @@ impl Users {
     /// Revokes the session of `user` named by `handle`; tells whether there
     /// was one.
     pub async fn revoke(&self, user: &str, handle: &SessionHandle) -> Result<bool, SessionError> {
-        Ok(self.engine.revoke_sessions(user, |h| h == handle).await? > 0)
+        Ok(self.engine.revoke_sessions(user, |h| h == Some(handle)).await? > 0)
     }
 
     /// Revokes every session of `user` ("log out everywhere"); returns how
@@ -205,6 +206,9 @@ impl Users {
 
     /// Revokes every session of `user` but the one named by `keep`.
     pub async fn revoke_all_except(&self, user: &str, keep: &SessionHandle) -> Result<usize, SessionError> {
-        self.engine.revoke_sessions(user, |h| h != keep).await
+        // A member whose record cannot be read yet (a login being written,
+        // possibly the kept session moving to a new id) is ended too: the
+        // kept session's new id is then drawn again.
+        self.engine.revoke_sessions(user, |h| h != Some(keep)).await
     }
 }

@@ -90,6 +90,9 @@ fn routes() -> Routes {
         .route("/clear", |s: Session, _| async move {
             s.clear().await.map(|_| "cleared".into())
         })
+        .route("/cycle", |s: Session, _| async move {
+            s.cycle_id().await.map(|_| "cycled".into())
+        })
         .route("/clear_then_set", |s: Session, _| async move {
             s.clear().await?;
             s.insert("theme", "dark").await.map(|_| "ok".into())
@@ -260,6 +263,9 @@ async fn a_handler_revokes_one_session_or_all_others<S: Stored>(framework: Frame
     let listed = t.sessions(&a).await;
     assert_eq!(listed.len(), 2);
     let (b_handle, _) = listed.iter().find(|(_, current)| !current).unwrap().clone();
+    // B's id changes; its handle does not.
+    let b = t.get("/cycle", Some(&b)).await.cookie_pair().unwrap();
+    assert!(t.sessions(&a).await.iter().any(|(h, _)| *h == b_handle));
     assert_eq!(t.get(&format!("/revoke/{b_handle}"), Some(&a)).await.body, "true");
     assert_eq!(t.whoami(&b).await, "None", "B is logged out");
     assert_eq!(t.whoami(&a).await, "Some(\"dave\")", "A is not");

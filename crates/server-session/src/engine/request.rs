@@ -276,9 +276,12 @@ impl RequestState {
         let Some(user) = self.user().await? else {
             return Ok(0);
         };
-        let current = self.id.as_ref().map(|id| self.engine.handle_of(id));
+        let current = self
+            .id
+            .as_ref()
+            .map(|id| Engine::handle_of(&self.record, &self.engine.member(id)));
         self.engine
-            .revoke_sessions(&user, |h| pick(h, Some(h) == current.as_ref()))
+            .revoke_sessions(&user, |h| h.is_some_and(|h| pick(h, Some(h) == current.as_ref())))
             .await
     }
 

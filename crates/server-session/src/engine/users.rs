@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::HeaderValue;
+use rand::Rng as _;
 use sha2::{Digest, Sha256};
 
 use super::Engine;
@@ -96,15 +97,22 @@ impl Engine {
         format!("{prefix}_users:{user}")
     }
 
-    /// The handle of the session `id`.
-    pub(crate) fn handle_of(&self, id: &SessionId) -> SessionHandle {
-        Engine::handle(&self.member(id))
+    /// The handle of the session stored as `member` with `record`: made
+    /// from the login's own name, which survives id cycles, so a handle
+    /// names the same session before and after one (from the member for a
+    /// record that has none).
+    pub(crate) fn handle_of(record: &Record, member: &str) -> SessionHandle {
+        match record.meta_str(record::LOGIN) {
+            Some(login) => Engine::handle(b"login\0", login),
+            None => Engine::handle(b"member\0", member),
+        }
     }
 
-    fn handle(member: &str) -> SessionHandle {
+    fn handle(kind: &[u8], name: &str) -> SessionHandle {
         let digest = Sha256::new()
             .chain_update(b"server-session handle\0")
-            .chain_update(member.as_bytes())
+            .chain_update(kind)
+            .chain_update(name.as_bytes())
             .finalize();
         SessionHandle(URL_SAFE_NO_PAD.encode(&digest[..16]))
     }
@@ -112,8 +120,12 @@ impl Engine {
     /// The changes that bind a session to `user` at `now`.
     pub(crate) fn login_changes(&self, user: &str, now: SystemTime, client: Option<&Client>) -> Vec<Change> {
         let stamp = record::encode_u64(unix_secs(now));
+        let mut login = [0u8; 16];
+        rand::rng().fill_bytes(&mut login);
+        let login = URL_SAFE_NO_PAD.encode(login);
         let mut changes = vec![
             Change::Set(record::USER.into(), record::encode_str(user)),
+            Change::Set(record::LOGIN.into(), record::encode_str(&login)),
             Change::Set(record::CREATED.into(), stamp.clone()),
             Change::Set(record::SEEN.into(), stamp),
         ];
@@ -207,17 +219,27 @@ impl Engine {
         }
     }
 
+    /// What the store holds for a member.
+    async fn member_bytes(&self, member: &str) -> Result<Option<Vec<u8>>, SessionError> {
+        self.store
+            .load(&self.member_key(member), None)
+            .await
+            .map_err(|err| self.unscoped_failure(err, "load a listed session"))
+    }
+
+    /// `bytes` as a record, if they are a live session of `user`.
+    fn user_record(&self, user: &str, bytes: Option<&[u8]>) -> Option<Record> {
+        let now = self.now();
+        Record::decode(bytes?, self.config.format)
+            .ok()
+            .filter(|r| r.meta_str(record::USER) == Some(user))
+            .filter(|r| self.absolute_left(r, now) != Some(Duration::ZERO))
+    }
+
     /// The record a member names, if it is a live session of `user`.
     async fn member_record(&self, user: &str, member: &str) -> Result<Option<Record>, SessionError> {
-        let bytes = match self.store.load(&self.member_key(member), None).await {
-            Ok(bytes) => bytes,
-            Err(err) => return Err(self.unscoped_failure(err, "load a listed session")),
-        };
-        let now = self.now();
-        Ok(bytes
-            .and_then(|bytes| Record::decode(&bytes, self.config.format).ok())
-            .filter(|r| r.meta_str(record::USER) == Some(user))
-            .filter(|r| self.absolute_left(r, now) != Some(Duration::ZERO)))
+        let bytes = self.member_bytes(member).await?;
+        Ok(self.user_record(user, bytes.as_deref()))
     }
 
     /// `user`'s live sessions, most recently seen first; `current` is the
@@ -241,7 +263,7 @@ impl Engine {
                 SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
             };
             sessions.push(SessionInfo {
-                handle: Engine::handle(&member),
+                handle: Engine::handle_of(&record, &member),
                 created: time(record::CREATED),
                 last_seen: time(record::SEEN),
                 user_agent: record.meta_str(record::AGENT).map(str::to_owned),
@@ -253,32 +275,38 @@ impl Engine {
         Ok(sessions)
     }
 
-    /// Revokes `user`'s sessions whose handle passes `pick`; returns how many
-    /// were live. Each record is replaced by a tombstone, by a conditional
-    /// save, so that nothing can be written under its id for a while (a
-    /// login or cycle writing it meanwhile fails and ends), then its member
-    /// is removed; the index is read again until it offers nothing more.
+    /// Revokes `user`'s sessions whose handle passes `pick` (which gets
+    /// `None` for a member whose record is missing or not this user's: a
+    /// login being written, or a session that ended); returns how many were
+    /// live. Each record is replaced by a tombstone, by a conditional save,
+    /// so that nothing can be written under its id for a while (a login or
+    /// cycle writing it meanwhile fails and ends), then its member is
+    /// removed; the index is read again until it offers nothing more, which
+    /// also catches a chosen session that moved to a new id meanwhile.
     pub(crate) async fn revoke_sessions(
         &self,
         user: &str,
-        pick: impl Fn(&SessionHandle) -> bool,
+        pick: impl Fn(Option<&SessionHandle>) -> bool,
     ) -> Result<usize, SessionError> {
         let mut revoked = 0;
         for _ in 0..REVOKE_ROUNDS {
             let (index, members) = self.members(user).await?;
-            let targets: Vec<String> = members
-                .into_iter()
-                .map(|(member, _)| member)
-                .filter(|member| pick(&Engine::handle(member)))
-                .collect();
-            if targets.is_empty() {
-                break;
-            }
-            for member in targets {
-                revoked += usize::from(self.end_member(&member).await?);
+            let mut ended = 0;
+            for (member, _) in members {
+                let bytes = self.member_bytes(&member).await?;
+                let record = self.user_record(user, bytes.as_deref());
+                let handle = record.as_ref().map(|r| Engine::handle_of(r, &member));
+                if !pick(handle.as_ref()) {
+                    continue;
+                }
+                revoked += usize::from(self.end_member(&member, bytes).await?);
                 if let Err(err) = self.store.index_remove(&index, &member).await {
                     return Err(self.unscoped_failure(err, "update the index"));
                 }
+                ended += 1;
+            }
+            if ended == 0 {
+                break;
             }
         }
         if revoked > 0 {
@@ -288,29 +316,27 @@ impl Engine {
     }
 
     /// Replaces the record `member` names with a tombstone, whatever it
-    /// holds (or creates one); tells whether it held a session.
-    async fn end_member(&self, member: &str) -> Result<bool, SessionError> {
+    /// holds (or creates one), starting from `current`, what it held when
+    /// last read; tells whether it held a session.
+    async fn end_member(&self, member: &str, mut current: Option<Vec<u8>>) -> Result<bool, SessionError> {
         let key = self.member_key(member);
         let mut live = false;
         for _ in 0..END_ATTEMPTS {
-            let current = match self.store.load(&key, None).await {
-                Ok(current) => current,
-                Err(err) => return Err(self.unscoped_failure(err, "revoke a session")),
-            };
             live |= current.as_deref().is_some_and(|bytes| bytes != super::TOMBSTONE);
             let expect = match &current {
                 Some(bytes) => Expect::Unchanged(bytes),
                 None => Expect::Absent,
             };
-            match self
+            let saved = self
                 .store
                 .save(&key, super::TOMBSTONE, super::TOMBSTONE_TTL, expect)
-                .await
-            {
+                .await;
+            current = match saved {
                 Ok(SaveOutcome::Saved) => return Ok(live),
-                Ok(_) => continue,
+                Ok(SaveOutcome::Conflict(now)) => Some(now),
+                Ok(SaveOutcome::Gone) => None,
                 Err(err) => return Err(self.unscoped_failure(err, "revoke a session")),
-            }
+            };
         }
         Err(SessionError::Contention(END_ATTEMPTS))
     }
@@ -330,21 +356,22 @@ impl Engine {
         for (member, until) in members {
             if let Some(record) = self.member_record(user, &member).await? {
                 let seen = record.meta_u64(record::SEEN).unwrap_or(0);
-                live.push((member, seen, until));
+                live.push((Engine::handle_of(&record, &member), member == keep, seen, until));
             }
         }
         if live.len() <= limit {
             return Ok(());
         }
-        live.sort_by_key(|(_, seen, until)| (*seen, *until));
+        live.sort_by_key(|(_, _, seen, until)| (*seen, *until));
         let excess = live.len() - limit;
         let oldest: Vec<SessionHandle> = live
-            .iter()
-            .filter(|(member, _, _)| *member != keep)
+            .into_iter()
+            .filter(|(_, kept, _, _)| !kept)
             .take(excess)
-            .map(|(member, _, _)| Engine::handle(member))
+            .map(|(handle, ..)| handle)
             .collect();
-        self.revoke_sessions(user, |h| oldest.contains(h)).await?;
+        self.revoke_sessions(user, |h| h.is_some_and(|h| oldest.contains(h)))
+            .await?;
         Ok(())
     }
 
@@ -389,7 +416,7 @@ mod tests {
     #[test]
     fn handles_are_fixed_length_and_one_way() {
         let member = SessionId::generate(32);
-        let handle = Engine::handle(member.as_str());
+        let handle = Engine::handle_of(&Record::default(), member.as_str());
         assert_eq!(handle.as_str().len(), HANDLE_LEN);
         assert!(!handle.as_str().contains(member.as_str()));
         assert_eq!(handle.as_str().parse::<SessionHandle>().unwrap(), handle);

@@ -30,9 +30,13 @@ pub(crate) const AGENT: &str = "_ss_agent";
 /// details are kept.
 pub(crate) const ADDRESS: &str = "_ss_address";
 
+/// A random name for one login, kept when the id is cycled: what a
+/// session's handle is made from.
+pub(crate) const LOGIN: &str = "_ss_login";
+
 /// Metadata that binds a session to a user: cleared with the data, and a
 /// session bound to a user is worth storing even without data.
-const BINDING: [&str; 4] = [USER, SEEN, AGENT, ADDRESS];
+const BINDING: [&str; 5] = [USER, SEEN, AGENT, ADDRESS, LOGIN];
 
 /// The serialization format of stored records (`SESSION_SERIALIZATION_FORMAT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
