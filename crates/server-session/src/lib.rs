@@ -124,7 +124,9 @@ pub use ::redis;
 pub use adapters::actix::{SessionMiddleware, SessionMiddlewareService};
 pub use adapters::tower::{SessionLayer, SessionService};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{ConfigError, RedisSettings, SameSite, SessionConfig, StoreErrorPolicy, StoreType};
+pub use config::{
+    ConfigError, RedisSettings, SameSite, SessionConfig, SqlSettings, StoreErrorPolicy, StoreType,
+};
 pub use engine::Metrics;
 pub use error::{RecordError, SessionError, ValueError};
 pub use id::SessionId;
@@ -134,5 +136,8 @@ pub use store::memory::MemoryStore;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::redis::RedisStore;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use store::sqlite::SqliteStore;
 pub use users::{InvalidHandle, SessionHandle, SessionInfo, UserSessions, Users};
 pub use value::Timestamp;

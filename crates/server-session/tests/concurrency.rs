@@ -23,6 +23,22 @@ on_every_store!(
     same_key_the_later_commit_wins,
     fifty_concurrent_increments_count_fifty,
 );
+#[cfg(feature = "sqlite")]
+on_every_framework!(
+    sqlite,
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessions.db").display().to_string();
+        let store = server_session::SqliteStore::builder(path).open().await.unwrap();
+        (dir, store)
+    },
+    different_keys_both_persist,
+    fifty_requests_fifty_keys,
+    a_slow_read_never_writes_back,
+    in_flight_requests_do_not_resurrect_a_destroyed_session,
+    same_key_the_later_commit_wins,
+    fifty_concurrent_increments_count_fifty
+);
 
 struct App<S> {
     app: Arc<Served>,

@@ -98,6 +98,29 @@ async fn actix_quickstart_serves_the_same_routes_from_redis() {
     quickstart_routes_from_redis("actix_quickstart").await;
 }
 
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn quickstart_serves_its_routes_from_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sessions.db");
+    let url = format!("sqlite:///{}", path.display());
+    let server = start(
+        "quickstart",
+        &[("SESSION_TYPE", "sqlalchemy"), ("SQLALCHEMY_DATABASE_URI", &url)],
+    );
+    let id = quickstart_routes(&server).await;
+    // The sessions really were in the file: the last one is there now.
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let found: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE session_id = ?1")
+        .bind(format!("session:{id}"))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(found, 1);
+}
+
 #[cfg(feature = "redis")]
 async fn quickstart_routes_from_redis(example: &str) {
     let redis = common::redis::TestRedis::start();

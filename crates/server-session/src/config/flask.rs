@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{ConfigError, RedisSettings, SameSite, SessionConfig, StoreType};
+use super::{ConfigError, RedisSettings, SameSite, SessionConfig, SqlSettings, StoreType};
 use crate::record::Format;
 
 /// Every name read, in the order applied.
@@ -32,9 +32,11 @@ const NAMES: &[&str] = &[
     "SESSION_COOKIE_PARTITIONED",
     "SESSION_HASH_IDS",
     "SESSION_SHARED_WITH_FLASK",
+    "SQLALCHEMY_DATABASE_URI",
+    "SESSION_SQLALCHEMY_TABLE",
 ];
 
-const STORE_TYPES: &str = "one of: memory, redis";
+const STORE_TYPES: &str = "one of: memory, redis, sqlalchemy";
 
 impl SessionConfig {
     /// The configuration from environment variables named as in Flask and
@@ -51,7 +53,8 @@ impl SessionConfig {
     ///
     /// | name | value |
     /// |---|---|
-    /// | `SESSION_TYPE` | `memory` (default) or `redis` |
+    /// | `SESSION_TYPE` | `memory` (default), `redis` or `sqlalchemy` |
+    /// | `SQLALCHEMY_DATABASE_URI`, `SESSION_SQLALCHEMY_TABLE` | with `sqlalchemy`: the database (`sqlite:///relative.db`, `sqlite:////absolute.db`; feature `sqlite`) and the table (default `sessions`) |
     /// | `SESSION_REDIS` | a `redis://` or `rediss://` URL (default `redis://127.0.0.1:6379`) |
     /// | `SESSION_REDIS_CLUSTER` | nodes of a Redis Cluster, `host:port` (or URLs) separated by commas, instead of `SESSION_REDIS` |
     /// | `SESSION_REDIS_SENTINEL`, `SESSION_REDIS_SENTINEL_MASTER` | Sentinels, `host:port` separated by commas, and the name they monitor the primary under, instead of `SESSION_REDIS` |
@@ -81,7 +84,7 @@ impl SessionConfig {
     /// ])?;
     ///
     /// let err = SessionConfig::from_map([("SESSION_TYPE", "filesystem")]).unwrap_err();
-    /// assert_eq!(err.to_string(), r#"SESSION_TYPE: "filesystem" is not valid; expected one of: memory, redis"#);
+    /// assert_eq!(err.to_string(), r#"SESSION_TYPE: "filesystem" is not valid; expected one of: memory, redis, sqlalchemy"#);
     /// # Ok::<_, server_session::ConfigError>(())
     /// ```
     pub fn from_map<I, K, V>(pairs: I) -> Result<SessionConfig, ConfigError>
@@ -100,6 +103,7 @@ impl SessionConfig {
         found.sort_by_key(|(name, _)| NAMES.iter().position(|n| n == name));
         let mut config = SessionConfig::default();
         let mut redis = RedisSettings::default();
+        let mut sql = SqlSettings::default();
         let mut store = "memory".to_owned();
         let mut use_signer = false;
         let mut secret: Option<String> = None;
@@ -160,6 +164,8 @@ impl SessionConfig {
                     }
                 }
                 "SESSION_COOKIE_PARTITIONED" => config.cookie.partitioned = boolean(name, v)?,
+                "SQLALCHEMY_DATABASE_URI" => sql.url = v.trim().to_owned(),
+                "SESSION_SQLALCHEMY_TABLE" => sql.table = v.trim().to_owned(),
                 "SESSION_HASH_IDS" => config.hash_ids = boolean(name, v)?,
                 "SESSION_SHARED_WITH_FLASK" => config.shared_with_flask = boolean(name, v)?,
                 _ => unreachable!("every name in NAMES is handled"),
@@ -192,6 +198,14 @@ impl SessionConfig {
         config.store = match store.as_str() {
             "memory" => StoreType::Memory,
             "redis" => StoreType::Redis(redis),
+            "sqlalchemy" if sql.url.is_empty() => {
+                return Err(invalid(
+                    "SQLALCHEMY_DATABASE_URI",
+                    "",
+                    "the database's URL, with SESSION_TYPE=sqlalchemy (sqlite:///path.db)",
+                ));
+            }
+            "sqlalchemy" => StoreType::Sql(sql),
             _ => return Err(invalid("SESSION_TYPE", &store, STORE_TYPES)),
         };
         if use_signer {
@@ -367,7 +381,7 @@ mod tests {
     fn bad_values_name_the_key_and_what_it_accepts() {
         assert_eq!(
             err(&[("SESSION_TYPE", "filesystem")]),
-            r#"SESSION_TYPE: "filesystem" is not valid; expected one of: memory, redis"#
+            r#"SESSION_TYPE: "filesystem" is not valid; expected one of: memory, redis, sqlalchemy"#
         );
         assert_eq!(
             err(&[("SESSION_PERMANENT", "maybe")]),

@@ -112,6 +112,39 @@ pub enum StoreType {
     Memory,
     /// `RedisStore` (feature `redis`).
     Redis(RedisSettings),
+    /// An SQL database in Flask-Session's `sqlalchemy` table:
+    /// `SqliteStore` (feature `sqlite`).
+    Sql(SqlSettings),
+}
+
+/// Where the SQL store keeps sessions (`SQLALCHEMY_DATABASE_URI`,
+/// `SESSION_SQLALCHEMY_TABLE`).
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SqlSettings {
+    /// The database, as SQLAlchemy names it: `sqlite:///relative/path.db` or
+    /// `sqlite:////absolute/path.db`.
+    pub url: String,
+    /// The table (default `sessions`).
+    pub table: String,
+}
+
+impl Default for SqlSettings {
+    fn default() -> Self {
+        SqlSettings {
+            url: String::new(),
+            table: "sessions".into(),
+        }
+    }
+}
+
+impl fmt::Debug for SqlSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlSettings")
+            .field("url", &redacted_url(&self.url))
+            .field("table", &self.table)
+            .finish()
+    }
 }
 
 /// Where the Redis store connects: one server (`SESSION_REDIS`), a Redis

@@ -4,16 +4,43 @@ use std::sync::Arc;
 
 use super::DynStore;
 use super::memory::MemoryStore;
-use crate::config::{ConfigError, RedisSettings, SessionConfig, StoreType};
+use crate::config::{ConfigError, RedisSettings, SessionConfig, SqlSettings, StoreType};
 
 /// Builds the store `config` names: memory by default (on the
-/// configuration's clock), or Redis (feature `redis`), which connects on
-/// first use.
+/// configuration's clock), Redis (feature `redis`) or SQLite (feature
+/// `sqlite`), which connect on first use.
 pub(crate) fn from_config(config: &SessionConfig) -> Result<Arc<dyn DynStore>, ConfigError> {
     Ok(match &config.store {
         StoreType::Memory => Arc::new(MemoryStore::builder().clock(config.clock.0.clone()).build()),
         StoreType::Redis(settings) => redis(settings)?,
+        StoreType::Sql(settings) => sql(settings)?,
     })
+}
+
+/// The SQL store `settings` name; SQLite only, so far.
+fn sql(settings: &SqlSettings) -> Result<Arc<dyn DynStore>, ConfigError> {
+    let invalid = |expected: String| ConfigError::InvalidValue {
+        key: "SQLALCHEMY_DATABASE_URI".into(),
+        value: crate::config::redacted_url(&settings.url),
+        expected,
+    };
+    if !settings.url.starts_with("sqlite:") {
+        return Err(invalid(
+            "a sqlite:/// URL (SQLite is the SQL database this version supports)".into(),
+        ));
+    }
+    #[cfg(feature = "sqlite")]
+    {
+        let store = super::sqlite::SqliteStore::builder(&settings.url)
+            .table(settings.table.clone())
+            .build()
+            .map_err(|err| invalid(format!("a usable SQLite database and table ({err})")))?;
+        Ok(Arc::new(store))
+    }
+    #[cfg(not(feature = "sqlite"))]
+    Err(ConfigError::Invalid(
+        "SESSION_TYPE=sqlalchemy with a sqlite:/// URL needs server-session's `sqlite` cargo feature".into(),
+    ))
 }
 
 #[cfg(feature = "redis")]

@@ -21,12 +21,17 @@ pub mod conformance;
 pub(crate) mod memory;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
+#[cfg(feature = "sqlite")]
+pub(crate) mod sqlite;
 
 pub(crate) use configured::from_config;
 pub use memory::MemoryStoreBuilder;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisStoreBuilder;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use sqlite::SqliteStoreBuilder;
 
 /// The longest TTL the built-in stores apply; a longer one is cut to it.
 pub(crate) const TTL_CEILING: Duration = Duration::from_secs(100 * 365 * 24 * 3600);

@@ -1,0 +1,190 @@
+//! The SQLite store against the store contract, on files in temporary
+//! directories: Flask-Session's table and values, expiry and the cleanup,
+//! and the concurrency guarantees through both frameworks.
+#![cfg(feature = "sqlite")]
+
+#[macro_use]
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use server_session::store::{Expect, SaveOutcome, SessionStore};
+use server_session::{SessionConfig, SessionLayer, SqliteStore};
+use sqlx::Row;
+
+fn file(dir: &tempfile::TempDir) -> String {
+    dir.path().join("sessions.db").display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conforms_to_the_store_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::builder(file(&dir)).open().await.unwrap();
+    server_session::store::conformance::run(&store, tokio::time::sleep).await;
+}
+
+#[tokio::test]
+async fn the_table_is_flask_sessions_and_holds_the_same_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:///{}", file(&dir));
+    let store = SqliteStore::builder(&url).open().await.unwrap();
+    let app = common::redis::routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
+    let cookie = common::get(&app, "/login", None).await.cookie_pair().unwrap();
+    let id = cookie.split_once('=').unwrap().1;
+
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file(&dir)))
+        .await
+        .unwrap();
+    let columns: Vec<(String, String)> = sqlx::query("PRAGMA table_info(sessions)")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get::<String, _>("name"), r.get::<String, _>("type")))
+        .collect();
+    let expected = [
+        ("id", "INTEGER"),
+        ("session_id", "VARCHAR(255)"),
+        ("data", "BLOB"),
+        ("expiry", "DATETIME"),
+    ];
+    assert_eq!(
+        columns,
+        expected.map(|(n, t)| (n.to_owned(), t.to_owned())),
+        "the columns SQLAlchemy creates for Flask-Session's model"
+    );
+    let row = sqlx::query("SELECT session_id, data, expiry FROM sessions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(row.get::<String, _>(0), format!("session:{id}"));
+    assert_eq!(
+        row.get::<Vec<u8>, _>(1),
+        common::unhex("83aa5f7065726d616e656e74c3a475736572a5616c696365a16e01"),
+        "the same bytes as in Redis"
+    );
+    let expiry: String = row.get(2);
+    let month = SystemTime::now() + Duration::from_secs(31 * 24 * 3600);
+    let expected = time::OffsetDateTime::from(month);
+    assert!(
+        expiry.starts_with(&format!(
+            "{:04}-{:02}-{:02} ",
+            expected.year(),
+            u8::from(expected.month()),
+            expected.day()
+        )),
+        "a naive UTC time 31 days ahead: {expiry}"
+    );
+    assert_eq!(expiry.len(), "2026-12-28 09:00:00.000000".len());
+
+    assert_eq!(common::get(&app, "/read", Some(&cookie)).await.body, "alice");
+    assert_eq!(common::get(&app, "/incr", Some(&cookie)).await.body, "2");
+    common::get(&app, "/logout", Some(&cookie)).await;
+    let left: i64 = sqlx::query("SELECT count(*) FROM sessions")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn expired_rows_are_never_returned_and_are_deleted_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::builder(file(&dir))
+        .cleanup_every(None)
+        .open()
+        .await
+        .unwrap();
+    let ttl = Duration::from_secs(60);
+    for i in 0..2500 {
+        let saved = store
+            .save(&format!("session:old{i}"), b"x", ttl, Expect::Absent)
+            .await;
+        assert_eq!(saved.unwrap(), SaveOutcome::Saved);
+    }
+    store
+        .save("session:live", b"y", ttl, Expect::Absent)
+        .await
+        .unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file(&dir)))
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE sessions SET expiry = '2000-01-01 00:00:00.000000' WHERE session_id LIKE 'session:old%'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        store.load("session:old7", None).await.unwrap(),
+        None,
+        "expired: not returned"
+    );
+    assert_eq!(
+        store.load("session:old8", Some(ttl)).await.unwrap(),
+        None,
+        "nor slid back to life"
+    );
+    assert_eq!(
+        store
+            .save("session:old9", b"z", ttl, Expect::Absent)
+            .await
+            .unwrap(),
+        SaveOutcome::Saved,
+        "an expired row counts as absent"
+    );
+    assert_eq!(store.delete_expired().await.unwrap(), 2499);
+    let left: i64 = sqlx::query("SELECT count(*) FROM sessions")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 2, "the live rows stay");
+}
+
+#[tokio::test]
+async fn a_table_name_that_needs_quoting_is_refused() {
+    let err = SqliteStore::builder("x.db")
+        .table("sessions; DROP TABLE users")
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("table name"), "{err}");
+}
+
+#[tokio::test]
+async fn flask_sqlalchemy_names_configure_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:///{}", file(&dir));
+    let config = SessionConfig::from_map([
+        ("SESSION_TYPE", "sqlalchemy"),
+        ("SQLALCHEMY_DATABASE_URI", url.as_str()),
+        ("SESSION_SQLALCHEMY_TABLE", "flask_sessions"),
+    ])
+    .unwrap();
+    let app = common::redis::routes().layer(SessionLayer::from_config(config).unwrap());
+    let cookie = common::get(&app, "/login", None).await.cookie_pair().unwrap();
+    assert_eq!(common::get(&app, "/read", Some(&cookie)).await.body, "alice");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file(&dir)))
+        .await
+        .unwrap();
+    let rows: i64 = sqlx::query("SELECT count(*) FROM flask_sessions")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1);
+
+    let missing = SessionConfig::from_map([("SESSION_TYPE", "sqlalchemy")]).unwrap_err();
+    assert!(
+        missing.to_string().contains("SQLALCHEMY_DATABASE_URI"),
+        "{missing}"
+    );
+    let postgres = SessionConfig::from_map([
+        ("SESSION_TYPE", "sqlalchemy"),
+        ("SQLALCHEMY_DATABASE_URI", "postgresql://app:secret@db/app"),
+    ])
+    .unwrap();
+    let err = SessionLayer::from_config(postgres).unwrap_err().to_string();
+    assert!(err.contains("sqlite") && !err.contains("secret"), "{err}");
+}
