@@ -9,7 +9,9 @@
 //! read back equal; the Rust app cycles the id and Flask follows; Flask
 //! clears the session and the Rust app sees none; and a write from each side
 //! to different keys of one session both persist. The Rust app runs on axum
-//! and, with the `actix` feature, on actix-web.
+//! and, with the `actix` feature, on actix-web. With the `sqlite` feature,
+//! some combinations also run with both apps on Flask-Session's
+//! `sqlalchemy` table in one SQLite file.
 #![cfg(feature = "redis")]
 
 mod common;
@@ -85,14 +87,41 @@ fn has_expires(set_cookie: &str) -> bool {
     set_cookie.contains("Expires=")
 }
 
+/// Where both apps keep the sessions.
+#[derive(Clone, Copy, PartialEq)]
+enum Backend {
+    Redis,
+    /// Flask-Session's `sqlalchemy` table in one SQLite file.
+    Sqlite,
+}
+
 async fn scenario(framework: Framework, format: &str, signing: Signing, permanent: bool) {
+    scenario_on(Backend::Redis, framework, format, signing, permanent).await;
+}
+
+async fn scenario_on(
+    backend: Backend,
+    framework: Framework,
+    format: &str,
+    signing: Signing,
+    permanent: bool,
+) {
     let redis = TestRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite:///{}", dir.path().join("sessions.db").display());
     let permanent_text = if permanent { "true" } else { "false" };
     let signer = if signing == Signing::Off { "false" } else { "true" };
     // The settings both sides share, by Flask-Session's names.
+    let store: [(&str, &str); 2] = match backend {
+        Backend::Redis => [("SESSION_TYPE", "redis"), ("SESSION_REDIS", redis.url.as_str())],
+        Backend::Sqlite => [
+            ("SESSION_TYPE", "sqlalchemy"),
+            ("SQLALCHEMY_DATABASE_URI", sqlite.as_str()),
+        ],
+    };
     let shared = [
-        ("SESSION_TYPE", "redis"),
-        ("SESSION_REDIS", redis.url.as_str()),
+        store[0],
+        store[1],
         ("SESSION_SERIALIZATION_FORMAT", format),
         ("SESSION_PERMANENT", permanent_text),
         ("SESSION_USE_SIGNER", signer),
@@ -253,4 +282,34 @@ combinations! {
     json_signed_browser_session: "json", On, false;
     json_rotated_secret_permanent: "json", Rotated, true;
     json_rotated_secret_browser_session: "json", Rotated, false;
+}
+
+/// The same on Flask-Session's `sqlalchemy` table in one SQLite file, which
+/// Flask (through SQLAlchemy) and the Rust app's `SqliteStore` both use.
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn msgpack_unsigned_permanent() {
+        scenario_on(Backend::Sqlite, Framework::Axum, "msgpack", Signing::Off, true).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn json_signed_browser_session() {
+        scenario_on(Backend::Sqlite, Framework::Axum, "json", Signing::On, false).await;
+    }
+
+    #[cfg(feature = "actix")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn msgpack_rotated_secret_permanent_on_actix() {
+        scenario_on(
+            Backend::Sqlite,
+            Framework::Actix,
+            "msgpack",
+            Signing::Rotated,
+            true,
+        )
+        .await;
+    }
 }

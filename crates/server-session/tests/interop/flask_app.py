@@ -1,7 +1,9 @@
 """A Flask-Session 0.8 app for the interoperability tests.
 
 Configured by the environment with Flask-Session's own names (the same map
-the Rust app reads), served by Werkzeug's threaded WSGI server on PORT.
+the Rust app reads): sessions in Redis, or with SESSION_TYPE=sqlalchemy in the
+database SQLALCHEMY_DATABASE_URI names; served by Werkzeug's threaded WSGI
+server on PORT.
 """
 
 import datetime
@@ -52,9 +54,17 @@ def flag(name, default):
 
 
 app = Flask(__name__)
+if os.environ.get("SESSION_TYPE", "redis") == "sqlalchemy":
+    from flask_sqlalchemy import SQLAlchemy
+
+    app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["SQLALCHEMY_DATABASE_URI"]
+    app.config.update(SESSION_TYPE="sqlalchemy", SESSION_SQLALCHEMY=SQLAlchemy(app))
+else:
+    app.config.update(
+        SESSION_TYPE="redis",
+        SESSION_REDIS=redis.Redis.from_url(os.environ["SESSION_REDIS"]),
+    )
 app.config.update(
-    SESSION_TYPE="redis",
-    SESSION_REDIS=redis.Redis.from_url(os.environ["SESSION_REDIS"]),
     SESSION_KEY_PREFIX=os.environ.get("SESSION_KEY_PREFIX", "session:"),
     SESSION_SERIALIZATION_FORMAT=os.environ.get("SESSION_SERIALIZATION_FORMAT", "msgpack"),
     SESSION_USE_SIGNER=flag("SESSION_USE_SIGNER", "false"),
