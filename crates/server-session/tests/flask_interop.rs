@@ -93,6 +93,8 @@ enum Backend {
     Redis,
     /// Flask-Session's `sqlalchemy` table in one SQLite file.
     Sqlite,
+    /// Flask-Session's `sqlalchemy` table in a PostgreSQL database (the URL).
+    Postgres(&'static str),
 }
 
 async fn scenario(framework: Framework, format: &str, signing: Signing, permanent: bool) {
@@ -112,20 +114,26 @@ async fn scenario_on(
     let permanent_text = if permanent { "true" } else { "false" };
     let signer = if signing == Signing::Off { "false" } else { "true" };
     // The settings both sides share, by Flask-Session's names.
-    let store: [(&str, &str); 2] = match backend {
-        Backend::Redis => [("SESSION_TYPE", "redis"), ("SESSION_REDIS", redis.url.as_str())],
-        Backend::Sqlite => [
+    let table = common::unique_table();
+    let store: Vec<(&str, &str)> = match backend {
+        Backend::Redis => vec![("SESSION_TYPE", "redis"), ("SESSION_REDIS", redis.url.as_str())],
+        Backend::Sqlite => vec![
             ("SESSION_TYPE", "sqlalchemy"),
             ("SQLALCHEMY_DATABASE_URI", sqlite.as_str()),
         ],
+        // A table of this test's own, on the shared server.
+        Backend::Postgres(url) => vec![
+            ("SESSION_TYPE", "sqlalchemy"),
+            ("SQLALCHEMY_DATABASE_URI", url),
+            ("SESSION_SQLALCHEMY_TABLE", table.as_str()),
+        ],
     };
-    let shared = [
-        store[0],
-        store[1],
+    let common_settings = [
         ("SESSION_SERIALIZATION_FORMAT", format),
         ("SESSION_PERMANENT", permanent_text),
         ("SESSION_USE_SIGNER", signer),
     ];
+    let shared: Vec<(&str, &str)> = [&store[..], &common_settings[..]].concat();
     let old_secret = ("SECRET_KEY", "the old secret");
     let new_secret = ("SECRET_KEY", "the new secret");
     let flask = FlaskApp::start(&env(&[&shared[..], &[old_secret]].concat()));
@@ -311,5 +319,33 @@ mod sqlite {
             true,
         )
         .await;
+    }
+}
+
+/// The same on Flask-Session's `sqlalchemy` table in a PostgreSQL database
+/// the tests start, which Flask (SQLAlchemy with psycopg2) and the Rust
+/// app's `PostgresStore` both use. Each test uses a table of its own.
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+
+    async fn on_postgres(framework: Framework, format: &str, signing: Signing, permanent: bool) {
+        let server = common::postgres::TestPostgres::shared();
+        // SQLAlchemy's name for the driver Flask uses (psycopg2); the Rust
+        // app reads the same URL.
+        let url = server.url.replace("postgresql://", "postgresql+psycopg2://");
+        let url: &'static str = Box::leak(url.into_boxed_str());
+        scenario_on(Backend::Postgres(url), framework, format, signing, permanent).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn msgpack_signed_permanent() {
+        on_postgres(Framework::Axum, "msgpack", Signing::On, true).await;
+    }
+
+    #[cfg(feature = "actix")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn json_unsigned_browser_session_on_actix() {
+        on_postgres(Framework::Actix, "json", Signing::Off, false).await;
     }
 }

@@ -17,30 +17,61 @@ pub(crate) fn from_config(config: &SessionConfig) -> Result<Arc<dyn DynStore>, C
     })
 }
 
-/// The SQL store `settings` name; SQLite only, so far.
+/// The SQL store `settings` name: SQLite or PostgreSQL, by the URL's scheme.
 fn sql(settings: &SqlSettings) -> Result<Arc<dyn DynStore>, ConfigError> {
     let invalid = |expected: String| ConfigError::InvalidValue {
         key: "SQLALCHEMY_DATABASE_URI".into(),
         value: crate::config::redacted_url(&settings.url),
         expected,
     };
-    if !settings.url.starts_with("sqlite:") {
-        return Err(invalid(
-            "a sqlite:/// URL (SQLite is the SQL database this version supports)".into(),
-        ));
+    let missing = |feature: &str| {
+        Err(ConfigError::Invalid(format!(
+            "SESSION_TYPE=sqlalchemy with this URL needs server-session's `{feature}` cargo feature"
+        )))
+    };
+    match settings.url.split([':', '+']).next().unwrap_or_default() {
+        "sqlite" if cfg!(feature = "sqlite") => sqlite(settings, invalid),
+        "sqlite" => missing("sqlite"),
+        "postgresql" | "postgres" if cfg!(feature = "postgres") => postgres(settings, invalid),
+        "postgresql" | "postgres" => missing("postgres"),
+        _ => Err(invalid(
+            "a sqlite:/// or postgresql:// URL (the SQL databases this version supports)".into(),
+        )),
     }
-    #[cfg(feature = "sqlite")]
-    {
-        let store = super::sqlite::SqliteStore::builder(&settings.url)
-            .table(settings.table.clone())
-            .build()
-            .map_err(|err| invalid(format!("a usable SQLite database and table ({err})")))?;
-        Ok(Arc::new(store))
-    }
-    #[cfg(not(feature = "sqlite"))]
-    Err(ConfigError::Invalid(
-        "SESSION_TYPE=sqlalchemy with a sqlite:/// URL needs server-session's `sqlite` cargo feature".into(),
-    ))
+}
+
+#[cfg(feature = "sqlite")]
+fn sqlite(
+    settings: &SqlSettings,
+    invalid: impl Fn(String) -> ConfigError,
+) -> Result<Arc<dyn DynStore>, ConfigError> {
+    let store = super::sqlite::SqliteStore::builder(&settings.url)
+        .table(settings.table.clone())
+        .build()
+        .map_err(|err| invalid(format!("a usable SQLite database and table ({err})")))?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "sqlite"))]
+fn sqlite(_: &SqlSettings, _: impl Fn(String) -> ConfigError) -> Result<Arc<dyn DynStore>, ConfigError> {
+    unreachable!("checked by the caller")
+}
+
+#[cfg(feature = "postgres")]
+fn postgres(
+    settings: &SqlSettings,
+    invalid: impl Fn(String) -> ConfigError,
+) -> Result<Arc<dyn DynStore>, ConfigError> {
+    let store = super::postgres::PostgresStore::builder(&settings.url)
+        .table(settings.table.clone())
+        .build()
+        .map_err(|err| invalid(format!("a usable PostgreSQL URL and table ({err})")))?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres(_: &SqlSettings, _: impl Fn(String) -> ConfigError) -> Result<Arc<dyn DynStore>, ConfigError> {
+    unreachable!("checked by the caller")
 }
 
 #[cfg(feature = "redis")]

@@ -285,6 +285,8 @@ pub fn fixtures() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+#[cfg(all(feature = "redis", feature = "postgres"))]
+pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "redis")]
@@ -491,4 +493,9 @@ pub fn hashed(id: &str) -> String {
     use base64::Engine as _;
     use sha2::Digest as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(id.as_bytes()))
+}
+
+/// A table name no other test uses, for tests that share a database.
+pub fn unique_table() -> String {
+    format!("sessions_{:08x}", rand::random::<u32>())
 }

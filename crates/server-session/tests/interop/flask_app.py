@@ -58,7 +58,11 @@ if os.environ.get("SESSION_TYPE", "redis") == "sqlalchemy":
     from flask_sqlalchemy import SQLAlchemy
 
     app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["SQLALCHEMY_DATABASE_URI"]
-    app.config.update(SESSION_TYPE="sqlalchemy", SESSION_SQLALCHEMY=SQLAlchemy(app))
+    app.config.update(
+        SESSION_TYPE="sqlalchemy",
+        SESSION_SQLALCHEMY=SQLAlchemy(app),
+        SESSION_SQLALCHEMY_TABLE=os.environ.get("SESSION_SQLALCHEMY_TABLE", "sessions"),
+    )
 else:
     app.config.update(
         SESSION_TYPE="redis",

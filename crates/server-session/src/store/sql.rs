@@ -1,0 +1,329 @@
+//! What the SQL stores share: Flask-Session's table, names, times, errors,
+//! the conditional save and the cleanup, whatever the database.
+
+use std::future::Future;
+use std::sync::Weak;
+use std::time::{Duration, SystemTime};
+
+use super::{Expect, SaveOutcome, StoreError, TTL_CEILING};
+
+/// Expired rows removed per statement by the cleanup.
+pub(super) const CLEANUP_BATCH: u32 = 1000;
+
+/// How often expired rows are deleted by default.
+pub(super) const CLEANUP_EVERY: Duration = Duration::from_secs(600);
+
+/// How long a call waits for a connection or a lock by default.
+pub(super) const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Refuses a table name that would need quoting rules of its own.
+pub(super) fn check_table(table: &str) -> Result<(), StoreError> {
+    if table.is_empty() || !table.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(StoreError::Backend(
+            format!("table name {table:?}: use letters, digits and underscores").into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A UTC time as SQLAlchemy writes a naive `DateTime`:
+/// `2026-11-27 09:30:00.000000`, which sorts as it compares.
+pub(super) fn stamp(time: SystemTime) -> String {
+    let since = time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let at = time::OffsetDateTime::from_unix_timestamp(since.as_secs() as i64)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        since.subsec_micros()
+    )
+}
+
+/// The stamp `ttl` after `now`.
+pub(super) fn expiry(now: SystemTime, ttl: Duration) -> String {
+    stamp(now.checked_add(ttl.min(TTL_CEILING)).unwrap_or(now))
+}
+
+/// An sqlx error as a store error: what says the database cannot be
+/// reached, or is too busy to answer in time, makes it unavailable.
+pub(super) fn classify(err: sqlx::Error) -> StoreError {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::Io(_)
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(Box::new(err)),
+        sqlx::Error::Database(ref db)
+            if db.message().contains("locked")
+                || db.message().contains("busy")
+                || db
+                    .code()
+                    .is_some_and(|code| code.starts_with("57") || code.starts_with("08")) =>
+        {
+            StoreError::Unavailable(Box::new(err))
+        }
+        err => StoreError::Backend(Box::new(err)),
+    }
+}
+
+/// The conditional save, for any database: `write` runs the one statement
+/// (an insert that only replaces an expired row, or an update that only
+/// applies to the loaded bytes) and returns the rows it changed; when it
+/// changed none, `current` reads what is there to tell a conflict from a
+/// session that is gone. Another attempt only when the row changed between
+/// the two.
+pub(super) async fn save<W, WF, C, CF>(
+    expect: Expect<'_>,
+    write: W,
+    current: C,
+) -> Result<SaveOutcome, StoreError>
+where
+    W: Fn() -> WF,
+    WF: Future<Output = Result<u64, StoreError>>,
+    C: Fn() -> CF,
+    CF: Future<Output = Result<Option<Vec<u8>>, StoreError>>,
+{
+    for _ in 0..4 {
+        if write().await? == 1 {
+            return Ok(SaveOutcome::Saved);
+        }
+        match (current().await?, expect) {
+            (Some(now), Expect::Unchanged(loaded)) if now == loaded => continue,
+            (Some(now), _) => return Ok(SaveOutcome::Conflict(now)),
+            (None, Expect::Unchanged(_)) => return Ok(SaveOutcome::Gone),
+            (None, Expect::Absent) => continue,
+        }
+    }
+    Err(StoreError::Backend("the row kept changing under a save".into()))
+}
+
+/// Runs `delete` (one batch of expired rows; the rows it removed) until a
+/// batch comes back short.
+pub(super) async fn delete_expired<F, Fut>(delete: F) -> Result<u64, StoreError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<u64, StoreError>>,
+{
+    let mut total = 0;
+    loop {
+        let deleted = delete().await?;
+        total += deleted;
+        if deleted < u64::from(CLEANUP_BATCH) {
+            return Ok(total);
+        }
+        // Let requests in between batches.
+        tokio::task::yield_now().await;
+    }
+}
+
+/// A store whose expired rows a background task deletes.
+pub(super) trait Cleaned: Send + Sync + 'static {
+    fn delete_expired(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// Deletes expired rows every `every`, while the store lives.
+pub(super) fn spawn_cleanup<S: Cleaned>(store: Weak<S>, every: Duration) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(store) = store.upgrade() else {
+                return;
+            };
+            match store.delete_expired().await {
+                Ok(0) => {}
+                Ok(rows) => tracing::debug!(rows, "deleted expired sessions"),
+                Err(err) => tracing::warn!(error = %err, "could not delete expired sessions"),
+            }
+        }
+    });
+}
+
+/// The statements of a store, for one table.
+pub(super) struct Statements {
+    pub(super) table: String,
+    pub(super) create_table: String,
+    pub(super) create_index: String,
+    pub(super) select: String,
+    pub(super) slide: String,
+    pub(super) insert: String,
+    pub(super) update: String,
+    pub(super) delete: String,
+    pub(super) touch: String,
+    pub(super) cleanup: String,
+}
+
+/// What an SQL store holds: its pool, its statements, whether the table is
+/// ready, and how often it cleans up.
+pub(super) struct Inner<P> {
+    pub(super) pool: P,
+    pub(super) sql: Statements,
+    pub(super) ready: tokio::sync::OnceCell<()>,
+    pub(super) cleanup_every: Option<Duration>,
+}
+
+/// The part of an SQL store that is the same for every database, written
+/// once: `$store` holds `inner: Arc<Inner<pool>>`, whose statements take
+/// the same parameters in the same order everywhere.
+macro_rules! sql_store {
+    ($store:ident, $pool:ty) => {
+        impl $store {
+            /// Creates the table (and an index on `expiry` for the cleanup)
+            /// when missing, once, and starts the cleanup.
+            async fn ready(&self) -> Result<(), StoreError> {
+                self.inner
+                    .ready
+                    .get_or_try_init(|| async {
+                        for statement in [&self.inner.sql.create_table, &self.inner.sql.create_index] {
+                            // Two processes creating the table at once: one
+                            // of them may fail on the catalog, and finds it
+                            // made the second time.
+                            let mut tries = 0;
+                            while let Err(err) = sqlx::query(statement).execute(&self.inner.pool).await {
+                                tries += 1;
+                                if tries == 3 || !matches!(err, sqlx::Error::Database(_)) {
+                                    return Err(sql::classify(err));
+                                }
+                            }
+                        }
+                        if let Some(every) = self.inner.cleanup_every {
+                            sql::spawn_cleanup(Arc::downgrade(&self.inner), every);
+                        }
+                        Ok(())
+                    })
+                    .await
+                    .map(drop)
+            }
+
+            /// Deletes expired rows, in batches; returns how many.
+            pub async fn delete_expired(&self) -> Result<u64, StoreError> {
+                self.ready().await?;
+                sql::Cleaned::delete_expired(&*self.inner).await
+            }
+
+            /// The current bytes at `key`, if live.
+            async fn current(&self, key: &str, now: &str) -> Result<Option<Vec<u8>>, StoreError> {
+                let row = sqlx::query(&self.inner.sql.select)
+                    .bind(key)
+                    .bind(now)
+                    .fetch_optional(&self.inner.pool)
+                    .await
+                    .map_err(sql::classify)?;
+                row.map(|row| sqlx::Row::try_get::<Vec<u8>, _>(&row, 0).map_err(sql::classify))
+                    .transpose()
+            }
+        }
+
+        impl sql::Cleaned for sql::Inner<$pool> {
+            async fn delete_expired(&self) -> Result<u64, StoreError> {
+                sql::delete_expired(|| async {
+                    sqlx::query(&self.sql.cleanup)
+                        .bind(sql::stamp(SystemTime::now()))
+                        .bind(i64::from(sql::CLEANUP_BATCH))
+                        .execute(&self.pool)
+                        .await
+                        .map(|done| done.rows_affected())
+                        .map_err(sql::classify)
+                })
+                .await
+            }
+        }
+
+        impl SessionStore for $store {
+            async fn load(&self, key: &str, slide: Option<Duration>) -> Result<Option<Vec<u8>>, StoreError> {
+                self.ready().await?;
+                let now = SystemTime::now();
+                let Some(ttl) = slide else {
+                    return self.current(key, &sql::stamp(now)).await;
+                };
+                let row = sqlx::query(&self.inner.sql.slide)
+                    .bind(key)
+                    .bind(sql::stamp(now))
+                    .bind(sql::expiry(now, ttl))
+                    .fetch_optional(&self.inner.pool)
+                    .await
+                    .map_err(sql::classify)?;
+                row.map(|row| sqlx::Row::try_get::<Vec<u8>, _>(&row, 0).map_err(sql::classify))
+                    .transpose()
+            }
+
+            async fn save(
+                &self,
+                key: &str,
+                value: &[u8],
+                ttl: Duration,
+                expect: Expect<'_>,
+            ) -> Result<SaveOutcome, StoreError> {
+                self.ready().await?;
+                let write = || async {
+                    let now = SystemTime::now();
+                    let query = match expect {
+                        Expect::Absent => sqlx::query(&self.inner.sql.insert)
+                            .bind(key)
+                            .bind(value)
+                            .bind(sql::expiry(now, ttl))
+                            .bind(sql::stamp(now)),
+                        Expect::Unchanged(loaded) => sqlx::query(&self.inner.sql.update)
+                            .bind(value)
+                            .bind(sql::expiry(now, ttl))
+                            .bind(key)
+                            .bind(loaded)
+                            .bind(sql::stamp(now)),
+                    };
+                    let done = query
+                        .execute(&self.inner.pool)
+                        .await
+                        .map_err(sql::classify)?;
+                    Ok(done.rows_affected())
+                };
+                let current = || async { self.current(key, &sql::stamp(SystemTime::now())).await };
+                sql::save(expect, write, current).await
+            }
+
+            async fn delete(&self, key: &str) -> Result<(), StoreError> {
+                self.ready().await?;
+                sqlx::query(&self.inner.sql.delete)
+                    .bind(key)
+                    .execute(&self.inner.pool)
+                    .await
+                    .map_err(sql::classify)
+                    .map(drop)
+            }
+
+            async fn touch(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
+                self.ready().await?;
+                let now = SystemTime::now();
+                sqlx::query(&self.inner.sql.touch)
+                    .bind(sql::expiry(now, ttl))
+                    .bind(key)
+                    .bind(sql::stamp(now))
+                    .execute(&self.inner.pool)
+                    .await
+                    .map_err(sql::classify)
+                    .map(drop)
+            }
+        }
+    };
+}
+pub(super) use sql_store;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_are_sqlalchemy_datetimes() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_micros(1_798_315_316_250_001);
+        assert_eq!(stamp(t), "2026-12-26 20:01:56.250001");
+    }
+
+    #[test]
+    fn table_names_are_checked() {
+        assert!(check_table("sessions").is_ok());
+        assert!(check_table("bad name").is_err());
+        assert!(check_table("").is_err());
+    }
+}

@@ -1,0 +1,214 @@
+//! The PostgreSQL store against a PostgreSQL server the tests start
+//! (`initdb` and `postgres` in a temporary directory): the store contract,
+//! Flask-Session's table and values, expiry and the cleanup, configuration
+//! by Flask's names, and a database that goes away (`tests/concurrency.rs`
+//! runs the concurrency guarantees on it too).
+
+#[macro_use]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::postgres::TestPostgres;
+use common::unique_table as table;
+use server_session::store::{Expect, SaveOutcome, SessionStore, StoreError};
+use server_session::{PostgresStore, SessionConfig, SessionLayer};
+use sqlx::Row;
+
+async fn pool(server: &TestPostgres) -> sqlx::PgPool {
+    sqlx::PgPool::connect(&server.url).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conforms_to_the_store_contract() {
+    let server = TestPostgres::shared();
+    let store = PostgresStore::builder(&server.url)
+        .table(table())
+        .open()
+        .await
+        .unwrap();
+    server_session::store::conformance::run(&store, tokio::time::sleep).await;
+}
+
+#[tokio::test]
+async fn the_table_is_flask_sessions_and_holds_the_same_record() {
+    let server = TestPostgres::shared();
+    let name = table();
+    // SQLAlchemy's spelling of the URL works too.
+    let url = server.url.replace("postgresql://", "postgresql+psycopg2://");
+    let store = PostgresStore::builder(&url)
+        .table(name.clone())
+        .open()
+        .await
+        .unwrap();
+    let app = common::redis::routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
+    let cookie = common::get(&app, "/login", None).await.cookie_pair().unwrap();
+    let id = cookie.split_once('=').unwrap().1;
+
+    let pool = pool(server).await;
+    let columns: Vec<(String, String, Option<i32>)> = sqlx::query(
+        "SELECT column_name::text, data_type::text, character_maximum_length FROM information_schema.columns \
+         WHERE table_name = $1 ORDER BY ordinal_position",
+    )
+    .bind(&name)
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect();
+    let expected = [
+        ("id", "integer", None),
+        ("session_id", "character varying", Some(255)),
+        ("data", "bytea", None),
+        ("expiry", "timestamp without time zone", None),
+    ];
+    assert_eq!(
+        columns,
+        expected.map(|(n, t, l)| (n.to_owned(), t.to_owned(), l)),
+        "the columns SQLAlchemy creates for Flask-Session's model"
+    );
+    let row = sqlx::query(&format!(
+        "SELECT session_id, data, to_char(expiry, 'YYYY-MM-DD HH24:MI:SS'), \
+         extract(epoch from (expiry - (now() at time zone 'UTC')))::float8 FROM \"{name}\""
+    ))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(row.get::<String, _>(0), format!("session:{id}"));
+    assert_eq!(
+        row.get::<Vec<u8>, _>(1),
+        common::unhex("83aa5f7065726d616e656e74c3a475736572a5616c696365a16e01"),
+        "the same bytes as in Redis"
+    );
+    let left: f64 = row.get(3);
+    let month = 31.0 * 24.0 * 3600.0;
+    assert!(
+        (month - 60.0..=month + 1.0).contains(&left),
+        "a naive UTC time 31 days ahead: {left}"
+    );
+
+    assert_eq!(common::get(&app, "/read", Some(&cookie)).await.body, "alice");
+    assert_eq!(common::get(&app, "/incr", Some(&cookie)).await.body, "2");
+    common::get(&app, "/logout", Some(&cookie)).await;
+    let rows: i64 = sqlx::query(&format!("SELECT count(*) FROM \"{name}\""))
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0);
+}
+
+#[tokio::test]
+async fn expired_rows_are_never_returned_and_are_deleted_in_batches() {
+    let server = TestPostgres::shared();
+    let name = table();
+    let store = PostgresStore::builder(&server.url)
+        .table(name.clone())
+        .cleanup_every(None)
+        .open()
+        .await
+        .unwrap();
+    let ttl = Duration::from_secs(60);
+    for i in 0..1500 {
+        let saved = store
+            .save(&format!("session:old{i}"), b"x", ttl, Expect::Absent)
+            .await;
+        assert_eq!(saved.unwrap(), SaveOutcome::Saved);
+    }
+    store
+        .save("session:live", b"y", ttl, Expect::Absent)
+        .await
+        .unwrap();
+    let pool = pool(server).await;
+    sqlx::query(&format!(
+        "UPDATE \"{name}\" SET expiry = '2000-01-01 00:00:00' WHERE session_id LIKE 'session:old%'"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        store.load("session:old7", None).await.unwrap(),
+        None,
+        "expired: not returned"
+    );
+    assert_eq!(
+        store.load("session:old8", Some(ttl)).await.unwrap(),
+        None,
+        "nor slid back to life"
+    );
+    assert_eq!(
+        store
+            .save("session:old9", b"z", ttl, Expect::Absent)
+            .await
+            .unwrap(),
+        SaveOutcome::Saved,
+        "an expired row counts as absent"
+    );
+    assert_eq!(store.delete_expired().await.unwrap(), 1499);
+    let rows: i64 = sqlx::query(&format!("SELECT count(*) FROM \"{name}\""))
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 2, "the live rows stay");
+}
+
+#[tokio::test]
+async fn flask_sqlalchemy_names_configure_it() {
+    let server = TestPostgres::shared();
+    let name = table();
+    let config = SessionConfig::from_map([
+        ("SESSION_TYPE", "sqlalchemy"),
+        ("SQLALCHEMY_DATABASE_URI", server.url.as_str()),
+        ("SESSION_SQLALCHEMY_TABLE", name.as_str()),
+    ])
+    .unwrap();
+    let app = common::redis::routes().layer(SessionLayer::from_config(config).unwrap());
+    let cookie = common::get(&app, "/login", None).await.cookie_pair().unwrap();
+    assert_eq!(common::get(&app, "/read", Some(&cookie)).await.body, "alice");
+    let rows: i64 = sqlx::query(&format!("SELECT count(*) FROM \"{name}\""))
+        .fetch_one(&pool(server).await)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1);
+}
+
+/// A database that stops answering makes calls fail as unavailable within
+/// the store's timeout, and the store works again once it is back.
+#[tokio::test]
+async fn a_stopped_database_is_unavailable_within_the_timeout() {
+    let mut server = TestPostgres::start();
+    let store = PostgresStore::builder(&server.url)
+        .table(table())
+        .timeout(Duration::from_millis(500))
+        .open()
+        .await
+        .unwrap();
+    store
+        .save("session:a", b"x", Duration::from_secs(60), Expect::Absent)
+        .await
+        .unwrap();
+    server.kill();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let err = store.load("session:a", None).await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    server.process.restart();
+    let mut back = None;
+    for _ in 0..50 {
+        if let Ok(found) = store.load("session:a", None).await {
+            back = Some(found);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(back, Some(Some(b"x".to_vec())), "the store reconnects");
+}
