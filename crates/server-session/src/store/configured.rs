@@ -24,20 +24,21 @@ fn sql(settings: &SqlSettings) -> Result<Arc<dyn DynStore>, ConfigError> {
         value: crate::config::redacted_url(&settings.url),
         expected,
     };
-    let missing = |feature: &str| {
-        Err(ConfigError::Invalid(format!(
-            "SESSION_TYPE=sqlalchemy with this URL needs server-session's `{feature}` cargo feature"
-        )))
-    };
     match settings.url.split([':', '+']).next().unwrap_or_default() {
-        "sqlite" if cfg!(feature = "sqlite") => sqlite(settings, invalid),
-        "sqlite" => missing("sqlite"),
-        "postgresql" | "postgres" if cfg!(feature = "postgres") => postgres(settings, invalid),
-        "postgresql" | "postgres" => missing("postgres"),
+        "sqlite" => sqlite(settings, invalid),
+        "postgresql" | "postgres" => postgres(settings, invalid),
         _ => Err(invalid(
             "a sqlite:/// or postgresql:// URL (the SQL databases this version supports)".into(),
         )),
     }
+}
+
+/// The error for a URL whose store this build leaves out.
+#[cfg(not(all(feature = "sqlite", feature = "postgres")))]
+fn missing(feature: &str) -> Result<Arc<dyn DynStore>, ConfigError> {
+    Err(ConfigError::Invalid(format!(
+        "SESSION_TYPE=sqlalchemy with this URL needs server-session's `{feature}` cargo feature"
+    )))
 }
 
 #[cfg(feature = "sqlite")]
@@ -54,7 +55,7 @@ fn sqlite(
 
 #[cfg(not(feature = "sqlite"))]
 fn sqlite(_: &SqlSettings, _: impl Fn(String) -> ConfigError) -> Result<Arc<dyn DynStore>, ConfigError> {
-    unreachable!("checked by the caller")
+    missing("sqlite")
 }
 
 #[cfg(feature = "postgres")]
@@ -71,7 +72,7 @@ fn postgres(
 
 #[cfg(not(feature = "postgres"))]
 fn postgres(_: &SqlSettings, _: impl Fn(String) -> ConfigError) -> Result<Arc<dyn DynStore>, ConfigError> {
-    unreachable!("checked by the caller")
+    missing("postgres")
 }
 
 #[cfg(feature = "redis")]
