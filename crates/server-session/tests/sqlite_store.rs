@@ -159,8 +159,17 @@ async fn flask_sqlalchemy_names_configure_it() {
         ("SESSION_TYPE", "sqlalchemy"),
         ("SQLALCHEMY_DATABASE_URI", url.as_str()),
         ("SESSION_SQLALCHEMY_TABLE", "flask_sessions"),
+        // Accepted; the store cleans up on its own timer.
+        ("SESSION_CLEANUP_N_REQUESTS", "100"),
     ])
     .unwrap();
+    for bad in ["0", "often"] {
+        assert!(
+            SessionConfig::from_map([("SESSION_CLEANUP_N_REQUESTS", bad)]).is_err(),
+            "{bad}"
+        );
+    }
+    assert!(SessionConfig::from_map([("SESSION_CLEANUP_N_REQUESTS", "None")]).is_ok());
     let app = common::redis::routes().layer(SessionLayer::from_config(config).unwrap());
     let cookie = common::get(&app, "/login", None).await.cookie_pair().unwrap();
     assert_eq!(common::get(&app, "/read", Some(&cookie)).await.body, "alice");

@@ -34,6 +34,7 @@ const NAMES: &[&str] = &[
     "SESSION_SHARED_WITH_FLASK",
     "SQLALCHEMY_DATABASE_URI",
     "SESSION_SQLALCHEMY_TABLE",
+    "SESSION_CLEANUP_N_REQUESTS",
 ];
 
 const STORE_TYPES: &str = "one of: memory, redis, sqlalchemy";
@@ -54,6 +55,7 @@ impl SessionConfig {
     /// | name | value |
     /// |---|---|
     /// | `SESSION_TYPE` | `memory` (default), `redis` or `sqlalchemy` |
+    /// | `SESSION_CLEANUP_N_REQUESTS` | a number, or `None`: accepted; the SQL stores delete expired rows on a timer of their own (see `SqliteStoreBuilder::cleanup_every`) |
     /// | `SQLALCHEMY_DATABASE_URI`, `SESSION_SQLALCHEMY_TABLE` | with `sqlalchemy`: the database (`sqlite:///relative.db`, `sqlite:////absolute.db`; feature `sqlite`) and the table (default `sessions`) |
     /// | `SESSION_REDIS` | a `redis://` or `rediss://` URL (default `redis://127.0.0.1:6379`) |
     /// | `SESSION_REDIS_CLUSTER` | nodes of a Redis Cluster, `host:port` (or URLs) separated by commas, instead of `SESSION_REDIS` |
@@ -166,6 +168,17 @@ impl SessionConfig {
                 "SESSION_COOKIE_PARTITIONED" => config.cookie.partitioned = boolean(name, v)?,
                 "SQLALCHEMY_DATABASE_URI" => sql.url = v.trim().to_owned(),
                 "SESSION_SQLALCHEMY_TABLE" => sql.table = v.trim().to_owned(),
+                // Flask-Session deletes expired rows on one request in N; the
+                // SQL stores delete them on their own, in batches on a timer,
+                // so the value is checked and the cleanup left to them.
+                "SESSION_CLEANUP_N_REQUESTS" => {
+                    if !v.trim().eq_ignore_ascii_case("none") {
+                        let n: u64 = number(name, v, "a number of requests, or None")?;
+                        if n == 0 {
+                            return Err(invalid(name, v, "a number of requests, or None"));
+                        }
+                    }
+                }
                 "SESSION_HASH_IDS" => config.hash_ids = boolean(name, v)?,
                 "SESSION_SHARED_WITH_FLASK" => config.shared_with_flask = boolean(name, v)?,
                 _ => unreachable!("every name in NAMES is handled"),
