@@ -66,34 +66,9 @@ impl std::fmt::Debug for PostgresStoreBuilder {
     }
 }
 
+sql::sql_builder!(PostgresStoreBuilder, 10);
+
 impl PostgresStoreBuilder {
-    /// The table (`SESSION_SQLALCHEMY_TABLE`, default `sessions`): letters,
-    /// digits and underscores.
-    pub fn table(mut self, table: impl Into<String>) -> Self {
-        self.table = table.into();
-        self
-    }
-
-    /// How often expired rows are deleted (default ten minutes); `None`
-    /// never deletes them (they are still never returned).
-    pub fn cleanup_every(mut self, every: Option<Duration>) -> Self {
-        self.cleanup_every = every;
-        self
-    }
-
-    /// Connections kept to the database (default 10).
-    pub fn max_connections(mut self, connections: u32) -> Self {
-        self.max_connections = connections.max(1);
-        self
-    }
-
-    /// The longest a call waits for a connection, and a statement runs
-    /// (default 5 seconds).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
     /// The store; it connects, and creates the table, on first use.
     pub fn build(self) -> Result<PostgresStore, StoreError> {
         check_table(&self.table)?;

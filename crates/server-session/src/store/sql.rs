@@ -310,6 +310,44 @@ macro_rules! sql_store {
 }
 pub(super) use sql_store;
 
+/// The settings every SQL store's builder has, written once: `$builder`
+/// has `table`, `cleanup_every`, `max_connections` and `timeout` fields;
+/// `$connections` is its default number of connections.
+macro_rules! sql_builder {
+    ($builder:ident, $connections:literal) => {
+        impl $builder {
+            /// The table (`SESSION_SQLALCHEMY_TABLE`, default `sessions`):
+            /// letters, digits and underscores.
+            pub fn table(mut self, table: impl Into<String>) -> Self {
+                self.table = table.into();
+                self
+            }
+
+            /// How often expired rows are deleted (default ten minutes);
+            /// `None` never deletes them (they are still never returned).
+            pub fn cleanup_every(mut self, every: Option<Duration>) -> Self {
+                self.cleanup_every = every;
+                self
+            }
+
+            #[doc = concat!("Connections kept to the database (default ", stringify!($connections), ").")]
+            pub fn max_connections(mut self, connections: u32) -> Self {
+                self.max_connections = connections.max(1);
+                self
+            }
+
+            /// The longest a call waits for a connection, a lock or a
+            /// statement before failing (default 5 seconds), so a database
+            /// that is down or stuck answers `503` rather than hang.
+            pub fn timeout(mut self, timeout: Duration) -> Self {
+                self.timeout = timeout;
+                self
+            }
+        }
+    };
+}
+pub(super) use sql_builder;
+
 #[cfg(test)]
 mod tests {
     use super::*;

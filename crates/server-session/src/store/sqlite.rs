@@ -59,35 +59,9 @@ pub struct SqliteStoreBuilder {
     timeout: Duration,
 }
 
+sql::sql_builder!(SqliteStoreBuilder, 4);
+
 impl SqliteStoreBuilder {
-    /// The table (`SESSION_SQLALCHEMY_TABLE`, default `sessions`): letters,
-    /// digits and underscores.
-    pub fn table(mut self, table: impl Into<String>) -> Self {
-        self.table = table.into();
-        self
-    }
-
-    /// How often expired rows are deleted (default ten minutes); `None`
-    /// never deletes them (they are still never returned).
-    pub fn cleanup_every(mut self, every: Option<Duration>) -> Self {
-        self.cleanup_every = every;
-        self
-    }
-
-    /// Connections kept to the file (default 4).
-    pub fn max_connections(mut self, connections: u32) -> Self {
-        self.max_connections = connections.max(1);
-        self
-    }
-
-    /// How long a call waits for a connection or a lock before failing
-    /// (default 5 seconds), so a stuck database answers `503` rather than
-    /// hang.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
     /// The store; the file is opened, and the table created, on first use.
     pub fn build(self) -> Result<SqliteStore, StoreError> {
         let table = self.table;
