@@ -164,8 +164,10 @@ impl RequestState {
                         self.cookie = CookieOut::Set;
                     }
                     self.stamp_created();
-                    self.user = self.record.meta_str(record::USER).map(str::to_owned);
-                    self.stamp_seen();
+                    if self.engine.user_sessions().is_some() {
+                        self.user = self.bound_user();
+                        self.stamp_seen();
+                    }
                 }
                 Fetched::Missing => self.new_session(),
                 Fetched::Failed(err) => {
@@ -197,6 +199,14 @@ impl RequestState {
             self.record.set(record::CREATED, &stamp);
             self.changes.push(Change::Set(record::CREATED.into(), stamp));
         }
+    }
+
+    /// The user the current view is bound to, when the layer indexes
+    /// users' sessions (without an index, nothing needs to know: the
+    /// request path then skips the lookup).
+    fn bound_user(&self) -> Option<String> {
+        self.engine.user_sessions()?;
+        self.record.meta_str(record::USER).map(str::to_owned)
     }
 
     /// Brings a user's session's "last seen" time up to date, at most once
@@ -399,7 +409,7 @@ impl RequestState {
         let mut turn = None;
         loop {
             let now = engine.now();
-            let bound = self.record.meta_str(record::USER).map(str::to_owned);
+            let bound = self.bound_user();
             if !self.record.has_data() {
                 if let Some(id) = self.id.take() {
                     engine.delete(&id).await?;
