@@ -43,6 +43,9 @@ struct Inner {
     hasher: RandomState,
     clock: Arc<dyn Clock>,
     indexes: Mutex<Indexes>,
+    /// The most sessions the store holds, and so the most members an index
+    /// needs.
+    max_entries: usize,
 }
 
 /// The indexes (see [`SessionStore::supports_index`]): off the hot path,
@@ -113,6 +116,7 @@ impl MemoryStoreBuilder {
                 hasher: RandomState::new(),
                 clock: self.clock,
                 indexes: Mutex::default(),
+                max_entries: self.max_entries,
             }),
         }
     }
@@ -300,11 +304,20 @@ impl SessionStore for MemoryStore {
             });
             indexes.next_sweep = Some(expiry(now, SWEEP_EVERY));
         }
-        indexes
-            .map
-            .entry(index.to_owned())
-            .or_default()
-            .insert(member.to_owned(), until);
+        let members = indexes.map.entry(index.to_owned()).or_default();
+        members.insert(member.to_owned(), until);
+        // No index outgrows the store: beyond as many members as it holds
+        // sessions, the one counting shortest goes (its session is the one
+        // a full store removes first).
+        if members.len() > self.inner.max_entries {
+            let shortest = members
+                .iter()
+                .min_by_key(|(_, until)| **until)
+                .map(|(m, _)| m.clone());
+            if let Some(shortest) = shortest {
+                members.remove(&shortest);
+            }
+        }
         Ok(())
     }
 
@@ -371,6 +384,28 @@ mod tests {
         }
         assert_eq!(resident(&store), 1000, "the expired records left memory");
         assert_eq!(store.len(), 1000);
+    }
+
+    #[tokio::test]
+    async fn an_index_holds_no_more_members_than_the_store_holds_sessions() {
+        let clock = ManualClock::new();
+        let store = MemoryStore::builder()
+            .clock(clock.clone())
+            .max_entries(10)
+            .build();
+        let now = clock.now();
+        for i in 0..50u64 {
+            let until = now + Duration::from_secs(60 + i);
+            store.index_add("user:x", &format!("m{i}"), until).await.unwrap();
+        }
+        let members = store.index_members("user:x", now).await.unwrap();
+        assert_eq!(members.len(), 10);
+        assert!(
+            members
+                .iter()
+                .all(|(m, _)| m["m".len()..].parse::<u64>().unwrap() >= 40),
+            "the longest-lived stay"
+        );
     }
 
     #[tokio::test]
