@@ -196,3 +196,26 @@ async fn flask_sqlalchemy_names_configure_it() {
     let err = SessionLayer::from_config(mysql).unwrap_err().to_string();
     assert!(err.contains("sqlite:///") && !err.contains("secret"), "{err}");
 }
+
+/// A row another writer left without data holds no session: a fresh one,
+/// not an error.
+#[tokio::test]
+async fn a_row_without_data_is_no_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::builder(file(&dir)).open().await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file(&dir)))
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO sessions (session_id, data, expiry) VALUES ('session:empty', NULL, '2999-01-01 00:00:00.000000')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(store.load("session:empty", None).await.unwrap(), None);
+    assert_eq!(
+        store
+            .load("session:empty", Some(Duration::from_secs(60)))
+            .await
+            .unwrap(),
+        None
+    );
+}

@@ -142,6 +142,19 @@ pub(super) fn spawn_cleanup<S: Cleaned>(store: Weak<S>, every: Duration) {
     });
 }
 
+/// The `data` of a row, if any: a row whose `data` is NULL (which no
+/// writer of this table stores) holds no session.
+pub(super) fn data<R: sqlx::Row>(row: Option<R>) -> Result<Option<Vec<u8>>, StoreError>
+where
+    usize: sqlx::ColumnIndex<R>,
+    Option<Vec<u8>>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    match row {
+        Some(row) => row.try_get::<Option<Vec<u8>>, _>(0).map_err(classify),
+        None => Ok(None),
+    }
+}
+
 /// The statements of a store, for one table.
 pub(super) struct Statements {
     pub(super) table: String,
@@ -212,8 +225,7 @@ macro_rules! sql_store {
                     .fetch_optional(&self.inner.pool)
                     .await
                     .map_err(sql::classify)?;
-                row.map(|row| sqlx::Row::try_get::<Vec<u8>, _>(&row, 0).map_err(sql::classify))
-                    .transpose()
+                sql::data(row)
             }
         }
 
@@ -246,8 +258,7 @@ macro_rules! sql_store {
                     .fetch_optional(&self.inner.pool)
                     .await
                     .map_err(sql::classify)?;
-                row.map(|row| sqlx::Row::try_get::<Vec<u8>, _>(&row, 0).map_err(sql::classify))
-                    .transpose()
+                sql::data(row)
             }
 
             async fn save(
