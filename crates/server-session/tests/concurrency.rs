@@ -59,6 +59,26 @@ on_every_framework!(
     fifty_concurrent_increments_count_fifty
 );
 
+#[cfg(all(feature = "mysql", feature = "redis"))]
+on_every_framework!(
+    mysql,
+    {
+        let server = crate::common::mariadb::TestMariaDb::shared();
+        let store = server_session::MySqlStore::builder(&server.url)
+            .table(crate::common::unique_table())
+            .open()
+            .await
+            .unwrap();
+        ((), store)
+    },
+    different_keys_both_persist,
+    fifty_requests_fifty_keys,
+    a_slow_read_never_writes_back,
+    in_flight_requests_do_not_resurrect_a_destroyed_session,
+    same_key_the_later_commit_wins,
+    fifty_concurrent_increments_count_fifty
+);
+
 struct App<S> {
     app: Arc<Served>,
     store: Counting<S>,

@@ -212,3 +212,33 @@ async fn a_stopped_database_is_unavailable_within_the_timeout() {
     }
     assert_eq!(back, Some(Some(b"x".to_vec())), "the store reconnects");
 }
+
+/// `SESSION_SQLALCHEMY_SCHEMA` puts the table in that schema.
+#[tokio::test]
+async fn a_schema_holds_the_table() {
+    let server = TestPostgres::shared();
+    let name = table();
+    let pool = pool(server).await;
+    sqlx::query("CREATE SCHEMA IF NOT EXISTS flask")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let config = SessionConfig::from_map([
+        ("SESSION_TYPE", "sqlalchemy"),
+        ("SQLALCHEMY_DATABASE_URI", server.url.as_str()),
+        ("SESSION_SQLALCHEMY_TABLE", name.as_str()),
+        ("SESSION_SQLALCHEMY_SCHEMA", "flask"),
+    ])
+    .unwrap();
+    let app = common::redis::routes().layer(SessionLayer::from_config(config).unwrap());
+    let cookie = common::get(&app, "/login", None).await.cookie_pair().unwrap();
+    assert_eq!(common::get(&app, "/incr", Some(&cookie)).await.body, "2");
+    let rows: i64 = sqlx::query(&format!("SELECT count(*) FROM flask.\"{name}\""))
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1);
+    let bad = PostgresStore::builder(&server.url).schema("a b").build();
+    assert!(bad.is_err());
+}

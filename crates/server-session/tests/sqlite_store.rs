@@ -148,7 +148,7 @@ async fn a_table_name_that_needs_quoting_is_refused() {
         .table("sessions; DROP TABLE users")
         .build()
         .unwrap_err();
-    assert!(err.to_string().contains("table name"), "{err}");
+    assert!(err.to_string().contains("table or schema name"), "{err}");
 }
 
 #[tokio::test]
@@ -188,13 +188,29 @@ async fn flask_sqlalchemy_names_configure_it() {
         missing.to_string().contains("SQLALCHEMY_DATABASE_URI"),
         "{missing}"
     );
-    let mysql = SessionConfig::from_map([
+    let oracle = SessionConfig::from_map([
         ("SESSION_TYPE", "sqlalchemy"),
-        ("SQLALCHEMY_DATABASE_URI", "mysql://app:secret@db/app"),
+        ("SQLALCHEMY_DATABASE_URI", "oracle://app:secret@db/app"),
     ])
     .unwrap();
-    let err = SessionLayer::from_config(mysql).unwrap_err().to_string();
+    let err = SessionLayer::from_config(oracle).unwrap_err().to_string();
     assert!(err.contains("sqlite:///") && !err.contains("secret"), "{err}");
+    let schema = SessionConfig::from_map([
+        ("SESSION_TYPE", "sqlalchemy"),
+        ("SQLALCHEMY_DATABASE_URI", url.as_str()),
+        ("SESSION_SQLALCHEMY_SCHEMA", "app"),
+    ])
+    .unwrap();
+    let err = SessionLayer::from_config(schema).unwrap_err().to_string();
+    assert!(err.contains("SQLite, which has no schemas"), "{err}");
+    // A table Flask numbers with a named sequence would get rows without
+    // an id here.
+    let err = SessionConfig::from_map([("SESSION_SQLALCHEMY_SEQUENCE", "session_id_seq")]).unwrap_err();
+    assert!(
+        err.to_string().starts_with("SESSION_SQLALCHEMY_SEQUENCE"),
+        "{err}"
+    );
+    assert!(SessionConfig::from_map([("SESSION_SQLALCHEMY_SEQUENCE", "None")]).is_ok());
 }
 
 /// A row another writer left without data holds no session: a fresh one,

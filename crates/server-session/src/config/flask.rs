@@ -34,6 +34,8 @@ const NAMES: &[&str] = &[
     "SESSION_SHARED_WITH_FLASK",
     "SQLALCHEMY_DATABASE_URI",
     "SESSION_SQLALCHEMY_TABLE",
+    "SESSION_SQLALCHEMY_SCHEMA",
+    "SESSION_SQLALCHEMY_SEQUENCE",
     "SESSION_CLEANUP_N_REQUESTS",
 ];
 
@@ -56,7 +58,8 @@ impl SessionConfig {
     /// |---|---|
     /// | `SESSION_TYPE` | `memory` (default), `redis` or `sqlalchemy` |
     /// | `SESSION_CLEANUP_N_REQUESTS` | a number, or `None`: accepted; the SQL stores delete expired rows on a timer of their own (see `SqliteStoreBuilder::cleanup_every`) |
-    /// | `SQLALCHEMY_DATABASE_URI`, `SESSION_SQLALCHEMY_TABLE` | with `sqlalchemy`: the database (`sqlite:///relative.db`, `sqlite:////absolute.db`; feature `sqlite`) and the table (default `sessions`) |
+    /// | `SQLALCHEMY_DATABASE_URI`, `SESSION_SQLALCHEMY_TABLE`, `SESSION_SQLALCHEMY_SCHEMA` | with `sqlalchemy`: the database (`sqlite:///relative.db` or `sqlite:////absolute.db`, feature `sqlite`; `postgresql://...`, feature `postgres`; `mysql://...`, feature `mysql`), the table (default `sessions`) and its schema |
+    /// | `SESSION_SQLALCHEMY_SEQUENCE` | refused when set: the stores create the table with an auto-incrementing `id` |
     /// | `SESSION_REDIS` | a `redis://` or `rediss://` URL (default `redis://127.0.0.1:6379`) |
     /// | `SESSION_REDIS_CLUSTER` | nodes of a Redis Cluster, `host:port` (or URLs) separated by commas, instead of `SESSION_REDIS` |
     /// | `SESSION_REDIS_SENTINEL`, `SESSION_REDIS_SENTINEL_MASTER` | Sentinels, `host:port` separated by commas, and the name they monitor the primary under, instead of `SESSION_REDIS` |
@@ -168,6 +171,19 @@ impl SessionConfig {
                 "SESSION_COOKIE_PARTITIONED" => config.cookie.partitioned = boolean(name, v)?,
                 "SQLALCHEMY_DATABASE_URI" => sql.url = v.trim().to_owned(),
                 "SESSION_SQLALCHEMY_TABLE" => sql.table = v.trim().to_owned(),
+                "SESSION_SQLALCHEMY_SCHEMA" => {
+                    sql.schema = Some(v.trim().to_owned()).filter(|s| !s.is_empty() && s != "None")
+                }
+                // A table Flask made with a named sequence has an `id` with
+                // no default, which an insert here would leave NULL.
+                "SESSION_SQLALCHEMY_SEQUENCE" if !v.trim().is_empty() && v.trim() != "None" => {
+                    return Err(invalid(
+                        name,
+                        v,
+                        "no value: the tables here number their rows themselves (SERIAL, AUTO_INCREMENT)",
+                    ));
+                }
+                "SESSION_SQLALCHEMY_SEQUENCE" => {}
                 // Flask-Session deletes expired rows on one request in N; the
                 // SQL stores delete them on their own, in batches on a timer,
                 // so the value is checked and the cleanup left to them.
@@ -215,7 +231,7 @@ impl SessionConfig {
                 return Err(invalid(
                     "SQLALCHEMY_DATABASE_URI",
                     "",
-                    "the database's URL, with SESSION_TYPE=sqlalchemy (sqlite:///path.db)",
+                    "the database's URL, with SESSION_TYPE=sqlalchemy (sqlite:///path.db, postgresql://..., mysql://...)",
                 ));
             }
             "sqlalchemy" => StoreType::Sql(sql),

@@ -113,20 +113,25 @@ pub enum StoreType {
     /// `RedisStore` (feature `redis`).
     Redis(RedisSettings),
     /// An SQL database in Flask-Session's `sqlalchemy` table:
-    /// `SqliteStore` (feature `sqlite`).
+    /// `SqliteStore`, `PostgresStore` or `MySqlStore` (features `sqlite`,
+    /// `postgres`, `mysql`).
     Sql(SqlSettings),
 }
 
 /// Where the SQL store keeps sessions (`SQLALCHEMY_DATABASE_URI`,
-/// `SESSION_SQLALCHEMY_TABLE`).
+/// `SESSION_SQLALCHEMY_TABLE`, `SESSION_SQLALCHEMY_SCHEMA`).
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SqlSettings {
-    /// The database, as SQLAlchemy names it: `sqlite:///relative/path.db` or
-    /// `sqlite:////absolute/path.db`.
+    /// The database, as SQLAlchemy names it: `sqlite:///relative/path.db`,
+    /// `sqlite:////absolute/path.db`, `postgresql://user@host/db`,
+    /// `mysql://user@host/db` (a `+driver` after the scheme is ignored).
     pub url: String,
     /// The table (default `sessions`).
     pub table: String,
+    /// The schema the table is in (PostgreSQL's schema, MySQL's database);
+    /// default: the connection's own.
+    pub schema: Option<String>,
 }
 
 impl Default for SqlSettings {
@@ -134,6 +139,7 @@ impl Default for SqlSettings {
         SqlSettings {
             url: String::new(),
             table: "sessions".into(),
+            schema: None,
         }
     }
 }
@@ -143,6 +149,7 @@ impl fmt::Debug for SqlSettings {
         f.debug_struct("SqlSettings")
             .field("url", &redacted_url(&self.url))
             .field("table", &self.table)
+            .field("schema", &self.schema)
             .finish()
     }
 }

@@ -17,7 +17,8 @@ pub(crate) fn from_config(config: &SessionConfig) -> Result<Arc<dyn DynStore>, C
     })
 }
 
-/// The SQL store `settings` name: SQLite or PostgreSQL, by the URL's scheme.
+/// The SQL store `settings` name: SQLite, PostgreSQL or MySQL, by the URL's
+/// scheme.
 fn sql(settings: &SqlSettings) -> Result<Arc<dyn DynStore>, ConfigError> {
     let invalid = |expected: String| ConfigError::InvalidValue {
         key: "SQLALCHEMY_DATABASE_URI".into(),
@@ -27,14 +28,15 @@ fn sql(settings: &SqlSettings) -> Result<Arc<dyn DynStore>, ConfigError> {
     match settings.url.split([':', '+']).next().unwrap_or_default() {
         "sqlite" => sqlite(settings, invalid),
         "postgresql" | "postgres" => postgres(settings, invalid),
+        "mysql" | "mariadb" => mysql(settings, invalid),
         _ => Err(invalid(
-            "a sqlite:/// or postgresql:// URL (the SQL databases this version supports)".into(),
+            "a sqlite:///, postgresql:// or mysql:// URL (the SQL databases this version supports)".into(),
         )),
     }
 }
 
 /// The error for a URL whose store this build leaves out.
-#[cfg(not(all(feature = "sqlite", feature = "postgres")))]
+#[cfg(not(all(feature = "sqlite", feature = "postgres", feature = "mysql")))]
 fn missing(feature: &str) -> Result<Arc<dyn DynStore>, ConfigError> {
     Err(ConfigError::Invalid(format!(
         "SESSION_TYPE=sqlalchemy with this URL needs server-session's `{feature}` cargo feature"
@@ -46,6 +48,11 @@ fn sqlite(
     settings: &SqlSettings,
     invalid: impl Fn(String) -> ConfigError,
 ) -> Result<Arc<dyn DynStore>, ConfigError> {
+    if settings.schema.is_some() {
+        return Err(invalid(
+            "no SESSION_SQLALCHEMY_SCHEMA with SQLite, which has no schemas".into(),
+        ));
+    }
     let store = super::sqlite::SqliteStore::builder(&settings.url)
         .table(settings.table.clone())
         .build()
@@ -63,16 +70,39 @@ fn postgres(
     settings: &SqlSettings,
     invalid: impl Fn(String) -> ConfigError,
 ) -> Result<Arc<dyn DynStore>, ConfigError> {
-    let store = super::postgres::PostgresStore::builder(&settings.url)
-        .table(settings.table.clone())
+    let mut builder = super::postgres::PostgresStore::builder(&settings.url).table(settings.table.clone());
+    if let Some(schema) = &settings.schema {
+        builder = builder.schema(schema.clone());
+    }
+    let store = builder
         .build()
-        .map_err(|err| invalid(format!("a usable PostgreSQL URL and table ({err})")))?;
+        .map_err(|err| invalid(format!("a usable PostgreSQL URL, schema and table ({err})")))?;
     Ok(Arc::new(store))
 }
 
 #[cfg(not(feature = "postgres"))]
 fn postgres(_: &SqlSettings, _: impl Fn(String) -> ConfigError) -> Result<Arc<dyn DynStore>, ConfigError> {
     missing("postgres")
+}
+
+#[cfg(feature = "mysql")]
+fn mysql(
+    settings: &SqlSettings,
+    invalid: impl Fn(String) -> ConfigError,
+) -> Result<Arc<dyn DynStore>, ConfigError> {
+    let mut builder = super::mysql::MySqlStore::builder(&settings.url).table(settings.table.clone());
+    if let Some(schema) = &settings.schema {
+        builder = builder.schema(schema.clone());
+    }
+    let store = builder
+        .build()
+        .map_err(|err| invalid(format!("a usable MySQL URL, schema and table ({err})")))?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "mysql"))]
+fn mysql(_: &SqlSettings, _: impl Fn(String) -> ConfigError) -> Result<Arc<dyn DynStore>, ConfigError> {
+    missing("mysql")
 }
 
 #[cfg(feature = "redis")]

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::sync::OnceCell;
 
-use super::sql::{self, CLEANUP_EVERY, Inner, Statements, check_table};
+use super::sql::{self, CLEANUP_EVERY, Inner, Source, Statements};
 use super::{Expect, SaveOutcome, SessionStore, StoreError};
 
 /// Sessions in PostgreSQL (feature `postgres`), in Flask-Session 0.8's
@@ -51,8 +51,9 @@ impl std::fmt::Debug for PostgresStore {
 
 /// Settings for a [`PostgresStore`].
 pub struct PostgresStoreBuilder {
-    options: Result<PgConnectOptions, String>,
+    source: Source<PgConnectOptions, PgPool>,
     table: String,
+    schema: Option<String>,
     cleanup_every: Option<Duration>,
     max_connections: u32,
     timeout: Duration,
@@ -62,26 +63,34 @@ impl std::fmt::Debug for PostgresStoreBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresStoreBuilder")
             .field("table", &self.table)
+            .field("schema", &self.schema)
             .finish_non_exhaustive()
     }
 }
 
-sql::sql_builder!(PostgresStoreBuilder, 10);
+sql::sql_builder!(PostgresStoreBuilder, 10, schema);
 
 impl PostgresStoreBuilder {
     /// The store; it connects, and creates the table, on first use.
     pub fn build(self) -> Result<PostgresStore, StoreError> {
-        check_table(&self.table)?;
-        let millis = self.timeout.as_millis().max(1).to_string();
-        let options = self
-            .options
-            .map_err(|why| StoreError::Backend(why.into()))?
-            .options([("timezone", "UTC"), ("statement_timeout", millis.as_str())]);
-        let pool = PgPoolOptions::new()
-            .max_connections(self.max_connections)
-            .acquire_timeout(self.timeout)
-            .connect_lazy_with(options);
-        Ok(PostgresStore::with_pool(pool, &self.table, self.cleanup_every))
+        let sql = statements(self.schema.as_deref(), &self.table)?;
+        let (connections, timeout) = (self.max_connections, self.timeout);
+        let pool = self.source.pool(|options| {
+            let millis = timeout.as_millis().max(1).to_string();
+            let options = options.options([("timezone", "UTC"), ("statement_timeout", millis.as_str())]);
+            PgPoolOptions::new()
+                .max_connections(connections)
+                .acquire_timeout(timeout)
+                .connect_lazy_with(options)
+        })?;
+        Ok(PostgresStore {
+            inner: Arc::new(Inner {
+                pool,
+                sql,
+                ready: OnceCell::new(),
+                cleanup_every: self.cleanup_every,
+            }),
+        })
     }
 
     /// The store, connected, with the table created now.
@@ -93,50 +102,41 @@ impl PostgresStoreBuilder {
 }
 
 impl PostgresStore {
-    /// Settings for a store at `url`: `postgresql://user:password@host/db`,
-    /// or as SQLAlchemy names it (`postgresql+psycopg2://...`).
+    /// Settings for a store at `url`: `postgresql://user:password@host/db`
+    /// (with `?sslmode=require` for TLS), or as SQLAlchemy names it
+    /// (`postgresql+psycopg2://...`).
     pub fn builder(url: impl AsRef<str>) -> PostgresStoreBuilder {
         let url = url.as_ref();
-        // SQLAlchemy names the Python driver after a `+`.
-        let plain = match url.split_once("://") {
-            Some((scheme, rest)) => format!("{}://{rest}", scheme.split('+').next().unwrap_or(scheme)),
-            None => url.to_owned(),
-        };
-        let options = PgConnectOptions::from_str(&plain)
+        let options = PgConnectOptions::from_str(&sql::without_driver(url))
             .map_err(|e| format!("{}: {e}", crate::config::redacted_url(url)));
+        PostgresStore::with_source(Source::Options(options))
+    }
+
+    /// Settings for a store on the application's own pool, whose
+    /// connections should run in UTC (`timezone`), as `expiry` is a naive
+    /// UTC time; the builder's `max_connections` and `timeout` do not apply
+    /// to it.
+    pub fn from_pool(pool: PgPool) -> PostgresStoreBuilder {
+        PostgresStore::with_source(Source::Pool(pool))
+    }
+
+    fn with_source(source: Source<PgConnectOptions, PgPool>) -> PostgresStoreBuilder {
         PostgresStoreBuilder {
-            options,
+            source,
             table: "sessions".into(),
+            schema: None,
             cleanup_every: Some(CLEANUP_EVERY),
             max_connections: 10,
             timeout: sql::TIMEOUT,
-        }
-    }
-
-    /// A store on an existing pool, in `table`. Its connections should run
-    /// in UTC (`timezone`), as `expiry` is a naive UTC time.
-    pub fn from_pool(pool: PgPool, table: &str) -> Result<PostgresStore, StoreError> {
-        check_table(table)?;
-        Ok(PostgresStore::with_pool(pool, table, Some(CLEANUP_EVERY)))
-    }
-
-    fn with_pool(pool: PgPool, table: &str, cleanup_every: Option<Duration>) -> PostgresStore {
-        PostgresStore {
-            inner: Arc::new(Inner {
-                pool,
-                sql: statements(table),
-                ready: OnceCell::new(),
-                cleanup_every,
-            }),
         }
     }
 }
 
 /// The statements, for one table. Times travel as text and are cast to
 /// `timestamp`.
-fn statements(table: &str) -> Statements {
-    let t = format!("\"{table}\"");
-    Statements {
+fn statements(schema: Option<&str>, table: &str) -> Result<Statements, StoreError> {
+    let t = sql::qualified(schema, table, '"')?;
+    Ok(Statements {
         table: table.to_owned(),
         // As SQLAlchemy creates Flask-Session's model on PostgreSQL.
         create_table: format!(
@@ -146,16 +146,17 @@ fn statements(table: &str) -> Statements {
         ),
         create_index: format!("CREATE INDEX IF NOT EXISTS \"{table}_expiry\" ON {t} (expiry)"),
         select: format!("SELECT data FROM {t} WHERE session_id = $1 AND expiry > $2::timestamp"),
-        slide: format!(
+        slide: Some(format!(
             "UPDATE {t} SET expiry = $3::timestamp WHERE session_id = $1 AND expiry > $2::timestamp \
              RETURNING data"
-        ),
+        )),
         // Takes the place of an expired row, never of a live one.
         insert: format!(
             "INSERT INTO {t} (session_id, data, expiry) VALUES ($1, $2, $3::timestamp) \
              ON CONFLICT (session_id) DO UPDATE SET data = EXCLUDED.data, expiry = EXCLUDED.expiry \
              WHERE {t}.expiry IS NULL OR {t}.expiry <= $4::timestamp"
         ),
+        replace_expired: None,
         update: format!(
             "UPDATE {t} SET data = $1, expiry = $2::timestamp \
              WHERE session_id = $3 AND data = $4 AND expiry > $5::timestamp"
@@ -167,7 +168,7 @@ fn statements(table: &str) -> Statements {
         cleanup: format!(
             "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE expiry <= $1::timestamp LIMIT $2)"
         ),
-    }
+    })
 }
 
 sql::sql_store!(PostgresStore, PgPool);

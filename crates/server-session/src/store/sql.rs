@@ -16,14 +16,37 @@ pub(super) const CLEANUP_EVERY: Duration = Duration::from_secs(600);
 /// How long a call waits for a connection or a lock by default.
 pub(super) const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Refuses a table name that would need quoting rules of its own.
+/// Refuses a table or schema name that would need quoting rules of its
+/// own.
 pub(super) fn check_table(table: &str) -> Result<(), StoreError> {
     if table.is_empty() || !table.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         return Err(StoreError::Backend(
-            format!("table name {table:?}: use letters, digits and underscores").into(),
+            format!("table or schema name {table:?}: use letters, digits and underscores").into(),
         ));
     }
     Ok(())
+}
+
+/// A URL without the Python driver SQLAlchemy names after a `+`
+/// (`postgresql+psycopg2://` is `postgresql://`).
+pub(super) fn without_driver(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => format!("{}://{rest}", scheme.split('+').next().unwrap_or(scheme)),
+        None => url.to_owned(),
+    }
+}
+
+/// `table`, in `schema` when there is one, quoted with `quote` (checked
+/// names need no escaping).
+pub(super) fn qualified(schema: Option<&str>, table: &str, quote: char) -> Result<String, StoreError> {
+    check_table(table)?;
+    Ok(match schema {
+        Some(schema) => {
+            check_table(schema)?;
+            format!("{quote}{schema}{quote}.{quote}{table}{quote}")
+        }
+        None => format!("{quote}{table}{quote}"),
+    })
 }
 
 /// A UTC time as SQLAlchemy writes a naive `DateTime`:
@@ -57,12 +80,16 @@ pub(super) fn classify(err: sqlx::Error) -> StoreError {
         | sqlx::Error::Io(_)
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(Box::new(err)),
+        // SQLite's locked or busy file, MySQL's lock wait and statement
+        // time limits, PostgreSQL's cancelled statement (57) and connection
+        // errors (08, in both).
         sqlx::Error::Database(ref db)
-            if db.message().contains("locked")
-                || db.message().contains("busy")
-                || db
-                    .code()
-                    .is_some_and(|code| code.starts_with("57") || code.starts_with("08")) =>
+            if ["locked", "busy", "Lock wait timeout", "max_statement_time"]
+                .iter()
+                .any(|words| db.message().contains(words))
+                || db.code().is_some_and(|code| {
+                    code.starts_with("57") || code.starts_with("08") || code == "70100"
+                }) =>
         {
             StoreError::Unavailable(Box::new(err))
         }
@@ -99,6 +126,12 @@ where
         }
     }
     Err(StoreError::Backend("the row kept changing under a save".into()))
+}
+
+/// Whether `err` says the index being created exists (MySQL has no
+/// `CREATE INDEX IF NOT EXISTS`).
+pub(super) fn index_exists(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.message().starts_with("Duplicate key name"))
 }
 
 /// Runs `delete` (one batch of expired rows; the rows it removed) until a
@@ -155,14 +188,42 @@ where
     }
 }
 
-/// The statements of a store, for one table.
+/// Where a builder's pool comes from: a URL's options (or why they are
+/// wrong), or the application's own pool.
+pub(super) enum Source<O, P> {
+    Options(Result<O, String>),
+    Pool(P),
+}
+
+impl<O, P> Source<O, P> {
+    /// The pool: the application's, or a new one from the options.
+    pub(super) fn pool(self, connect: impl FnOnce(O) -> P) -> Result<P, StoreError> {
+        match self {
+            Source::Options(options) => Ok(connect(options.map_err(|why| StoreError::Backend(why.into()))?)),
+            Source::Pool(pool) => Ok(pool),
+        }
+    }
+}
+
+/// The statements of a store, for one table. Each takes its parameters in
+/// the order the store binds them (MySQL's `?` are positional).
 pub(super) struct Statements {
     pub(super) table: String,
     pub(super) create_table: String,
     pub(super) create_index: String,
+    /// `data` at `(key, now)`, if live.
     pub(super) select: String,
-    pub(super) slide: String,
+    /// `data` at `(key, now)`, if live, moving its expiry to the third
+    /// parameter in the same statement; `None` where an `UPDATE` cannot
+    /// return rows (MySQL), which selects and then touches.
+    pub(super) slide: Option<String>,
+    /// Writes `(key, value, expiry)`: with `replace_expired`, a plain insert
+    /// that fails on a duplicate; without, one that also takes `now` and
+    /// only replaces an expired row.
     pub(super) insert: String,
+    /// Writes `(value, expiry)` at `(key, now)` over an expired row, after
+    /// the insert found a duplicate.
+    pub(super) replace_expired: Option<String>,
     pub(super) update: String,
     pub(super) delete: String,
     pub(super) touch: String,
@@ -196,6 +257,9 @@ macro_rules! sql_store {
                             // made the second time.
                             let mut tries = 0;
                             while let Err(err) = sqlx::query(statement).execute(&self.inner.pool).await {
+                                if sql::index_exists(&err) {
+                                    break;
+                                }
                                 tries += 1;
                                 if tries == 3 || !matches!(err, sqlx::Error::Database(_)) {
                                     return Err(sql::classify(err));
@@ -215,6 +279,18 @@ macro_rules! sql_store {
             pub async fn delete_expired(&self) -> Result<u64, StoreError> {
                 self.ready().await?;
                 sql::Cleaned::delete_expired(&*self.inner).await
+            }
+
+            /// Moves the expiry of a live row at `key` to `ttl` after `now`.
+            async fn touch_at(&self, key: &str, ttl: Duration, now: SystemTime) -> Result<(), StoreError> {
+                sqlx::query(&self.inner.sql.touch)
+                    .bind(sql::expiry(now, ttl))
+                    .bind(key)
+                    .bind(sql::stamp(now))
+                    .execute(&self.inner.pool)
+                    .await
+                    .map_err(sql::classify)
+                    .map(drop)
             }
 
             /// The current bytes at `key`, if live.
@@ -251,7 +327,14 @@ macro_rules! sql_store {
                 let Some(ttl) = slide else {
                     return self.current(key, &sql::stamp(now)).await;
                 };
-                let row = sqlx::query(&self.inner.sql.slide)
+                let Some(slide) = &self.inner.sql.slide else {
+                    let found = self.current(key, &sql::stamp(now)).await?;
+                    if found.is_some() {
+                        self.touch_at(key, ttl, now).await?;
+                    }
+                    return Ok(found);
+                };
+                let row = sqlx::query(slide)
                     .bind(key)
                     .bind(sql::stamp(now))
                     .bind(sql::expiry(now, ttl))
@@ -271,24 +354,50 @@ macro_rules! sql_store {
                 self.ready().await?;
                 let write = || async {
                     let now = SystemTime::now();
-                    let query = match expect {
-                        Expect::Absent => sqlx::query(&self.inner.sql.insert)
-                            .bind(key)
-                            .bind(value)
-                            .bind(sql::expiry(now, ttl))
-                            .bind(sql::stamp(now)),
-                        Expect::Unchanged(loaded) => sqlx::query(&self.inner.sql.update)
-                            .bind(value)
-                            .bind(sql::expiry(now, ttl))
-                            .bind(key)
-                            .bind(loaded)
-                            .bind(sql::stamp(now)),
+                    let pool = &self.inner.pool;
+                    let sql = &self.inner.sql;
+                    let done = match (expect, &sql.replace_expired) {
+                        (Expect::Absent, None) => {
+                            sqlx::query(&sql.insert)
+                                .bind(key)
+                                .bind(value)
+                                .bind(sql::expiry(now, ttl))
+                                .bind(sql::stamp(now))
+                                .execute(pool)
+                                .await
+                        }
+                        (Expect::Absent, Some(replace)) => {
+                            let inserted = sqlx::query(&sql.insert)
+                                .bind(key)
+                                .bind(value)
+                                .bind(sql::expiry(now, ttl))
+                                .execute(pool)
+                                .await;
+                            match inserted {
+                                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                                    sqlx::query(replace)
+                                        .bind(value)
+                                        .bind(sql::expiry(now, ttl))
+                                        .bind(key)
+                                        .bind(sql::stamp(now))
+                                        .execute(pool)
+                                        .await
+                                }
+                                inserted => inserted,
+                            }
+                        }
+                        (Expect::Unchanged(loaded), _) => {
+                            sqlx::query(&sql.update)
+                                .bind(value)
+                                .bind(sql::expiry(now, ttl))
+                                .bind(key)
+                                .bind(loaded)
+                                .bind(sql::stamp(now))
+                                .execute(pool)
+                                .await
+                        }
                     };
-                    let done = query
-                        .execute(&self.inner.pool)
-                        .await
-                        .map_err(sql::classify)?;
-                    Ok(done.rows_affected())
+                    Ok(done.map_err(sql::classify)?.rows_affected())
                 };
                 let current = || async { self.current(key, &sql::stamp(SystemTime::now())).await };
                 sql::save(expect, write, current).await
@@ -306,15 +415,7 @@ macro_rules! sql_store {
 
             async fn touch(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
                 self.ready().await?;
-                let now = SystemTime::now();
-                sqlx::query(&self.inner.sql.touch)
-                    .bind(sql::expiry(now, ttl))
-                    .bind(key)
-                    .bind(sql::stamp(now))
-                    .execute(&self.inner.pool)
-                    .await
-                    .map_err(sql::classify)
-                    .map(drop)
+                self.touch_at(key, ttl, SystemTime::now()).await
             }
         }
     };
@@ -323,8 +424,22 @@ pub(super) use sql_store;
 
 /// The settings every SQL store's builder has, written once: `$builder`
 /// has `table`, `cleanup_every`, `max_connections` and `timeout` fields;
-/// `$connections` is its default number of connections.
+/// `$connections` is its default number of connections. With `schema`, it
+/// also has a `schema` field, for a database with schemas.
 macro_rules! sql_builder {
+    ($builder:ident, $connections:literal, schema) => {
+        sql::sql_builder!($builder, $connections);
+
+        impl $builder {
+            /// The schema the table is in (`SESSION_SQLALCHEMY_SCHEMA`;
+            /// default: the connection's own): letters, digits and
+            /// underscores.
+            pub fn schema(mut self, schema: impl Into<String>) -> Self {
+                self.schema = Some(schema.into());
+                self
+            }
+        }
+    };
     ($builder:ident, $connections:literal) => {
         impl $builder {
             /// The table (`SESSION_SQLALCHEMY_TABLE`, default `sessions`):

@@ -11,7 +11,7 @@ use sqlx::sqlite::{
 };
 use tokio::sync::OnceCell;
 
-use super::sql::{self, CLEANUP_EVERY, Inner, Statements, check_table};
+use super::sql::{self, CLEANUP_EVERY, Inner, Source, Statements};
 use super::{Expect, SaveOutcome, SessionStore, StoreError};
 
 /// Sessions in an SQLite database (feature `sqlite`), in Flask-Session 0.8's
@@ -50,13 +50,20 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 /// Settings for a [`SqliteStore`].
-#[derive(Debug)]
 pub struct SqliteStoreBuilder {
-    options: Result<SqliteConnectOptions, String>,
+    source: Source<SqliteConnectOptions, SqlitePool>,
     table: String,
     cleanup_every: Option<Duration>,
     max_connections: u32,
     timeout: Duration,
+}
+
+impl std::fmt::Debug for SqliteStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStoreBuilder")
+            .field("table", &self.table)
+            .finish_non_exhaustive()
+    }
 }
 
 sql::sql_builder!(SqliteStoreBuilder, 4);
@@ -64,23 +71,23 @@ sql::sql_builder!(SqliteStoreBuilder, 4);
 impl SqliteStoreBuilder {
     /// The store; the file is opened, and the table created, on first use.
     pub fn build(self) -> Result<SqliteStore, StoreError> {
-        let table = self.table;
-        check_table(&table)?;
-        let options = self
-            .options
-            .map_err(|why| StoreError::Backend(why.into()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(self.timeout);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(self.max_connections)
-            .acquire_timeout(self.timeout)
-            .connect_lazy_with(options);
+        let sql = statements(&self.table)?;
+        let (connections, timeout) = (self.max_connections, self.timeout);
+        let pool = self.source.pool(|options| {
+            let options = options
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(timeout);
+            SqlitePoolOptions::new()
+                .max_connections(connections)
+                .acquire_timeout(timeout)
+                .connect_lazy_with(options)
+        })?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 pool,
-                sql: statements(&table),
+                sql,
                 ready: OnceCell::new(),
                 cleanup_every: self.cleanup_every,
             }),
@@ -110,34 +117,31 @@ impl SqliteStore {
             }
             None => Ok(SqliteConnectOptions::new().filename(Path::new(path))),
         };
+        SqliteStore::with_source(Source::Options(options))
+    }
+
+    /// Settings for a store on the application's own pool (whose options
+    /// are the application's; the builder's `max_connections` and `timeout`
+    /// do not apply to it).
+    pub fn from_pool(pool: SqlitePool) -> SqliteStoreBuilder {
+        SqliteStore::with_source(Source::Pool(pool))
+    }
+
+    fn with_source(source: Source<SqliteConnectOptions, SqlitePool>) -> SqliteStoreBuilder {
         SqliteStoreBuilder {
-            options,
+            source,
             table: "sessions".into(),
             cleanup_every: Some(CLEANUP_EVERY),
             max_connections: 4,
             timeout: sql::TIMEOUT,
         }
     }
-
-    /// A store on an existing pool (whose options are the caller's), in
-    /// `table`.
-    pub fn from_pool(pool: SqlitePool, table: &str) -> Result<SqliteStore, StoreError> {
-        check_table(table)?;
-        Ok(SqliteStore {
-            inner: Arc::new(Inner {
-                pool,
-                sql: statements(table),
-                ready: OnceCell::new(),
-                cleanup_every: Some(CLEANUP_EVERY),
-            }),
-        })
-    }
 }
 
 /// The statements, for one table.
-fn statements(table: &str) -> Statements {
-    let t = format!("\"{table}\"");
-    Statements {
+fn statements(table: &str) -> Result<Statements, StoreError> {
+    let t = sql::qualified(None, table, '"')?;
+    Ok(Statements {
         table: table.to_owned(),
         // As SQLAlchemy creates Flask-Session's model on SQLite.
         create_table: format!(
@@ -146,20 +150,23 @@ fn statements(table: &str) -> Statements {
         ),
         create_index: format!("CREATE INDEX IF NOT EXISTS \"{table}_expiry\" ON {t} (expiry)"),
         select: format!("SELECT data FROM {t} WHERE session_id = ?1 AND expiry > ?2"),
-        slide: format!("UPDATE {t} SET expiry = ?3 WHERE session_id = ?1 AND expiry > ?2 RETURNING data"),
+        slide: Some(format!(
+            "UPDATE {t} SET expiry = ?3 WHERE session_id = ?1 AND expiry > ?2 RETURNING data"
+        )),
         // Takes the place of an expired row, never of a live one.
         insert: format!(
             "INSERT INTO {t} (session_id, data, expiry) VALUES (?1, ?2, ?3) \
              ON CONFLICT (session_id) DO UPDATE SET data = excluded.data, expiry = excluded.expiry \
              WHERE {t}.expiry IS NULL OR {t}.expiry <= ?4"
         ),
+        replace_expired: None,
         update: format!(
             "UPDATE {t} SET data = ?1, expiry = ?2 WHERE session_id = ?3 AND data = ?4 AND expiry > ?5"
         ),
         delete: format!("DELETE FROM {t} WHERE session_id = ?1"),
         touch: format!("UPDATE {t} SET expiry = ?1 WHERE session_id = ?2 AND expiry > ?3"),
         cleanup: format!("DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE expiry <= ?1 LIMIT ?2)"),
-    }
+    })
 }
 
 sql::sql_store!(SqliteStore, SqlitePool);

@@ -285,6 +285,8 @@ pub fn fixtures() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+#[cfg(all(feature = "redis", feature = "mysql"))]
+pub mod mariadb;
 #[cfg(all(feature = "redis", feature = "postgres"))]
 pub mod postgres;
 #[cfg(feature = "redis")]

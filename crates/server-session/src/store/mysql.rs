@@ -1,0 +1,188 @@
+//! Sessions in MySQL or MariaDB, in the table Flask-Session 0.8's
+//! `sqlalchemy` backend uses, so a Flask app on the same database shares
+//! them.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use tokio::sync::OnceCell;
+
+use super::sql::{self, CLEANUP_EVERY, Inner, Source, Statements};
+use super::{Expect, SaveOutcome, SessionStore, StoreError};
+
+/// Sessions in MySQL 8 or MariaDB 10.5+ (feature `mysql`), in Flask-Session
+/// 0.8's table: `sessions (id INTEGER AUTO_INCREMENT PRIMARY KEY, session_id
+/// VARCHAR(255) UNIQUE, data BLOB, expiry DATETIME)`, where `session_id` is
+/// the key prefix and the id, `data` the same record as in Redis and
+/// `expiry` a naive UTC time. The table is created when missing, as
+/// SQLAlchemy would create it but for two things: `session_id` is compared
+/// byte for byte (`utf8mb4_bin`: ids are case-sensitive) and `data` is a
+/// `MEDIUMBLOB`, as SQLAlchemy's `BLOB` holds 64 KiB, less than the
+/// default [`max_record_size`](crate::SessionConfig::max_record_size). In a
+/// table Flask created first, a larger record fails to save; `ALTER TABLE
+/// sessions MODIFY data MEDIUMBLOB` lifts the limit for both.
+///
+/// A load, a save, a creation, a deletion and a touch are one statement
+/// each, as in [`PostgresStore`](crate::PostgresStore), but for two cases
+/// MySQL has no single statement for: a load that slides the expiry is a
+/// `SELECT` and then an `UPDATE` (MySQL's `UPDATE` cannot return the row),
+/// and a creation that finds an expired row under its id replaces it with a
+/// second statement. Expired rows are never returned, and a background task
+/// deletes them in batches. Each wait for a connection and for a row lock is
+/// bounded (5 seconds by default; on MariaDB each statement too), so a
+/// database that is down or stuck answers `503`.
+///
+/// ```no_run
+/// use server_session::{MySqlStore, SessionConfig, SessionLayer};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = MySqlStore::builder("mysql://app:secret@db.internal/app")
+///     .open()
+///     .await?;
+/// let layer = SessionLayer::new(store, SessionConfig::default())?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct MySqlStore {
+    inner: Arc<Inner<MySqlPool>>,
+}
+
+impl std::fmt::Debug for MySqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MySqlStore")
+            .field("table", &self.inner.sql.table)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings for a [`MySqlStore`].
+pub struct MySqlStoreBuilder {
+    source: Source<MySqlConnectOptions, MySqlPool>,
+    table: String,
+    schema: Option<String>,
+    cleanup_every: Option<Duration>,
+    max_connections: u32,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for MySqlStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MySqlStoreBuilder")
+            .field("table", &self.table)
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+sql::sql_builder!(MySqlStoreBuilder, 10, schema);
+
+impl MySqlStoreBuilder {
+    /// The store; it connects, and creates the table, on first use.
+    pub fn build(self) -> Result<MySqlStore, StoreError> {
+        let sql = statements(self.schema.as_deref(), &self.table)?;
+        let (connections, timeout) = (self.max_connections, self.timeout);
+        let pool = self.source.pool(|options| {
+            let seconds = timeout.as_secs().max(1);
+            let fraction = timeout.as_secs_f64().max(0.001);
+            MySqlPoolOptions::new()
+                .max_connections(connections)
+                .acquire_timeout(timeout)
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        use sqlx::Executor;
+                        conn.execute(format!("SET SESSION innodb_lock_wait_timeout = {seconds}").as_str())
+                            .await?;
+                        // MariaDB's limit on a statement's run time; MySQL
+                        // has none for writes, and refuses the name.
+                        let _ = conn
+                            .execute(format!("SET SESSION max_statement_time = {fraction}").as_str())
+                            .await;
+                        Ok(())
+                    })
+                })
+                .connect_lazy_with(options)
+        })?;
+        Ok(MySqlStore {
+            inner: Arc::new(Inner {
+                pool,
+                sql,
+                ready: OnceCell::new(),
+                cleanup_every: self.cleanup_every,
+            }),
+        })
+    }
+
+    /// The store, connected, with the table created now.
+    pub async fn open(self) -> Result<MySqlStore, StoreError> {
+        let store = self.build()?;
+        store.ready().await?;
+        Ok(store)
+    }
+}
+
+impl MySqlStore {
+    /// Settings for a store at `url`: `mysql://user:password@host/db` (or
+    /// `mariadb://`; with `?ssl-mode=required` for TLS), or as SQLAlchemy
+    /// names it (`mysql+pymysql://...`).
+    pub fn builder(url: impl AsRef<str>) -> MySqlStoreBuilder {
+        let url = url.as_ref();
+        let plain = sql::without_driver(url);
+        let plain = match plain.strip_prefix("mariadb://") {
+            Some(rest) => format!("mysql://{rest}"),
+            None => plain,
+        };
+        let options = MySqlConnectOptions::from_str(&plain)
+            .map_err(|e| format!("{}: {e}", crate::config::redacted_url(url)));
+        MySqlStore::with_source(Source::Options(options))
+    }
+
+    /// Settings for a store on the application's own pool; the builder's
+    /// `max_connections` and `timeout` do not apply to it.
+    pub fn from_pool(pool: MySqlPool) -> MySqlStoreBuilder {
+        MySqlStore::with_source(Source::Pool(pool))
+    }
+
+    fn with_source(source: Source<MySqlConnectOptions, MySqlPool>) -> MySqlStoreBuilder {
+        MySqlStoreBuilder {
+            source,
+            table: "sessions".into(),
+            schema: None,
+            cleanup_every: Some(CLEANUP_EVERY),
+            max_connections: 10,
+            timeout: sql::TIMEOUT,
+        }
+    }
+}
+
+/// The statements, for one table; times travel as text.
+fn statements(schema: Option<&str>, table: &str) -> Result<Statements, StoreError> {
+    let t = sql::qualified(schema, table, '`')?;
+    Ok(Statements {
+        table: table.to_owned(),
+        // As SQLAlchemy creates Flask-Session's model on MySQL, but for the
+        // collation of `session_id` and the size of `data`.
+        create_table: format!(
+            "CREATE TABLE IF NOT EXISTS {t} (\n\tid INTEGER NOT NULL AUTO_INCREMENT, \
+             \n\tsession_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, \
+             \n\tdata MEDIUMBLOB, \n\texpiry DATETIME, \n\tPRIMARY KEY (id), \n\tUNIQUE (session_id)\n)"
+        ),
+        // `Duplicate key name` when it exists (see `sql::index_exists`).
+        create_index: format!("CREATE INDEX `{table}_expiry` ON {t} (expiry)"),
+        select: format!("SELECT data FROM {t} WHERE session_id = ? AND expiry > ?"),
+        slide: None,
+        insert: format!("INSERT INTO {t} (session_id, data, expiry) VALUES (?, ?, ?)"),
+        replace_expired: Some(format!(
+            "UPDATE {t} SET data = ?, expiry = ? WHERE session_id = ? AND (expiry IS NULL OR expiry <= ?)"
+        )),
+        update: format!(
+            "UPDATE {t} SET data = ?, expiry = ? WHERE session_id = ? AND data = ? AND expiry > ?"
+        ),
+        delete: format!("DELETE FROM {t} WHERE session_id = ?"),
+        touch: format!("UPDATE {t} SET expiry = ? WHERE session_id = ? AND expiry > ?"),
+        cleanup: format!("DELETE FROM {t} WHERE expiry <= ? LIMIT ?"),
+    })
+}
+
+sql::sql_store!(MySqlStore, MySqlPool);

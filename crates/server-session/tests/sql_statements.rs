@@ -1,0 +1,133 @@
+//! The statements each kind of request costs on the SQL stores, counted from
+//! sqlx's own log of every statement it runs: none for a request that does
+//! not touch the session, and the documented few for a read, a change, a
+//! creation and a logout, on SQLite, PostgreSQL and MySQL (MariaDB).
+
+#[macro_use]
+mod common;
+
+use std::sync::{Mutex, OnceLock};
+
+use axum::Router;
+use server_session::store::SessionStore;
+use server_session::{MySqlStore, PostgresStore, SessionConfig, SessionLayer, SqliteStore};
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+
+/// Every statement sqlx logged, as its summary and its text.
+fn log() -> &'static Mutex<Vec<String>> {
+    static LOG: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    LOG.get_or_init(Default::default)
+}
+
+struct Statements;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Statements {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        struct Text(String);
+        impl Visit for Text {
+            fn record_str(&mut self, field: &Field, value: &str) {
+                if matches!(field.name(), "summary" | "db.statement") {
+                    self.0.push_str(value);
+                    self.0.push(' ');
+                }
+            }
+            fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
+        }
+        if event.metadata().target() == "sqlx::query" {
+            let mut text = Text(String::new());
+            event.record(&mut text);
+            log().lock().unwrap().push(text.0);
+        }
+    }
+}
+
+fn install() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Statements)).unwrap();
+    });
+}
+
+/// The statements on `table` that `request` runs.
+async fn statements(
+    app: &Router,
+    table: &str,
+    path: &str,
+    cookie: Option<&str>,
+) -> (Vec<String>, Option<String>) {
+    log().lock().unwrap().clear();
+    let response = common::get(app, path, cookie).await;
+    let ran = log()
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|text| text.contains(table))
+        .map(|text| text.split_whitespace().next().unwrap_or_default().to_owned())
+        .collect();
+    (ran, response.cookie_pair())
+}
+
+/// Runs the requests on `store` (whose table is `table`) and checks each
+/// one's statements: `read` and `change` name what a read (which slides the
+/// expiry) and a change (a load, then the conditional save) run.
+async fn check<S: SessionStore + Clone>(store: S, table: &str, read: &[&str], change: &[&str]) {
+    let app = common::redis::routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
+    // Opens the pool's connection first.
+    common::get(&app, "/login", None).await;
+
+    let (ran, _) = statements(&app, table, "/noop", None).await;
+    assert_eq!(
+        ran,
+        Vec::<String>::new(),
+        "a request that leaves the session alone"
+    );
+    let (ran, cookie) = statements(&app, table, "/login", None).await;
+    assert_eq!(ran, ["INSERT"], "a new session: one insert");
+    let cookie = cookie.unwrap();
+    let (ran, _) = statements(&app, table, "/read", Some(&cookie)).await;
+    assert_eq!(ran, read, "a read");
+    let (ran, _) = statements(&app, table, "/incr", Some(&cookie)).await;
+    assert_eq!(ran, change, "a change");
+    let (ran, _) = statements(&app, table, "/logout", Some(&cookie)).await;
+    assert_eq!(ran, ["DELETE"], "a logout: one delete, no load");
+}
+
+#[tokio::test]
+async fn sqlite() {
+    install();
+    let dir = tempfile::tempdir().unwrap();
+    let table = common::unique_table();
+    let store = SqliteStore::builder(dir.path().join("s.db").display().to_string())
+        .table(table.clone())
+        .open()
+        .await
+        .unwrap();
+    check(store, &table, &["UPDATE"], &["SELECT", "UPDATE"]).await;
+}
+
+#[tokio::test]
+async fn postgres() {
+    install();
+    let server = common::postgres::TestPostgres::shared();
+    let table = common::unique_table();
+    let store = PostgresStore::builder(&server.url)
+        .table(table.clone())
+        .open()
+        .await
+        .unwrap();
+    check(store, &table, &["UPDATE"], &["SELECT", "UPDATE"]).await;
+}
+
+#[tokio::test]
+async fn mysql() {
+    install();
+    let server = common::mariadb::TestMariaDb::shared();
+    let table = common::unique_table();
+    let store = MySqlStore::builder(&server.url)
+        .table(table.clone())
+        .open()
+        .await
+        .unwrap();
+    check(store, &table, &["SELECT", "UPDATE"], &["SELECT", "UPDATE"]).await;
+}
