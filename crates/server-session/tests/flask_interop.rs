@@ -9,9 +9,10 @@
 //! read back equal; the Rust app cycles the id and Flask follows; Flask
 //! clears the session and the Rust app sees none; and a write from each side
 //! to different keys of one session both persist. The Rust app runs on axum
-//! and, with the `actix` feature, on actix-web. With the `sqlite` feature,
-//! some combinations also run with both apps on Flask-Session's
-//! `sqlalchemy` table in one SQLite file.
+//! and, with the `actix` feature, on actix-web. With the `sqlite`,
+//! `postgres` and `mysql` features, some combinations also run with both
+//! apps on Flask-Session's `sqlalchemy` table, in one SQLite file, in
+//! PostgreSQL and in MariaDB.
 #![cfg(feature = "redis")]
 
 mod common;
@@ -93,8 +94,9 @@ enum Backend {
     Redis,
     /// Flask-Session's `sqlalchemy` table in one SQLite file.
     Sqlite,
-    /// Flask-Session's `sqlalchemy` table in a PostgreSQL database (the URL).
-    Postgres(&'static str),
+    /// Flask-Session's `sqlalchemy` table in a database server (the URL,
+    /// PostgreSQL's or MySQL's).
+    Server(&'static str),
 }
 
 async fn scenario(framework: Framework, format: &str, signing: Signing, permanent: bool) {
@@ -122,7 +124,7 @@ async fn scenario_on(
             ("SQLALCHEMY_DATABASE_URI", sqlite.as_str()),
         ],
         // A table of this test's own, on the shared server.
-        Backend::Postgres(url) => vec![
+        Backend::Server(url) => vec![
             ("SESSION_TYPE", "sqlalchemy"),
             ("SQLALCHEMY_DATABASE_URI", url),
             ("SESSION_SQLALCHEMY_TABLE", table.as_str()),
@@ -335,7 +337,7 @@ mod postgres {
         // app reads the same URL.
         let url = server.url.replace("postgresql://", "postgresql+psycopg2://");
         let url: &'static str = Box::leak(url.into_boxed_str());
-        scenario_on(Backend::Postgres(url), framework, format, signing, permanent).await;
+        scenario_on(Backend::Server(url), framework, format, signing, permanent).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,5 +349,32 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn json_unsigned_browser_session_on_actix() {
         on_postgres(Framework::Actix, "json", Signing::Off, false).await;
+    }
+}
+
+/// The same on Flask-Session's `sqlalchemy` table in a MariaDB server the
+/// tests start, which Flask (SQLAlchemy with PyMySQL) creates first, as
+/// SQLAlchemy makes it, and the Rust app's `MySqlStore` then uses. Each test
+/// uses a table of its own.
+#[cfg(feature = "mysql")]
+mod mysql {
+    use super::*;
+
+    async fn on_mysql(framework: Framework, format: &str, signing: Signing, permanent: bool) {
+        let server = common::mariadb::TestMariaDb::shared();
+        let url = server.url.replace("mysql://", "mysql+pymysql://");
+        let url: &'static str = Box::leak(url.into_boxed_str());
+        scenario_on(Backend::Server(url), framework, format, signing, permanent).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn msgpack_unsigned_permanent() {
+        on_mysql(Framework::Axum, "msgpack", Signing::Off, true).await;
+    }
+
+    #[cfg(feature = "actix")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn json_signed_browser_session_on_actix() {
+        on_mysql(Framework::Actix, "json", Signing::On, false).await;
     }
 }
