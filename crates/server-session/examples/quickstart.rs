@@ -2,8 +2,10 @@
 //! Flask-Session's names from the environment (`SessionConfig::from_env`):
 //! in memory by default, in Redis with `SESSION_TYPE=redis` (at
 //! `SESSION_REDIS`, default `redis://127.0.0.1:6379`; build with
-//! `--features redis`), in an SQLite file with `SESSION_TYPE=sqlalchemy` and
-//! `SQLALCHEMY_DATABASE_URI=sqlite:///sessions.db` (`--features sqlite`).
+//! `--features redis`), in an SQL database with `SESSION_TYPE=sqlalchemy` and
+//! `SQLALCHEMY_DATABASE_URI=sqlite:///sessions.db` (`--features sqlite`),
+//! `postgresql://...` (`--features postgres`) or `mysql://...` (`--features
+//! mysql`).
 //!
 //! ```text
 //! cargo run --example quickstart

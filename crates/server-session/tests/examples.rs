@@ -121,6 +121,52 @@ async fn quickstart_serves_its_routes_from_sqlite() {
     assert_eq!(found, 1);
 }
 
+#[cfg(all(feature = "postgres", feature = "redis"))]
+#[tokio::test]
+async fn quickstart_serves_its_routes_from_postgres() {
+    let db = common::postgres::TestPostgres::shared();
+    let table = common::unique_table();
+    let server = start(
+        "quickstart",
+        &[
+            ("SESSION_TYPE", "sqlalchemy"),
+            ("SQLALCHEMY_DATABASE_URI", &db.url),
+            ("SESSION_SQLALCHEMY_TABLE", &table),
+        ],
+    );
+    let id = quickstart_routes(&server).await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let found: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{table}\" WHERE session_id = $1"))
+        .bind(format!("session:{id}"))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(found, 1);
+}
+
+#[cfg(all(feature = "mysql", feature = "redis"))]
+#[tokio::test]
+async fn quickstart_serves_its_routes_from_mariadb() {
+    let db = common::mariadb::TestMariaDb::shared();
+    let table = common::unique_table();
+    let server = start(
+        "quickstart",
+        &[
+            ("SESSION_TYPE", "sqlalchemy"),
+            ("SQLALCHEMY_DATABASE_URI", &db.url),
+            ("SESSION_SQLALCHEMY_TABLE", &table),
+        ],
+    );
+    let id = quickstart_routes(&server).await;
+    let pool = sqlx::MySqlPool::connect(&db.url).await.unwrap();
+    let found: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM `{table}` WHERE session_id = ?"))
+        .bind(format!("session:{id}"))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(found, 1);
+}
+
 #[cfg(feature = "redis")]
 async fn quickstart_routes_from_redis(example: &str) {
     let redis = common::redis::TestRedis::start();

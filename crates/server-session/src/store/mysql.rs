@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use tokio::sync::OnceCell;
 
-use super::sql::{self, CLEANUP_EVERY, Inner, Source, Statements};
+use super::sql::{self, Cleanup, Inner, Source, Statements};
 use super::{Expect, SaveOutcome, SessionStore, StoreError};
 
 /// Sessions in MySQL 8 or MariaDB 10.5+ (feature `mysql`), in Flask-Session
@@ -62,7 +62,7 @@ pub struct MySqlStoreBuilder {
     source: Source<MySqlConnectOptions, MySqlPool>,
     table: String,
     schema: Option<String>,
-    cleanup_every: Option<Duration>,
+    cleanup: Cleanup,
     max_connections: u32,
     timeout: Duration,
 }
@@ -109,7 +109,7 @@ impl MySqlStoreBuilder {
                 pool,
                 sql,
                 ready: OnceCell::new(),
-                cleanup_every: self.cleanup_every,
+                cleanup: self.cleanup,
             }),
         })
     }
@@ -149,7 +149,7 @@ impl MySqlStore {
             source,
             table: "sessions".into(),
             schema: None,
-            cleanup_every: Some(CLEANUP_EVERY),
+            cleanup: Cleanup::default(),
             max_connections: 10,
             timeout: sql::TIMEOUT,
         }

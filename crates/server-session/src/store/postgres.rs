@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::sync::OnceCell;
 
-use super::sql::{self, CLEANUP_EVERY, Inner, Source, Statements};
+use super::sql::{self, Cleanup, Inner, Source, Statements};
 use super::{Expect, SaveOutcome, SessionStore, StoreError};
 
 /// Sessions in PostgreSQL (feature `postgres`), in Flask-Session 0.8's
@@ -54,7 +54,7 @@ pub struct PostgresStoreBuilder {
     source: Source<PgConnectOptions, PgPool>,
     table: String,
     schema: Option<String>,
-    cleanup_every: Option<Duration>,
+    cleanup: Cleanup,
     max_connections: u32,
     timeout: Duration,
 }
@@ -88,7 +88,7 @@ impl PostgresStoreBuilder {
                 pool,
                 sql,
                 ready: OnceCell::new(),
-                cleanup_every: self.cleanup_every,
+                cleanup: self.cleanup,
             }),
         })
     }
@@ -125,7 +125,7 @@ impl PostgresStore {
             source,
             table: "sessions".into(),
             schema: None,
-            cleanup_every: Some(CLEANUP_EVERY),
+            cleanup: Cleanup::default(),
             max_connections: 10,
             timeout: sql::TIMEOUT,
         }

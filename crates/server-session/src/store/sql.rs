@@ -7,11 +7,23 @@ use std::time::{Duration, SystemTime};
 
 use super::{Expect, SaveOutcome, StoreError, TTL_CEILING};
 
-/// Expired rows removed per statement by the cleanup.
-pub(super) const CLEANUP_BATCH: u32 = 1000;
+/// How a store deletes expired rows: every `every` (if at all), `batch`
+/// rows per statement.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Cleanup {
+    pub(super) every: Option<Duration>,
+    pub(super) batch: u32,
+}
 
-/// How often expired rows are deleted by default.
-pub(super) const CLEANUP_EVERY: Duration = Duration::from_secs(600);
+impl Default for Cleanup {
+    /// Every ten minutes, 1000 rows at a time.
+    fn default() -> Self {
+        Cleanup {
+            every: Some(Duration::from_secs(600)),
+            batch: 1000,
+        }
+    }
+}
 
 /// How long a call waits for a connection or a lock by default.
 pub(super) const TIMEOUT: Duration = Duration::from_secs(5);
@@ -134,22 +146,24 @@ pub(super) fn index_exists(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.message().starts_with("Duplicate key name"))
 }
 
-/// Runs `delete` (one batch of expired rows; the rows it removed) until a
-/// batch comes back short.
-pub(super) async fn delete_expired<F, Fut>(delete: F) -> Result<u64, StoreError>
+/// Runs `delete` (one batch of `batch` expired rows; the rows it removed)
+/// until a batch comes back short. Between two batches it waits as long as
+/// the last one took, so requests waiting for a lock the batch held (all
+/// writers, on SQLite) get it before the next batch does.
+pub(super) async fn delete_expired<F, Fut>(batch: u32, delete: F) -> Result<u64, StoreError>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<u64, StoreError>>,
 {
     let mut total = 0;
     loop {
+        let started = tokio::time::Instant::now();
         let deleted = delete().await?;
         total += deleted;
-        if deleted < u64::from(CLEANUP_BATCH) {
+        if deleted < u64::from(batch) {
             return Ok(total);
         }
-        // Let requests in between batches.
-        tokio::task::yield_now().await;
+        tokio::time::sleep(started.elapsed().max(Duration::from_millis(1))).await;
     }
 }
 
@@ -236,7 +250,7 @@ pub(super) struct Inner<P> {
     pub(super) pool: P,
     pub(super) sql: Statements,
     pub(super) ready: tokio::sync::OnceCell<()>,
-    pub(super) cleanup_every: Option<Duration>,
+    pub(super) cleanup: Cleanup,
 }
 
 /// The part of an SQL store that is the same for every database, written
@@ -266,7 +280,7 @@ macro_rules! sql_store {
                                 }
                             }
                         }
-                        if let Some(every) = self.inner.cleanup_every {
+                        if let Some(every) = self.inner.cleanup.every {
                             sql::spawn_cleanup(Arc::downgrade(&self.inner), every);
                         }
                         Ok(())
@@ -307,10 +321,10 @@ macro_rules! sql_store {
 
         impl sql::Cleaned for sql::Inner<$pool> {
             async fn delete_expired(&self) -> Result<u64, StoreError> {
-                sql::delete_expired(|| async {
+                sql::delete_expired(self.cleanup.batch, || async {
                     sqlx::query(&self.sql.cleanup)
                         .bind(sql::stamp(SystemTime::now()))
-                        .bind(i64::from(sql::CLEANUP_BATCH))
+                        .bind(i64::from(self.cleanup.batch))
                         .execute(&self.pool)
                         .await
                         .map(|done| done.rows_affected())
@@ -423,7 +437,7 @@ macro_rules! sql_store {
 pub(super) use sql_store;
 
 /// The settings every SQL store's builder has, written once: `$builder`
-/// has `table`, `cleanup_every`, `max_connections` and `timeout` fields;
+/// has `table`, `cleanup`, `max_connections` and `timeout` fields;
 /// `$connections` is its default number of connections. With `schema`, it
 /// also has a `schema` field, for a database with schemas.
 macro_rules! sql_builder {
@@ -452,7 +466,16 @@ macro_rules! sql_builder {
             /// How often expired rows are deleted (default ten minutes);
             /// `None` never deletes them (they are still never returned).
             pub fn cleanup_every(mut self, every: Option<Duration>) -> Self {
-                self.cleanup_every = every;
+                self.cleanup.every = every;
+                self
+            }
+
+            /// How many expired rows one statement of the cleanup deletes
+            /// (default 1000): requests run between two statements, so a
+            /// smaller batch holds locks for less time, a larger one
+            /// finishes a large backlog sooner.
+            pub fn cleanup_batch(mut self, rows: u32) -> Self {
+                self.cleanup.batch = rows.max(1);
                 self
             }
 

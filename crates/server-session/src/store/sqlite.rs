@@ -11,7 +11,7 @@ use sqlx::sqlite::{
 };
 use tokio::sync::OnceCell;
 
-use super::sql::{self, CLEANUP_EVERY, Inner, Source, Statements};
+use super::sql::{self, Cleanup, Inner, Source, Statements};
 use super::{Expect, SaveOutcome, SessionStore, StoreError};
 
 /// Sessions in an SQLite database (feature `sqlite`), in Flask-Session 0.8's
@@ -53,7 +53,7 @@ impl std::fmt::Debug for SqliteStore {
 pub struct SqliteStoreBuilder {
     source: Source<SqliteConnectOptions, SqlitePool>,
     table: String,
-    cleanup_every: Option<Duration>,
+    cleanup: Cleanup,
     max_connections: u32,
     timeout: Duration,
 }
@@ -89,7 +89,7 @@ impl SqliteStoreBuilder {
                 pool,
                 sql,
                 ready: OnceCell::new(),
-                cleanup_every: self.cleanup_every,
+                cleanup: self.cleanup,
             }),
         })
     }
@@ -131,7 +131,7 @@ impl SqliteStore {
         SqliteStoreBuilder {
             source,
             table: "sessions".into(),
-            cleanup_every: Some(CLEANUP_EVERY),
+            cleanup: Cleanup::default(),
             max_connections: 4,
             timeout: sql::TIMEOUT,
         }
