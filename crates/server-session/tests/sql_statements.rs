@@ -1,12 +1,14 @@
 //! The statements each kind of request costs on the SQL stores, counted from
 //! sqlx's own log of every statement it runs: none for a request that does
-//! not touch the session, and the documented few for a read, a change, a
-//! creation and a logout, on SQLite, PostgreSQL and MySQL (MariaDB).
+//! not touch the session, one for a read (which slides the expiry only once
+//! it lags by more than the store's slack), two for a change, one for a
+//! creation and one for a logout, on SQLite, PostgreSQL and MySQL (MariaDB).
 
 #[macro_use]
 mod common;
 
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use axum::Router;
 use server_session::store::SessionStore;
@@ -69,10 +71,11 @@ async fn statements(
 }
 
 /// Runs the requests on `store` (whose table is `table`) and checks each
-/// one's statements: `read` and `change` name what a read (which slides the
-/// expiry) and a change (a load, then the conditional save) run.
-async fn check<S: SessionStore + Clone>(store: S, table: &str, read: &[&str], change: &[&str]) {
-    let app = common::redis::routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
+/// one's statements; `exact` is a store on the same table that writes a
+/// slid expiry on every read.
+async fn check<S: SessionStore + Clone>(store: S, exact: S, table: &str) {
+    let app =
+        common::redis::routes().layer(SessionLayer::new(store.clone(), SessionConfig::default()).unwrap());
     // Opens the pool's connection first.
     common::get(&app, "/login", None).await;
 
@@ -86,11 +89,24 @@ async fn check<S: SessionStore + Clone>(store: S, table: &str, read: &[&str], ch
     assert_eq!(ran, ["INSERT"], "a new session: one insert");
     let cookie = cookie.unwrap();
     let (ran, _) = statements(&app, table, "/read", Some(&cookie)).await;
-    assert_eq!(ran, read, "a read");
+    assert_eq!(ran, ["SELECT"], "a read, its expiry fresh enough");
     let (ran, _) = statements(&app, table, "/incr", Some(&cookie)).await;
-    assert_eq!(ran, change, "a change");
+    assert_eq!(ran, ["SELECT", "UPDATE"], "a change: a load, a conditional save");
     let (ran, _) = statements(&app, table, "/logout", Some(&cookie)).await;
     assert_eq!(ran, ["DELETE"], "a logout: one delete, no load");
+
+    // Without the refresh, a read leaves the row alone.
+    let config = SessionConfig::default().refresh_each_request(false);
+    let app = common::redis::routes().layer(SessionLayer::new(store, config).unwrap());
+    let (_, cookie) = statements(&app, table, "/login", None).await;
+    let (ran, _) = statements(&app, table, "/read", Some(&cookie.unwrap())).await;
+    assert_eq!(ran, ["SELECT"], "a read without the refresh");
+
+    // A store that slides the expiry on every read writes it every time.
+    let app = common::redis::routes().layer(SessionLayer::new(exact, SessionConfig::default()).unwrap());
+    let (_, cookie) = statements(&app, table, "/login", None).await;
+    let (ran, _) = statements(&app, table, "/read", Some(&cookie.unwrap())).await;
+    assert_eq!(ran, ["SELECT", "UPDATE"], "a read that slides the expiry");
 }
 
 #[tokio::test]
@@ -98,12 +114,16 @@ async fn sqlite() {
     install();
     let dir = tempfile::tempdir().unwrap();
     let table = common::unique_table();
-    let store = SqliteStore::builder(dir.path().join("s.db").display().to_string())
+    let file = dir.path().join("s.db").display().to_string();
+    let store = SqliteStore::builder(&file)
         .table(table.clone())
         .open()
         .await
         .unwrap();
-    check(store, &table, &["UPDATE"], &["SELECT", "UPDATE"]).await;
+    let exact = SqliteStore::builder(&file)
+        .table(table.clone())
+        .slide_slack(Duration::ZERO);
+    check(store, exact.open().await.unwrap(), &table).await;
 }
 
 #[tokio::test]
@@ -116,7 +136,10 @@ async fn postgres() {
         .open()
         .await
         .unwrap();
-    check(store, &table, &["UPDATE"], &["SELECT", "UPDATE"]).await;
+    let exact = PostgresStore::builder(&server.url)
+        .table(table.clone())
+        .slide_slack(Duration::ZERO);
+    check(store, exact.open().await.unwrap(), &table).await;
 }
 
 #[tokio::test]
@@ -129,5 +152,8 @@ async fn mysql() {
         .open()
         .await
         .unwrap();
-    check(store, &table, &["SELECT", "UPDATE"], &["SELECT", "UPDATE"]).await;
+    let exact = MySqlStore::builder(&server.url)
+        .table(table.clone())
+        .slide_slack(Duration::ZERO);
+    check(store, exact.open().await.unwrap(), &table).await;
 }

@@ -235,3 +235,48 @@ async fn a_row_without_data_is_no_session() {
         None
     );
 }
+
+/// A sliding read leaves an expiry that is within the slack of the one it
+/// would set, and moves one that lags by more.
+#[tokio::test]
+async fn a_read_slides_the_expiry_once_it_lags_by_more_than_the_slack() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::builder(file(&dir))
+        .slide_slack(Duration::from_secs(60))
+        .open()
+        .await
+        .unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file(&dir)))
+        .await
+        .unwrap();
+    let left = || async {
+        let row = sqlx::query("SELECT (julianday(expiry) - julianday('now')) * 86400 FROM sessions")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        row.get::<f64, _>(0)
+    };
+    let hour = Duration::from_secs(3600);
+    store.save("session:s", b"x", hour, Expect::Absent).await.unwrap();
+    sqlx::query("UPDATE sessions SET expiry = datetime('now', '+3570 seconds')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load("session:s", Some(hour)).await.unwrap(),
+        Some(b"x".to_vec())
+    );
+    assert!(
+        (3560.0..3571.0).contains(&left().await),
+        "30 s behind: left alone"
+    );
+    sqlx::query("UPDATE sessions SET expiry = datetime('now', '+3000 seconds')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load("session:s", Some(hour)).await.unwrap(),
+        Some(b"x".to_vec())
+    );
+    assert!((3590.0..3601.0).contains(&left().await), "10 min behind: slid");
+}

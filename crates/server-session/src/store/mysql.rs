@@ -25,11 +25,11 @@ use super::{Expect, SaveOutcome, SessionStore, StoreError};
 /// sessions MODIFY data MEDIUMBLOB` lifts the limit for both.
 ///
 /// A load, a save, a creation, a deletion and a touch are one statement
-/// each, as in [`PostgresStore`](crate::PostgresStore), but for two cases
-/// MySQL has no single statement for: a load that slides the expiry is a
-/// `SELECT` and then an `UPDATE` (MySQL's `UPDATE` cannot return the row),
-/// and a creation that finds an expired row under its id replaces it with a
-/// second statement. Expired rows are never returned, and a background task
+/// each, as in [`PostgresStore`](crate::PostgresStore) (a sliding load adds
+/// an `UPDATE` of the expiry only once it lags by more than a minute, see
+/// [`slide_slack`](MySqlStoreBuilder::slide_slack)), but for a creation that
+/// finds an expired row under its id, which replaces it with a second
+/// statement (MySQL has no conditional upsert that tells what it did). Expired rows are never returned, and a background task
 /// deletes them in batches. Each wait for a connection and for a row lock is
 /// bounded (5 seconds by default; on MariaDB each statement too), so a
 /// database that is down or stuck answers `503`.
@@ -62,6 +62,7 @@ pub struct MySqlStoreBuilder {
     source: Source<MySqlConnectOptions, MySqlPool>,
     table: String,
     schema: Option<String>,
+    slack: Duration,
     cleanup: Cleanup,
     max_connections: u32,
     timeout: Duration,
@@ -107,6 +108,7 @@ impl MySqlStoreBuilder {
         Ok(MySqlStore {
             inner: Arc::new(Inner {
                 pool,
+                slack: self.slack,
                 sql,
                 ready: OnceCell::new(),
                 cleanup: self.cleanup,
@@ -149,6 +151,7 @@ impl MySqlStore {
             source,
             table: "sessions".into(),
             schema: None,
+            slack: sql::SLACK,
             cleanup: Cleanup::default(),
             max_connections: 10,
             timeout: sql::TIMEOUT,
@@ -171,7 +174,9 @@ fn statements(schema: Option<&str>, table: &str) -> Result<Statements, StoreErro
         // `Duplicate key name` when it exists (see `sql::index_exists`).
         create_index: format!("CREATE INDEX `{table}_expiry` ON {t} (expiry)"),
         select: format!("SELECT data FROM {t} WHERE session_id = ? AND expiry > ?"),
-        slide: None,
+        select_stale: format!(
+            "SELECT data, CAST(expiry < ? AS SIGNED) FROM {t} WHERE session_id = ? AND expiry > ?"
+        ),
         insert: format!("INSERT INTO {t} (session_id, data, expiry) VALUES (?, ?, ?)"),
         replace_expired: Some(format!(
             "UPDATE {t} SET data = ?, expiry = ? WHERE session_id = ? AND (expiry IS NULL OR expiry <= ?)"

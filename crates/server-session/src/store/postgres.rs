@@ -19,7 +19,9 @@ use super::{Expect, SaveOutcome, SessionStore, StoreError};
 /// is created when missing, as SQLAlchemy would create it.
 ///
 /// Every operation is one statement, as in [`SqliteStore`](crate::SqliteStore):
-/// a sliding load is an `UPDATE ... RETURNING`, a conditional save an
+/// a load is a `SELECT` (a sliding one adds an `UPDATE` of the expiry only
+/// once it lags by more than a minute, see
+/// [`slide_slack`](PostgresStoreBuilder::slide_slack)), a conditional save an
 /// `UPDATE` that matches the loaded bytes, a creation an `INSERT ... ON
 /// CONFLICT` that only replaces an expired row. Expired rows are never
 /// returned, and a background task deletes them in batches. Each statement
@@ -54,6 +56,7 @@ pub struct PostgresStoreBuilder {
     source: Source<PgConnectOptions, PgPool>,
     table: String,
     schema: Option<String>,
+    slack: Duration,
     cleanup: Cleanup,
     max_connections: u32,
     timeout: Duration,
@@ -86,6 +89,7 @@ impl PostgresStoreBuilder {
         Ok(PostgresStore {
             inner: Arc::new(Inner {
                 pool,
+                slack: self.slack,
                 sql,
                 ready: OnceCell::new(),
                 cleanup: self.cleanup,
@@ -125,6 +129,7 @@ impl PostgresStore {
             source,
             table: "sessions".into(),
             schema: None,
+            slack: sql::SLACK,
             cleanup: Cleanup::default(),
             max_connections: 10,
             timeout: sql::TIMEOUT,
@@ -146,10 +151,10 @@ fn statements(schema: Option<&str>, table: &str) -> Result<Statements, StoreErro
         ),
         create_index: format!("CREATE INDEX IF NOT EXISTS \"{table}_expiry\" ON {t} (expiry)"),
         select: format!("SELECT data FROM {t} WHERE session_id = $1 AND expiry > $2::timestamp"),
-        slide: Some(format!(
-            "UPDATE {t} SET expiry = $3::timestamp WHERE session_id = $1 AND expiry > $2::timestamp \
-             RETURNING data"
-        )),
+        select_stale: format!(
+            "SELECT data, CASE WHEN expiry < $1::timestamp THEN 1::int8 ELSE 0::int8 END FROM {t} \
+             WHERE session_id = $2 AND expiry > $3::timestamp"
+        ),
         // Takes the place of an expired row, never of a live one.
         insert: format!(
             "INSERT INTO {t} (session_id, data, expiry) VALUES ($1, $2, $3::timestamp) \

@@ -227,10 +227,9 @@ pub(super) struct Statements {
     pub(super) create_index: String,
     /// `data` at `(key, now)`, if live.
     pub(super) select: String,
-    /// `data` at `(key, now)`, if live, moving its expiry to the third
-    /// parameter in the same statement; `None` where an `UPDATE` cannot
-    /// return rows (MySQL), which selects and then touches.
-    pub(super) slide: Option<String>,
+    /// `data` at `(threshold, key, now)`, if live, and `1` (an integer)
+    /// when its expiry is before `threshold`, `0` otherwise.
+    pub(super) select_stale: String,
     /// Writes `(key, value, expiry)`: with `replace_expired`, a plain insert
     /// that fails on a duplicate; without, one that also takes `now` and
     /// only replaces an expired row.
@@ -244,10 +243,15 @@ pub(super) struct Statements {
     pub(super) cleanup: String,
 }
 
+/// How far a slid expiry may lag before a read writes it again, by
+/// default.
+pub(super) const SLACK: Duration = Duration::from_secs(60);
+
 /// What an SQL store holds: its pool, its statements, whether the table is
-/// ready, and how often it cleans up.
+/// ready, how much a slid expiry may lag, and how it cleans up.
 pub(super) struct Inner<P> {
     pub(super) pool: P,
+    pub(super) slack: Duration,
     pub(super) sql: Statements,
     pub(super) ready: tokio::sync::OnceCell<()>,
     pub(super) cleanup: Cleanup,
@@ -341,21 +345,26 @@ macro_rules! sql_store {
                 let Some(ttl) = slide else {
                     return self.current(key, &sql::stamp(now)).await;
                 };
-                let Some(slide) = &self.inner.sql.slide else {
-                    let found = self.current(key, &sql::stamp(now)).await?;
-                    if found.is_some() {
-                        self.touch_at(key, ttl, now).await?;
-                    }
-                    return Ok(found);
-                };
-                let row = sqlx::query(slide)
+                // The expiry is written again only once it lags the one this
+                // read sets by more than the slack: a read is then one
+                // statement that writes nothing.
+                let threshold = sql::expiry(now, ttl.saturating_sub(self.inner.slack.min(ttl / 10)));
+                let row = sqlx::query(&self.inner.sql.select_stale)
+                    .bind(threshold)
                     .bind(key)
                     .bind(sql::stamp(now))
-                    .bind(sql::expiry(now, ttl))
                     .fetch_optional(&self.inner.pool)
                     .await
                     .map_err(sql::classify)?;
-                sql::data(row)
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let stale: i64 = sqlx::Row::try_get(&row, 1).map_err(sql::classify)?;
+                let found = sql::data(Some(row))?;
+                if found.is_some() && stale != 0 {
+                    self.touch_at(key, ttl, now).await?;
+                }
+                Ok(found)
             }
 
             async fn save(
@@ -437,7 +446,7 @@ macro_rules! sql_store {
 pub(super) use sql_store;
 
 /// The settings every SQL store's builder has, written once: `$builder`
-/// has `table`, `cleanup`, `max_connections` and `timeout` fields;
+/// has `table`, `slack`, `cleanup`, `max_connections` and `timeout` fields;
 /// `$connections` is its default number of connections. With `schema`, it
 /// also has a `schema` field, for a database with schemas.
 macro_rules! sql_builder {
@@ -460,6 +469,17 @@ macro_rules! sql_builder {
             /// letters, digits and underscores.
             pub fn table(mut self, table: impl Into<String>) -> Self {
                 self.table = table.into();
+                self
+            }
+
+            /// How far behind a read may leave a session's expiry before it
+            /// writes it again (default one minute, and never more than a
+            /// tenth of the lifetime): with refreshes on, a read then costs
+            /// one statement that writes nothing, and one write a minute per
+            /// session slides the expiry. `Duration::ZERO` writes it on every
+            /// read (two statements).
+            pub fn slide_slack(mut self, slack: Duration) -> Self {
+                self.slack = slack;
                 self
             }
 

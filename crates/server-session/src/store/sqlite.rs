@@ -21,9 +21,11 @@ use super::{Expect, SaveOutcome, SessionStore, StoreError};
 /// The table is created when missing, as SQLAlchemy would create it, so
 /// either side may start first.
 ///
-/// Every operation is one statement: a sliding load is an `UPDATE ...
-/// RETURNING`, a conditional save an `UPDATE` that matches the loaded
-/// bytes, a creation an `INSERT` that only replaces an expired row. Expired
+/// Every operation is one statement: a load is a `SELECT` (a sliding one
+/// adds an `UPDATE` of the expiry only once it lags by more than a minute,
+/// see [`slide_slack`](SqliteStoreBuilder::slide_slack)), a conditional save
+/// an `UPDATE` that matches the loaded bytes, a creation an `INSERT` that
+/// only replaces an expired row. Expired
 /// rows are never returned, and a background task deletes them in batches
 /// (every ten minutes by default). The store keeps a small pool of
 /// connections to the file, in WAL mode.
@@ -53,6 +55,7 @@ impl std::fmt::Debug for SqliteStore {
 pub struct SqliteStoreBuilder {
     source: Source<SqliteConnectOptions, SqlitePool>,
     table: String,
+    slack: Duration,
     cleanup: Cleanup,
     max_connections: u32,
     timeout: Duration,
@@ -87,6 +90,7 @@ impl SqliteStoreBuilder {
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 pool,
+                slack: self.slack,
                 sql,
                 ready: OnceCell::new(),
                 cleanup: self.cleanup,
@@ -131,6 +135,7 @@ impl SqliteStore {
         SqliteStoreBuilder {
             source,
             table: "sessions".into(),
+            slack: sql::SLACK,
             cleanup: Cleanup::default(),
             max_connections: 4,
             timeout: sql::TIMEOUT,
@@ -150,9 +155,7 @@ fn statements(table: &str) -> Result<Statements, StoreError> {
         ),
         create_index: format!("CREATE INDEX IF NOT EXISTS \"{table}_expiry\" ON {t} (expiry)"),
         select: format!("SELECT data FROM {t} WHERE session_id = ?1 AND expiry > ?2"),
-        slide: Some(format!(
-            "UPDATE {t} SET expiry = ?3 WHERE session_id = ?1 AND expiry > ?2 RETURNING data"
-        )),
+        select_stale: format!("SELECT data, expiry < ?1 FROM {t} WHERE session_id = ?2 AND expiry > ?3"),
         // Takes the place of an expired row, never of a live one.
         insert: format!(
             "INSERT INTO {t} (session_id, data, expiry) VALUES (?1, ?2, ?3) \
