@@ -50,7 +50,7 @@ async fn the_table_is_flask_sessions_and_holds_the_same_record() {
         .open()
         .await
         .unwrap();
-    // A second store on the same table finds it, and its index, made.
+    // A second store on the same table finds it made.
     MySqlStore::builder(&server.url)
         .table(name.clone())
         .open()

@@ -171,8 +171,6 @@ fn statements(schema: Option<&str>, table: &str) -> Result<Statements, StoreErro
              \n\tsession_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, \
              \n\tdata MEDIUMBLOB, \n\texpiry DATETIME, \n\tPRIMARY KEY (id), \n\tUNIQUE (session_id)\n)"
         ),
-        // `Duplicate key name` when it exists (see `sql::index_exists`).
-        create_index: format!("CREATE INDEX `{table}_expiry` ON {t} (expiry)"),
         select: format!("SELECT data FROM {t} WHERE session_id = ? AND expiry > ?"),
         select_stale: format!(
             "SELECT data, CAST(expiry < ? AS SIGNED) FROM {t} WHERE session_id = ? AND expiry > ?"
@@ -186,7 +184,8 @@ fn statements(schema: Option<&str>, table: &str) -> Result<Statements, StoreErro
         ),
         delete: format!("DELETE FROM {t} WHERE session_id = ?"),
         touch: format!("UPDATE {t} SET expiry = ? WHERE session_id = ? AND expiry > ?"),
-        cleanup: format!("DELETE FROM {t} WHERE expiry <= ? LIMIT ?"),
+        max_id: format!("SELECT CAST(max(id) AS SIGNED) FROM {t}"),
+        cleanup: format!("DELETE FROM {t} WHERE id > ? AND id <= ? AND expiry <= ?"),
     })
 }
 

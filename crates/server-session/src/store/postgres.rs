@@ -149,7 +149,6 @@ fn statements(schema: Option<&str>, table: &str) -> Result<Statements, StoreErro
              \n\tdata BYTEA, \n\texpiry TIMESTAMP WITHOUT TIME ZONE, \n\tPRIMARY KEY (id), \
              \n\tUNIQUE (session_id)\n)"
         ),
-        create_index: format!("CREATE INDEX IF NOT EXISTS \"{table}_expiry\" ON {t} (expiry)"),
         select: format!("SELECT data FROM {t} WHERE session_id = $1 AND expiry > $2::timestamp"),
         select_stale: format!(
             "SELECT data, CASE WHEN expiry < $1::timestamp THEN 1::int8 ELSE 0::int8 END FROM {t} \
@@ -170,9 +169,8 @@ fn statements(schema: Option<&str>, table: &str) -> Result<Statements, StoreErro
         touch: format!(
             "UPDATE {t} SET expiry = $1::timestamp WHERE session_id = $2 AND expiry > $3::timestamp"
         ),
-        cleanup: format!(
-            "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE expiry <= $1::timestamp LIMIT $2)"
-        ),
+        max_id: format!("SELECT max(id)::int8 FROM {t}"),
+        cleanup: format!("DELETE FROM {t} WHERE id > $1 AND id <= $2 AND expiry <= $3::timestamp"),
     })
 }
 

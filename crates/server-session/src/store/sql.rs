@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use super::{Expect, SaveOutcome, StoreError, TTL_CEILING};
 
-/// How a store deletes expired rows: every `every` (if at all), `batch`
-/// rows per statement.
+/// How a store deletes expired rows: every `every` (if at all), walking the
+/// table `batch` ids per statement.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Cleanup {
     pub(super) every: Option<Duration>,
@@ -16,7 +16,7 @@ pub(super) struct Cleanup {
 }
 
 impl Default for Cleanup {
-    /// Every ten minutes, 1000 rows at a time.
+    /// Every ten minutes, 1000 ids at a time.
     fn default() -> Self {
         Cleanup {
             every: Some(Duration::from_secs(600)),
@@ -140,31 +140,27 @@ where
     Err(StoreError::Backend("the row kept changing under a save".into()))
 }
 
-/// Whether `err` says the index being created exists (MySQL has no
-/// `CREATE INDEX IF NOT EXISTS`).
-pub(super) fn index_exists(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.message().starts_with("Duplicate key name"))
-}
-
-/// Runs `delete` (one batch of `batch` expired rows; the rows it removed)
-/// until a batch comes back short. Between two batches it waits as long as
-/// the last one took, so requests waiting for a lock the batch held (all
-/// writers, on SQLite) get it before the next batch does.
-pub(super) async fn delete_expired<F, Fut>(batch: u32, delete: F) -> Result<u64, StoreError>
+/// Walks ids `1..=top` in windows of `batch`: `delete(from, to)` deletes
+/// the expired rows whose id is in `(from, to]` and says how many. Each
+/// statement's work is bounded by the window, found through the primary key
+/// (no index on `expiry`, which would make every write of a session dearer),
+/// and between two windows the walk waits as long as the last one took, so
+/// requests waiting for a lock it held (all writers, on SQLite) get it first.
+pub(super) async fn delete_expired<F, Fut>(top: i64, batch: u32, delete: F) -> Result<u64, StoreError>
 where
-    F: Fn() -> Fut,
+    F: Fn(i64, i64) -> Fut,
     Fut: Future<Output = Result<u64, StoreError>>,
 {
     let mut total = 0;
-    loop {
+    let mut from = 0;
+    while from < top {
+        let to = from.saturating_add(i64::from(batch));
         let started = tokio::time::Instant::now();
-        let deleted = delete().await?;
-        total += deleted;
-        if deleted < u64::from(batch) {
-            return Ok(total);
-        }
+        total += delete(from, to).await?;
+        from = to;
         tokio::time::sleep(started.elapsed().max(Duration::from_millis(1))).await;
     }
+    Ok(total)
 }
 
 /// A store whose expired rows a background task deletes.
@@ -224,7 +220,6 @@ impl<O, P> Source<O, P> {
 pub(super) struct Statements {
     pub(super) table: String,
     pub(super) create_table: String,
-    pub(super) create_index: String,
     /// `data` at `(key, now)`, if live.
     pub(super) select: String,
     /// `data` at `(threshold, key, now)`, if live, and `1` (an integer)
@@ -240,6 +235,10 @@ pub(super) struct Statements {
     pub(super) update: String,
     pub(super) delete: String,
     pub(super) touch: String,
+    /// The highest `id`, as a 64-bit integer (NULL for an empty table).
+    pub(super) max_id: String,
+    /// Deletes the rows expired at `now` whose id is in `(from, to]`,
+    /// taking `(from, to, now)`.
     pub(super) cleanup: String,
 }
 
@@ -263,25 +262,19 @@ pub(super) struct Inner<P> {
 macro_rules! sql_store {
     ($store:ident, $pool:ty) => {
         impl $store {
-            /// Creates the table (and an index on `expiry` for the cleanup)
-            /// when missing, once, and starts the cleanup.
+            /// Creates the table when missing, once, and starts the cleanup.
             async fn ready(&self) -> Result<(), StoreError> {
                 self.inner
                     .ready
                     .get_or_try_init(|| async {
-                        for statement in [&self.inner.sql.create_table, &self.inner.sql.create_index] {
-                            // Two processes creating the table at once: one
-                            // of them may fail on the catalog, and finds it
-                            // made the second time.
-                            let mut tries = 0;
-                            while let Err(err) = sqlx::query(statement).execute(&self.inner.pool).await {
-                                if sql::index_exists(&err) {
-                                    break;
-                                }
-                                tries += 1;
-                                if tries == 3 || !matches!(err, sqlx::Error::Database(_)) {
-                                    return Err(sql::classify(err));
-                                }
+                        // Two processes creating the table at once: one of
+                        // them may fail on the catalog, and finds it made the
+                        // second time.
+                        let mut tries = 0;
+                        while let Err(err) = sqlx::query(&self.inner.sql.create_table).execute(&self.inner.pool).await {
+                            tries += 1;
+                            if tries == 3 || !matches!(err, sqlx::Error::Database(_)) {
+                                return Err(sql::classify(err));
                             }
                         }
                         if let Some(every) = self.inner.cleanup.every {
@@ -293,7 +286,8 @@ macro_rules! sql_store {
                     .map(drop)
             }
 
-            /// Deletes expired rows, in batches; returns how many.
+            /// Deletes expired rows, walking the table in windows of ids;
+            /// returns how many.
             pub async fn delete_expired(&self) -> Result<u64, StoreError> {
                 self.ready().await?;
                 sql::Cleaned::delete_expired(&*self.inner).await
@@ -325,10 +319,15 @@ macro_rules! sql_store {
 
         impl sql::Cleaned for sql::Inner<$pool> {
             async fn delete_expired(&self) -> Result<u64, StoreError> {
-                sql::delete_expired(self.cleanup.batch, || async {
+                let top: Option<i64> = sqlx::query_scalar(&self.sql.max_id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(sql::classify)?;
+                sql::delete_expired(top.unwrap_or(0), self.cleanup.batch, |from, to| async move {
                     sqlx::query(&self.sql.cleanup)
+                        .bind(from)
+                        .bind(to)
                         .bind(sql::stamp(SystemTime::now()))
-                        .bind(i64::from(self.cleanup.batch))
                         .execute(&self.pool)
                         .await
                         .map(|done| done.rows_affected())
@@ -490,10 +489,11 @@ macro_rules! sql_builder {
                 self
             }
 
-            /// How many expired rows one statement of the cleanup deletes
-            /// (default 1000): requests run between two statements, so a
-            /// smaller batch holds locks for less time, a larger one
-            /// finishes a large backlog sooner.
+            /// How many ids one statement of the cleanup covers (default
+            /// 1000; it walks the table by primary key, deleting the expired
+            /// rows of each window): requests run between two statements,
+            /// so a smaller window holds locks for less time, a larger one
+            /// finishes a pass sooner.
             pub fn cleanup_batch(mut self, rows: u32) -> Self {
                 self.cleanup.batch = rows.max(1);
                 self

@@ -153,7 +153,6 @@ fn statements(table: &str) -> Result<Statements, StoreError> {
             "CREATE TABLE IF NOT EXISTS {t} (\n\tid INTEGER NOT NULL, \n\tsession_id VARCHAR(255), \
              \n\tdata BLOB, \n\texpiry DATETIME, \n\tPRIMARY KEY (id), \n\tUNIQUE (session_id)\n)"
         ),
-        create_index: format!("CREATE INDEX IF NOT EXISTS \"{table}_expiry\" ON {t} (expiry)"),
         select: format!("SELECT data FROM {t} WHERE session_id = ?1 AND expiry > ?2"),
         select_stale: format!("SELECT data, expiry < ?1 FROM {t} WHERE session_id = ?2 AND expiry > ?3"),
         // Takes the place of an expired row, never of a live one.
@@ -168,7 +167,8 @@ fn statements(table: &str) -> Result<Statements, StoreError> {
         ),
         delete: format!("DELETE FROM {t} WHERE session_id = ?1"),
         touch: format!("UPDATE {t} SET expiry = ?1 WHERE session_id = ?2 AND expiry > ?3"),
-        cleanup: format!("DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE expiry <= ?1 LIMIT ?2)"),
+        max_id: format!("SELECT max(id) FROM {t}"),
+        cleanup: format!("DELETE FROM {t} WHERE id > ?1 AND id <= ?2 AND expiry <= ?3"),
     })
 }
 
