@@ -2,7 +2,8 @@
 
 Every app serves the same routes on one local redis-server (each in a
 database of its own), then on one Valkey 8.1 server, and server-session
-(without and with WAIT) on a loopback Redis Cluster. All run at once, idle but for the one wrk loads: each
+(without and with WAIT) on a loopback Redis Cluster; then server-session and
+tower-sessions on one PostgreSQL server and on SQLite files. All run at once, idle but for the one wrk loads: each
 round loads every app in turn, so a drift of the machine's speed hits them
 alike. A pool of pre-created sessions, one picked at random per request;
 fixed connections and duration; several rounds, medians reported. Per app and route it records requests/s,
@@ -57,13 +58,60 @@ def wait_for_port(port, process, what, timeout=30):
     sys.exit(f"{what} did not start on port {port}")
 
 
+def postgres_bin():
+    """The directory of PostgreSQL's programs (Debian keeps them off PATH)."""
+    found = shutil.which("initdb")
+    if found:
+        return os.path.dirname(os.path.realpath(found))
+    versions = sorted(d for d in os.listdir("/usr/lib/postgresql") if os.path.exists(f"/usr/lib/postgresql/{d}/bin/initdb"))
+    if not versions:
+        sys.exit("PostgreSQL is not installed (bench/run installs it)")
+    return f"/usr/lib/postgresql/{versions[-1]}/bin"
+
+
+def as_postgres(command):
+    """PostgreSQL refuses to run as root: run its programs as `postgres`."""
+    if os.getuid() != 0:
+        return command
+    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", *command]
+
+
 class Backend:
     """Where the apps keep their sessions: one Redis or Valkey server (each app
-    in a database of its own), or a Redis Cluster of three primaries with a
-    replica each (the apps share database 0, with keys of their own)."""
+    in a database of its own), a Redis Cluster of three primaries with a
+    replica each (the apps share database 0, with keys of their own), one
+    PostgreSQL server (a database per app) or SQLite (a file per app)."""
+
+    SQL = ("postgres", "sqlite")
 
     def __init__(self, kind, workdir):
         self.kind, self.workdir, self.processes, self.ports = kind, workdir, [], []
+
+    def start_postgres(self):
+        data = os.path.join(self.workdir, "pg")
+        os.makedirs(data)
+        if os.getuid() == 0:
+            os.chmod(self.workdir, 0o755)
+            shutil.chown(data, "postgres")
+        bin_dir = postgres_bin()
+        subprocess.run(as_postgres([os.path.join(bin_dir, "initdb"), "-D", data, "-A", "trust", "-U", "postgres",
+                                    "--no-sync"]), check=True, capture_output=True)
+        port = free_port()
+        # Durable commits, as in production (fsync on); one connection pool
+        # of each app's own.
+        command = as_postgres([os.path.join(bin_dir, "postgres"), "-D", data, "-p", str(port), "-k", data,
+                               "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"])
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.processes.append(process)
+        wait_for_port(port, process, "postgres")
+        self.ports = [port]
+        for db in range(16):
+            for attempt in range(50):
+                done = subprocess.run([os.path.join(bin_dir, "createdb"), "-h", "127.0.0.1", "-p", str(port),
+                                       "-U", "postgres", f"app{db}"], capture_output=True)
+                if done.returncode == 0:
+                    break
+                time.sleep(0.1)
 
     def server_binary(self):
         if self.kind == "valkey":
@@ -79,6 +127,10 @@ class Backend:
         wait_for_port(port, process, command[0])
 
     def start(self):
+        if self.kind == "sqlite":
+            return
+        if self.kind == "postgres":
+            return self.start_postgres()
         if self.kind != "cluster":
             port = free_port()
             self.spawn(port, "--databases", "16")
@@ -104,6 +156,10 @@ class Backend:
         self.ports = [p for p in nodes if redis.Redis(port=p).info("replication")["role"] == "master"]
 
     def url(self, db):
+        if self.kind == "postgres":
+            return f"postgresql://postgres@127.0.0.1:{self.ports[0]}/app{db}"
+        if self.kind == "sqlite":
+            return f"sqlite://{os.path.join(self.workdir, f'app{db}.db')}"
         return f"redis://127.0.0.1:{self.ports[0]}" + ("" if self.kind == "cluster" else f"/{db}")
 
     def env(self):
@@ -112,6 +168,8 @@ class Backend:
         return {"BENCH_CLUSTER": ",".join(f"127.0.0.1:{p}" for p in self.ports)}
 
     def command_calls(self):
+        if self.kind in Backend.SQL:
+            return {}
         total = {}
         for port in self.ports:
             for name, calls in command_calls(redis.Redis(port=port)).items():
@@ -119,14 +177,35 @@ class Backend:
         return total
 
     def cpu_seconds(self):
-        """CPU time the servers have used so far (all processes, replicas included)."""
-        return sum(process_cpu_seconds(p.pid) for p in self.processes)
+        """CPU time the servers have used so far (all processes, replicas
+        included; PostgreSQL's backends are children of its server)."""
+        pids = [p.pid for p in self.processes]
+        return sum(process_cpu_seconds(pid) for pid in pids + [c for pid in pids for c in descendants(pid)])
 
     def stop(self):
         for process in self.processes:
             process.terminate()
         for process in self.processes:
             process.wait()
+
+
+def descendants(pid):
+    """The processes below `pid` (PostgreSQL's server and backends under
+    setpriv)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(children.get(p, []))
+    return found
 
 
 def process_cpu_seconds(pid):
@@ -145,6 +224,8 @@ PHASES = {
     "redis": "Redis 7.0, one server",
     "valkey": "Valkey 8.1, one server",
     "cluster": "Redis Cluster, 3 primaries and 3 replicas",
+    "postgres": "PostgreSQL 15, one server",
+    "sqlite": "SQLite, one file per app",
 }
 # What runs where: every app on one server; server-session alone, without
 # and with WAIT, on the cluster (the only phase with replicas).
@@ -152,6 +233,8 @@ PHASE_APPS = {
     "redis": lambda key: key != "server-session-wait",
     "valkey": lambda key: key != "server-session-wait" and not key.endswith("-mt"),
     "cluster": lambda key: key in ("server-session", "server-session-wait"),
+    "postgres": lambda key: key in ("server-session", "server-session-no-refresh", "tower-sessions"),
+    "sqlite": lambda key: key in ("server-session", "server-session-no-refresh", "tower-sessions"),
 }
 
 
@@ -278,7 +361,10 @@ class Monitor:
 
 def round_trips(port, backend, route, cookies, requests=50):
     """Commands per request, by source, for `requests` sequential requests,
-    added up over the backend's primaries."""
+    added up over the backend's primaries (Redis only; the SQL stores'
+    statements per request are counted by the tests)."""
+    if backend.kind in Backend.SQL:
+        return {}, {}
     http_client = Http(port)
     monitors = [Monitor(p) for p in backend.ports]
     for i in range(requests):
@@ -575,6 +661,21 @@ def actix_misses(results, where=""):
     return misses
 
 
+def sql_misses(phase, results):
+    """server-session's SQL store against tower-sessions' on the same database."""
+    mine, theirs = results.get("server-session"), results.get("tower-sessions")
+    misses = []
+    if mine and theirs:
+        for r in ROUTES:
+            a, b = mine["routes"][r]["rps"], theirs["routes"][r]["rps"]
+            if a < b:
+                misses.append(f"{PHASES[phase]}, /{r}: tower-sessions is ahead by {b / a - 1:.1%}.")
+    for key in ("server-session", "server-session-no-refresh"):
+        if results.get(key) and results[key]["lost"]["lost"]:
+            misses.append(f"{PHASES[phase]}, {key}: {results[key]['lost']['lost']} increments lost.")
+    return misses
+
+
 def cluster_misses(results, single):
     misses = []
     for key in ("server-session", "server-session-wait"):
@@ -644,8 +745,9 @@ def write_report(args, phases, labels, info, micro_results, path, chart_path, co
             w(f"| /{r} | {mine:,.0f} | {best:,.0f} ({labels.get(best_key, '-')}) | {mine / best:.2f} | {fl:,.0f} | {mine / fl:.2f} |")
         w("")
         w("Aimed for: at least the best other Rust library on every route, at least 0.9 of the floor on")
-        w("`/read` and `/incr`, as many Redis round trips per request as the floor, and on actix-web")
-        w("at least actix-session on every route.")
+        w("`/read` and `/incr`, as many Redis round trips per request as the floor, on actix-web")
+        w("at least actix-session on every route, and on PostgreSQL and SQLite at least tower-sessions'")
+        w("sqlx store on every route, losing no increment.")
         w("")
         misses = target_misses(ours, others, floor, results, labels)
         misses += actix_misses(results)
@@ -654,6 +756,9 @@ def write_report(args, phases, labels, info, micro_results, path, chart_path, co
             misses += actix_misses(phases["valkey"], "Valkey ")
         if "cluster" in phases:
             misses += cluster_misses(phases["cluster"], ours)
+        for phase in Backend.SQL:
+            if phase in phases and phases[phase] is not results:
+                misses += sql_misses(phase, phases[phase])
         if misses:
             w("Missed in this run (the last section says why):")
             w("")
@@ -740,6 +845,36 @@ def write_report(args, phases, labels, info, micro_results, path, chart_path, co
         w("Lost increments:")
         w("")
         lost_table(w, cluster, labels)
+    for phase in Backend.SQL:
+        if phase not in phases:
+            continue
+        sql = phases[phase]
+        w(f"## On {PHASES[phase]}")
+        w("")
+        w("server-session's " + ("`PostgresStore`" if phase == "postgres" else "`SqliteStore`") +
+          " (Flask-Session's `sqlalchemy` table, default settings) beside tower-sessions with")
+        w("tower-sessions-sqlx-store on a pool of the same size" +
+          (" (10 connections), each app in a database of its own on one PostgreSQL server with durable commits"
+           if phase == "postgres" else
+           " (4 connections, WAL, `synchronous = NORMAL`, 5 s busy timeout), each app in a file of its own") + ".")
+        w("tower-sessions writes nothing on a read; server-session slides the expiry (Flask's default), writing")
+        w("it at most once a minute per session; *refresh off* slides nothing, as tower-sessions.")
+        w("")
+        rps_table(w, sql, labels)
+        w("Latency (ms, p50 / p99):")
+        w("")
+        w("| app | " + " | ".join(f"/{r}" for r in ROUTES) + " |")
+        w("|---|" + "---|" * len(ROUTES))
+        for key, result in sql.items():
+            cells = [f"{result['routes'][r]['p50_ms']:.2f} / {result['routes'][r]['p99_ms']:.2f}" for r in ROUTES]
+            w(f"| {labels[key]} | " + " | ".join(cells) + " |")
+        w("")
+        w("CPU per request (µs, app / server" + ("" if phase == "postgres" else "; SQLite runs inside the app") + "):")
+        w("")
+        cpu_table(w, sql, labels)
+        w("Lost increments:")
+        w("")
+        lost_table(w, sql, labels)
     if micro_results:
         w("## Hot path (criterion)")
         w("")
@@ -800,7 +935,7 @@ def main():
                 "server-session-mt,tower-sessions-mt,floor-mt,actix-session,floor,"
                 "flask-session",
     )
-    parser.add_argument("--phases", default="redis,valkey,cluster", help="backends, in order: " + ", ".join(PHASES))
+    parser.add_argument("--phases", default="redis,valkey,cluster,postgres,sqlite", help="backends, in order: " + ", ".join(PHASES))
     parser.add_argument("--micro-seconds", type=int, default=5, help="criterion measurement time per case (0 skips)")
     parser.add_argument("--venv", required=True)
     parser.add_argument("--output", default=os.path.join(ROOT, "BENCHMARKS.md"))

@@ -1,5 +1,6 @@
 //! Shared pieces of the benchmark apps: the command line and the server
-//! loop. Every app serves the same routes on the same Redis:
+//! loop. Every app serves the same routes on the same store (Redis, or for
+//! the SQL phases PostgreSQL or an SQLite file):
 //!
 //! - `/plain`: never touches the session;
 //! - `/login`: a new session with `user_id = 42` and `counter = 0`;
@@ -17,7 +18,9 @@ pub struct Args {
     /// Port to listen on (127.0.0.1).
     #[arg(long)]
     pub port: u16,
-    /// Redis URL, with the database the app owns: redis://127.0.0.1:6379/2
+    /// The store's URL, with the database the app owns:
+    /// `redis://127.0.0.1:6379/2`, `postgresql://postgres@127.0.0.1:5432/app2`
+    /// or `sqlite:///tmp/app2.db` (the apps that support SQL).
     #[arg(long)]
     pub redis: String,
 }
@@ -26,6 +29,16 @@ impl Args {
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+}
+
+/// Whether `url` names an SQL database rather than Redis.
+pub fn is_sql(url: &str) -> bool {
+    url.starts_with("postgresql://") || url.starts_with("sqlite:")
+}
+
+/// The SQLite file of a `sqlite:///path` URL.
+pub fn sqlite_file(url: &str) -> &str {
+    url.strip_prefix("sqlite://").unwrap_or(url)
 }
 
 /// The session lifetime every app is given: Flask's default of 31 days.

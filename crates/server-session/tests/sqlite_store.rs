@@ -280,3 +280,49 @@ async fn a_read_slides_the_expiry_once_it_lags_by_more_than_the_slack() {
     );
     assert!((3590.0..3601.0).contains(&left().await), "10 min behind: slid");
 }
+
+/// A file another process holds locked for writing makes a save fail as
+/// unavailable within the store's timeout (a `503`), not hang; reads go on,
+/// and the save works once the lock is released.
+#[tokio::test]
+async fn a_locked_file_is_unavailable_within_the_timeout() {
+    use server_session::store::StoreError;
+    use sqlx::Connection;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::builder(file(&dir))
+        .timeout(Duration::from_millis(300))
+        .open()
+        .await
+        .unwrap();
+    let ttl = Duration::from_secs(60);
+    store.save("session:l", b"x", ttl, Expect::Absent).await.unwrap();
+    let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file(&dir)))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
+    let started = std::time::Instant::now();
+    let err = store
+        .save("session:l", b"y", ttl, Expect::Unchanged(b"x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        store.load("session:l", None).await.unwrap(),
+        Some(b"x".to_vec()),
+        "reads go on"
+    );
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    assert_eq!(
+        store
+            .save("session:l", b"y", ttl, Expect::Unchanged(b"x"))
+            .await
+            .unwrap(),
+        SaveOutcome::Saved
+    );
+}

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool};
 use tokio::sync::OnceCell;
 
 use super::sql::{self, Cleanup, Inner, Source, Statements};
@@ -87,9 +87,7 @@ impl MySqlStoreBuilder {
         let pool = self.source.pool(|options| {
             let seconds = timeout.as_secs().max(1);
             let fraction = timeout.as_secs_f64().max(0.001);
-            MySqlPoolOptions::new()
-                .max_connections(connections)
-                .acquire_timeout(timeout)
+            sql::pool_options::<sqlx::MySql>(connections, timeout)
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         use sqlx::Executor;

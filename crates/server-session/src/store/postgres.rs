@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool};
 use tokio::sync::OnceCell;
 
 use super::sql::{self, Cleanup, Inner, Source, Statements};
@@ -81,10 +81,7 @@ impl PostgresStoreBuilder {
         let pool = self.source.pool(|options| {
             let millis = timeout.as_millis().max(1).to_string();
             let options = options.options([("timezone", "UTC"), ("statement_timeout", millis.as_str())]);
-            PgPoolOptions::new()
-                .max_connections(connections)
-                .acquire_timeout(timeout)
-                .connect_lazy_with(options)
+            sql::pool_options(connections, timeout).connect_lazy_with(options)
         })?;
         Ok(PostgresStore {
             inner: Arc::new(Inner {

@@ -198,6 +198,28 @@ where
     }
 }
 
+/// A pool of `connections`, each wait for one bounded by `timeout`. A
+/// connection is checked with a ping before use only once it has been idle
+/// for a second (a busy one has just answered): sqlx's default pings before
+/// every use, a round trip more for every statement.
+pub(super) fn pool_options<DB: sqlx::Database>(
+    connections: u32,
+    timeout: Duration,
+) -> sqlx::pool::PoolOptions<DB> {
+    sqlx::pool::PoolOptions::<DB>::new()
+        .max_connections(connections)
+        .acquire_timeout(timeout)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= Duration::from_secs(1) {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 /// Where a builder's pool comes from: a URL's options (or why they are
 /// wrong), or the application's own pool.
 pub(super) enum Source<O, P> {
@@ -271,7 +293,10 @@ macro_rules! sql_store {
                         // them may fail on the catalog, and finds it made the
                         // second time.
                         let mut tries = 0;
-                        while let Err(err) = sqlx::query(&self.inner.sql.create_table).execute(&self.inner.pool).await {
+                        while let Err(err) = sqlx::query(&self.inner.sql.create_table)
+                            .execute(&self.inner.pool)
+                            .await
+                        {
                             tries += 1;
                             if tries == 3 || !matches!(err, sqlx::Error::Database(_)) {
                                 return Err(sql::classify(err));
@@ -323,16 +348,20 @@ macro_rules! sql_store {
                     .fetch_one(&self.pool)
                     .await
                     .map_err(sql::classify)?;
-                sql::delete_expired(top.unwrap_or(0), self.cleanup.batch, |from, to| async move {
-                    sqlx::query(&self.sql.cleanup)
-                        .bind(from)
-                        .bind(to)
-                        .bind(sql::stamp(SystemTime::now()))
-                        .execute(&self.pool)
-                        .await
-                        .map(|done| done.rows_affected())
-                        .map_err(sql::classify)
-                })
+                sql::delete_expired(
+                    top.unwrap_or(0),
+                    self.cleanup.batch,
+                    |from, to| async move {
+                        sqlx::query(&self.sql.cleanup)
+                            .bind(from)
+                            .bind(to)
+                            .bind(sql::stamp(SystemTime::now()))
+                            .execute(&self.pool)
+                            .await
+                            .map(|done| done.rows_affected())
+                            .map_err(sql::classify)
+                    },
+                )
                 .await
             }
         }

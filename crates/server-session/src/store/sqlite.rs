@@ -6,9 +6,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 use tokio::sync::OnceCell;
 
 use super::sql::{self, Cleanup, Inner, Source, Statements};
@@ -82,10 +80,7 @@ impl SqliteStoreBuilder {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(timeout);
-            SqlitePoolOptions::new()
-                .max_connections(connections)
-                .acquire_timeout(timeout)
-                .connect_lazy_with(options)
+            sql::pool_options(connections, timeout).connect_lazy_with(options)
         })?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
