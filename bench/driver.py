@@ -425,7 +425,8 @@ class Running:
         self.rounds[route].append({
             "app_cpu_us": round(app_cpu * 1e6 / requests, 1),
             "server_cpu_us": round(server_cpu * 1e6 / requests, 1),
-            "rps": wrk["requests"] / (wrk["duration_us"] / 1e6),
+            # Answers that are not 2xx (errors) do not count.
+            "rps": (wrk["requests"] - wrk["status_errors"]) / (wrk["duration_us"] / 1e6),
             "p50_ms": wrk["p50_us"] / 1000,
             "p99_ms": wrk["p99_us"] / 1000,
             "non_2xx": wrk["status_errors"],
@@ -730,7 +731,8 @@ def write_report(args, phases, labels, info, micro_results, path, chart_path, co
     w(f"On {PHASES['redis' if 'redis' in phases else next(iter(phases))]}.")
     w("")
     rps_table(w, results, labels)
-    w("In parentheses: each app's requests/s as a multiple of server-session's.")
+    w("Requests answered with 2xx per second (errors do not count); in parentheses, each app's as a")
+    w("multiple of server-session's.")
     w("")
     if ours:
         w("## Targets")
@@ -857,6 +859,8 @@ def write_report(args, phases, labels, info, micro_results, path, chart_path, co
           (" (10 connections), each app in a database of its own on one PostgreSQL server with durable commits"
            if phase == "postgres" else
            " (4 connections, WAL, `synchronous = NORMAL`, 5 s busy timeout), each app in a file of its own") + ".")
+        w("The pool tower-sessions is given keeps sqlx's other defaults, as its documentation shows it, so it")
+        w("pings a connection before each use; server-session's stores ping only one idle for a second.")
         w("tower-sessions writes nothing on a read; server-session slides the expiry (Flask's default), writing")
         w("it at most once a minute per session; *refresh off* slides nothing, as tower-sessions.")
         w("")
@@ -943,6 +947,7 @@ def main():
     parser.add_argument("--json", default=os.path.join(BENCH, "results.json"))
     parser.add_argument("--command", default="bench/run")
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--keep-workdir", action="store_true", help="keep the apps' logs and the servers' files")
     args = parser.parse_args()
 
     wanted = args.apps.split(",")
@@ -956,7 +961,10 @@ def main():
             if chosen:
                 phases[phase] = run_phase(args, phase, chosen, workdir)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep_workdir:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
     micro_results = micro(args) if args.micro_seconds > 0 else {}
     info = {

@@ -121,50 +121,51 @@ async fn quickstart_serves_its_routes_from_sqlite() {
     assert_eq!(found, 1);
 }
 
-#[cfg(all(feature = "postgres", feature = "redis"))]
-#[tokio::test]
-async fn quickstart_serves_its_routes_from_postgres() {
-    let db = common::postgres::TestPostgres::shared();
+/// Walks the quickstart's routes with its sessions in a table of its own in
+/// the database at `url`; returns the table and the `session_id` left.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+async fn quickstart_routes_in_sql(url: &str) -> (String, String) {
     let table = common::unique_table();
     let server = start(
         "quickstart",
         &[
             ("SESSION_TYPE", "sqlalchemy"),
-            ("SQLALCHEMY_DATABASE_URI", &db.url),
+            ("SQLALCHEMY_DATABASE_URI", url),
             ("SESSION_SQLALCHEMY_TABLE", &table),
         ],
     );
     let id = quickstart_routes(&server).await;
+    (table, format!("session:{id}"))
+}
+
+#[cfg(all(feature = "postgres", feature = "redis"))]
+#[tokio::test]
+async fn quickstart_serves_its_routes_from_postgres() {
+    let db = common::postgres::TestPostgres::shared();
+    let (table, key) = quickstart_routes_in_sql(&db.url).await;
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-    let found: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{table}\" WHERE session_id = $1"))
-        .bind(format!("session:{id}"))
+    let query = format!("SELECT count(*) FROM \"{table}\" WHERE session_id = $1");
+    let found: i64 = sqlx::query_scalar(&query)
+        .bind(key)
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(found, 1);
+    assert_eq!(found, 1, "the session is in the table");
 }
 
 #[cfg(all(feature = "mysql", feature = "redis"))]
 #[tokio::test]
 async fn quickstart_serves_its_routes_from_mariadb() {
     let db = common::mariadb::TestMariaDb::shared();
-    let table = common::unique_table();
-    let server = start(
-        "quickstart",
-        &[
-            ("SESSION_TYPE", "sqlalchemy"),
-            ("SQLALCHEMY_DATABASE_URI", &db.url),
-            ("SESSION_SQLALCHEMY_TABLE", &table),
-        ],
-    );
-    let id = quickstart_routes(&server).await;
+    let (table, key) = quickstart_routes_in_sql(&db.url).await;
     let pool = sqlx::MySqlPool::connect(&db.url).await.unwrap();
-    let found: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM `{table}` WHERE session_id = ?"))
-        .bind(format!("session:{id}"))
+    let query = format!("SELECT count(*) FROM `{table}` WHERE session_id = ?");
+    let found: i64 = sqlx::query_scalar(&query)
+        .bind(key)
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(found, 1);
+    assert_eq!(found, 1, "the session is in the table");
 }
 
 #[cfg(feature = "redis")]

@@ -7,11 +7,11 @@
 #[macro_use]
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::postgres::TestPostgres;
 use common::unique_table as table;
-use server_session::store::{Expect, SaveOutcome, SessionStore, StoreError};
+use server_session::store::{Expect, SessionStore};
 use server_session::{PostgresStore, SessionConfig, SessionLayer};
 use sqlx::Row;
 
@@ -109,49 +109,22 @@ async fn expired_rows_are_never_returned_and_are_deleted_in_batches() {
         .open()
         .await
         .unwrap();
-    let ttl = Duration::from_secs(60);
-    for i in 0..1500 {
-        let saved = store
-            .save(&format!("session:old{i}"), b"x", ttl, Expect::Absent)
-            .await;
-        assert_eq!(saved.unwrap(), SaveOutcome::Saved);
-    }
-    store
-        .save("session:live", b"y", ttl, Expect::Absent)
-        .await
-        .unwrap();
     let pool = pool(server).await;
-    sqlx::query(&format!(
-        "UPDATE \"{name}\" SET expiry = '2000-01-01 00:00:00' WHERE session_id LIKE 'session:old%'"
-    ))
-    .execute(&pool)
-    .await
-    .unwrap();
-    assert_eq!(
-        store.load("session:old7", None).await.unwrap(),
-        None,
-        "expired: not returned"
-    );
-    assert_eq!(
-        store.load("session:old8", Some(ttl)).await.unwrap(),
-        None,
-        "nor slid back to life"
-    );
-    assert_eq!(
-        store
-            .save("session:old9", b"z", ttl, Expect::Absent)
-            .await
-            .unwrap(),
-        SaveOutcome::Saved,
-        "an expired row counts as absent"
-    );
-    assert_eq!(store.delete_expired().await.unwrap(), 1499);
-    let rows: i64 = sqlx::query(&format!("SELECT count(*) FROM \"{name}\""))
-        .fetch_one(&pool)
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(rows, 2, "the live rows stay");
+    common::sql::expired_rows_are_never_returned_and_are_deleted(
+        &store,
+        async || {
+            let old = format!(
+                "UPDATE \"{name}\" SET expiry = '2000-01-01 00:00:00' WHERE session_id LIKE 'session:old%'"
+            );
+            sqlx::query(&old).execute(&pool).await.unwrap();
+        },
+        async || store.delete_expired().await.unwrap(),
+        async || {
+            let count = format!("SELECT count(*) FROM \"{name}\"");
+            sqlx::query_scalar(&count).fetch_one(&pool).await.unwrap()
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -186,31 +159,12 @@ async fn a_stopped_database_is_unavailable_within_the_timeout() {
         .open()
         .await
         .unwrap();
-    store
-        .save("session:a", b"x", Duration::from_secs(60), Expect::Absent)
-        .await
-        .unwrap();
+    let ttl = Duration::from_secs(60);
+    store.save("session:a", b"x", ttl, Expect::Absent).await.unwrap();
     server.kill();
-    for _ in 0..3 {
-        let started = Instant::now();
-        let err = store.load("session:a", None).await.unwrap_err();
-        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            started.elapsed()
-        );
-    }
+    common::sql::unavailable_while_stopped(&store).await;
     server.process.restart();
-    let mut back = None;
-    for _ in 0..50 {
-        if let Ok(found) = store.load("session:a", None).await {
-            back = Some(found);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(back, Some(Some(b"x".to_vec())), "the store reconnects");
+    common::sql::back_after_restart(&store).await;
 }
 
 /// `SESSION_SQLALCHEMY_SCHEMA` puts the table in that schema.

@@ -95,51 +95,21 @@ async fn expired_rows_are_never_returned_and_are_deleted_in_batches() {
         .open()
         .await
         .unwrap();
-    let ttl = Duration::from_secs(60);
-    for i in 0..2500 {
-        let saved = store
-            .save(&format!("session:old{i}"), b"x", ttl, Expect::Absent)
-            .await;
-        assert_eq!(saved.unwrap(), SaveOutcome::Saved);
-    }
-    store
-        .save("session:live", b"y", ttl, Expect::Absent)
-        .await
-        .unwrap();
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file(&dir)))
         .await
         .unwrap();
-    sqlx::query(
-        "UPDATE sessions SET expiry = '2000-01-01 00:00:00.000000' WHERE session_id LIKE 'session:old%'",
+    common::sql::expired_rows_are_never_returned_and_are_deleted(
+        &store,
+        async || {
+            sqlx::query("UPDATE sessions SET expiry = '2000-01-01 00:00:00.000000' WHERE session_id LIKE 'session:old%'")
+                .execute(&pool)
+                .await
+                .unwrap();
+        },
+        async || store.delete_expired().await.unwrap(),
+        async || sqlx::query_scalar("SELECT count(*) FROM sessions").fetch_one(&pool).await.unwrap(),
     )
-    .execute(&pool)
-    .await
-    .unwrap();
-    assert_eq!(
-        store.load("session:old7", None).await.unwrap(),
-        None,
-        "expired: not returned"
-    );
-    assert_eq!(
-        store.load("session:old8", Some(ttl)).await.unwrap(),
-        None,
-        "nor slid back to life"
-    );
-    assert_eq!(
-        store
-            .save("session:old9", b"z", ttl, Expect::Absent)
-            .await
-            .unwrap(),
-        SaveOutcome::Saved,
-        "an expired row counts as absent"
-    );
-    assert_eq!(store.delete_expired().await.unwrap(), 2499);
-    let left: i64 = sqlx::query("SELECT count(*) FROM sessions")
-        .fetch_one(&pool)
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(left, 2, "the live rows stay");
+    .await;
 }
 
 #[tokio::test]

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool};
-use tokio::sync::OnceCell;
 
-use super::sql::{self, Cleanup, Inner, Source, Statements};
+use super::sql::{self, Inner, Source, Statements};
 use super::{Expect, SaveOutcome, SessionStore, StoreError};
 
 /// Sessions in MySQL 8 or MariaDB 10.5+ (feature `mysql`), in Flask-Session
@@ -49,42 +48,20 @@ pub struct MySqlStore {
     inner: Arc<Inner<MySqlPool>>,
 }
 
-impl std::fmt::Debug for MySqlStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MySqlStore")
-            .field("table", &self.inner.sql.table)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Settings for a [`MySqlStore`].
-pub struct MySqlStoreBuilder {
-    source: Source<MySqlConnectOptions, MySqlPool>,
-    table: String,
-    schema: Option<String>,
-    slack: Duration,
-    cleanup: Cleanup,
-    max_connections: u32,
-    timeout: Duration,
-}
-
-impl std::fmt::Debug for MySqlStoreBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MySqlStoreBuilder")
-            .field("table", &self.table)
-            .field("schema", &self.schema)
-            .finish_non_exhaustive()
-    }
-}
-
-sql::sql_builder!(MySqlStoreBuilder, 10, schema);
+sql::sql_builder!(
+    MySqlStore,
+    MySqlStoreBuilder,
+    MySqlConnectOptions,
+    MySqlPool,
+    10,
+    schema
+);
 
 impl MySqlStoreBuilder {
     /// The store; it connects, and creates the table, on first use.
     pub fn build(self) -> Result<MySqlStore, StoreError> {
         let sql = statements(self.schema.as_deref(), &self.table)?;
-        let (connections, timeout) = (self.max_connections, self.timeout);
-        let pool = self.source.pool(|options| {
+        self.finish(sql, |options, connections, timeout| {
             let seconds = timeout.as_secs().max(1);
             let fraction = timeout.as_secs_f64().max(0.001);
             sql::pool_options::<sqlx::MySql>(connections, timeout)
@@ -102,23 +79,7 @@ impl MySqlStoreBuilder {
                     })
                 })
                 .connect_lazy_with(options)
-        })?;
-        Ok(MySqlStore {
-            inner: Arc::new(Inner {
-                pool,
-                slack: self.slack,
-                sql,
-                ready: OnceCell::new(),
-                cleanup: self.cleanup,
-            }),
         })
-    }
-
-    /// The store, connected, with the table created now.
-    pub async fn open(self) -> Result<MySqlStore, StoreError> {
-        let store = self.build()?;
-        store.ready().await?;
-        Ok(store)
     }
 }
 
@@ -142,18 +103,6 @@ impl MySqlStore {
     /// `max_connections` and `timeout` do not apply to it.
     pub fn from_pool(pool: MySqlPool) -> MySqlStoreBuilder {
         MySqlStore::with_source(Source::Pool(pool))
-    }
-
-    fn with_source(source: Source<MySqlConnectOptions, MySqlPool>) -> MySqlStoreBuilder {
-        MySqlStoreBuilder {
-            source,
-            table: "sessions".into(),
-            schema: None,
-            slack: sql::SLACK,
-            cleanup: Cleanup::default(),
-            max_connections: 10,
-            timeout: sql::TIMEOUT,
-        }
     }
 }
 

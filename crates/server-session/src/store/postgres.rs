@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use sqlx::postgres::{PgConnectOptions, PgPool};
-use tokio::sync::OnceCell;
 
-use super::sql::{self, Cleanup, Inner, Source, Statements};
+use super::sql::{self, Inner, Source, Statements};
 use super::{Expect, SaveOutcome, SessionStore, StoreError};
 
 /// Sessions in PostgreSQL (feature `postgres`), in Flask-Session 0.8's
@@ -43,62 +42,24 @@ pub struct PostgresStore {
     inner: Arc<Inner<PgPool>>,
 }
 
-impl std::fmt::Debug for PostgresStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresStore")
-            .field("table", &self.inner.sql.table)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Settings for a [`PostgresStore`].
-pub struct PostgresStoreBuilder {
-    source: Source<PgConnectOptions, PgPool>,
-    table: String,
-    schema: Option<String>,
-    slack: Duration,
-    cleanup: Cleanup,
-    max_connections: u32,
-    timeout: Duration,
-}
-
-impl std::fmt::Debug for PostgresStoreBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresStoreBuilder")
-            .field("table", &self.table)
-            .field("schema", &self.schema)
-            .finish_non_exhaustive()
-    }
-}
-
-sql::sql_builder!(PostgresStoreBuilder, 10, schema);
+sql::sql_builder!(
+    PostgresStore,
+    PostgresStoreBuilder,
+    PgConnectOptions,
+    PgPool,
+    10,
+    schema
+);
 
 impl PostgresStoreBuilder {
     /// The store; it connects, and creates the table, on first use.
     pub fn build(self) -> Result<PostgresStore, StoreError> {
         let sql = statements(self.schema.as_deref(), &self.table)?;
-        let (connections, timeout) = (self.max_connections, self.timeout);
-        let pool = self.source.pool(|options| {
+        self.finish(sql, |options, connections, timeout| {
             let millis = timeout.as_millis().max(1).to_string();
             let options = options.options([("timezone", "UTC"), ("statement_timeout", millis.as_str())]);
             sql::pool_options(connections, timeout).connect_lazy_with(options)
-        })?;
-        Ok(PostgresStore {
-            inner: Arc::new(Inner {
-                pool,
-                slack: self.slack,
-                sql,
-                ready: OnceCell::new(),
-                cleanup: self.cleanup,
-            }),
         })
-    }
-
-    /// The store, connected, with the table created now.
-    pub async fn open(self) -> Result<PostgresStore, StoreError> {
-        let store = self.build()?;
-        store.ready().await?;
-        Ok(store)
     }
 }
 
@@ -119,18 +80,6 @@ impl PostgresStore {
     /// to it.
     pub fn from_pool(pool: PgPool) -> PostgresStoreBuilder {
         PostgresStore::with_source(Source::Pool(pool))
-    }
-
-    fn with_source(source: Source<PgConnectOptions, PgPool>) -> PostgresStoreBuilder {
-        PostgresStoreBuilder {
-            source,
-            table: "sessions".into(),
-            schema: None,
-            slack: sql::SLACK,
-            cleanup: Cleanup::default(),
-            max_connections: 10,
-            timeout: sql::TIMEOUT,
-        }
     }
 }
 

@@ -473,13 +473,15 @@ macro_rules! sql_store {
 }
 pub(super) use sql_store;
 
-/// The settings every SQL store's builder has, written once: `$builder`
-/// has `table`, `slack`, `cleanup`, `max_connections` and `timeout` fields;
-/// `$connections` is its default number of connections. With `schema`, it
-/// also has a `schema` field, for a database with schemas.
+/// An SQL store's builder and what goes with it, written once: `$store`
+/// (holding `inner: Arc<Inner<$pool>>`) gets its `Debug` and
+/// `with_source`; `$builder` is defined, with the settings every SQL store
+/// has, `finish` (the store, from the statements and a way to connect) and
+/// `open`; `$connections` is its default number of connections. With
+/// `schema`, the builder also offers `schema`, for a database with schemas.
 macro_rules! sql_builder {
-    ($builder:ident, $connections:literal, schema) => {
-        sql::sql_builder!($builder, $connections);
+    ($store:ident, $builder:ident, $options:ty, $pool:ty, $connections:literal, schema) => {
+        sql::sql_builder!($store, $builder, $options, $pool, $connections);
 
         impl $builder {
             /// The schema the table is in (`SESSION_SQLALCHEMY_SCHEMA`;
@@ -491,8 +493,80 @@ macro_rules! sql_builder {
             }
         }
     };
-    ($builder:ident, $connections:literal) => {
+    ($store:ident, $builder:ident, $options:ty, $pool:ty, $connections:literal) => {
+        impl std::fmt::Debug for $store {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($store))
+                    .field("table", &self.inner.sql.table)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        #[doc = concat!("Settings for a [`", stringify!($store), "`].")]
+        pub struct $builder {
+            source: sql::Source<$options, $pool>,
+            table: String,
+            schema: Option<String>,
+            slack: Duration,
+            cleanup: sql::Cleanup,
+            max_connections: u32,
+            timeout: Duration,
+        }
+
+        impl std::fmt::Debug for $builder {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($builder))
+                    .field("table", &self.table)
+                    .field("schema", &self.schema)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl $store {
+            fn with_source(source: sql::Source<$options, $pool>) -> $builder {
+                $builder {
+                    source,
+                    table: "sessions".into(),
+                    schema: None,
+                    slack: sql::SLACK,
+                    cleanup: sql::Cleanup::default(),
+                    max_connections: $connections,
+                    timeout: sql::TIMEOUT,
+                }
+            }
+        }
+
         impl $builder {
+            /// The store with `sql`, on the application's pool or on one
+            /// `connect` makes from the options, the number of connections
+            /// and the timeout.
+            fn finish(
+                self,
+                sql: sql::Statements,
+                connect: impl FnOnce($options, u32, Duration) -> $pool,
+            ) -> Result<$store, StoreError> {
+                let (connections, timeout) = (self.max_connections, self.timeout);
+                let pool = self
+                    .source
+                    .pool(|options| connect(options, connections, timeout))?;
+                Ok($store {
+                    inner: Arc::new(sql::Inner {
+                        pool,
+                        slack: self.slack,
+                        sql,
+                        ready: tokio::sync::OnceCell::new(),
+                        cleanup: self.cleanup,
+                    }),
+                })
+            }
+
+            /// The store, connected, with the table created now.
+            pub async fn open(self) -> Result<$store, StoreError> {
+                let store = self.build()?;
+                store.ready().await?;
+                Ok(store)
+            }
+
             /// The table (`SESSION_SQLALCHEMY_TABLE`, default `sessions`):
             /// letters, digits and underscores.
             pub fn table(mut self, table: impl Into<String>) -> Self {

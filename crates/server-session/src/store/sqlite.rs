@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
-use tokio::sync::OnceCell;
 
-use super::sql::{self, Cleanup, Inner, Source, Statements};
+use super::sql::{self, Inner, Source, Statements};
 use super::{Expect, SaveOutcome, SessionStore, StoreError};
 
 /// Sessions in an SQLite database (feature `sqlite`), in Flask-Session 0.8's
@@ -41,63 +40,26 @@ pub struct SqliteStore {
     inner: Arc<Inner<SqlitePool>>,
 }
 
-impl std::fmt::Debug for SqliteStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore")
-            .field("table", &self.inner.sql.table)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Settings for a [`SqliteStore`].
-pub struct SqliteStoreBuilder {
-    source: Source<SqliteConnectOptions, SqlitePool>,
-    table: String,
-    slack: Duration,
-    cleanup: Cleanup,
-    max_connections: u32,
-    timeout: Duration,
-}
-
-impl std::fmt::Debug for SqliteStoreBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStoreBuilder")
-            .field("table", &self.table)
-            .finish_non_exhaustive()
-    }
-}
-
-sql::sql_builder!(SqliteStoreBuilder, 4);
+sql::sql_builder!(
+    SqliteStore,
+    SqliteStoreBuilder,
+    SqliteConnectOptions,
+    SqlitePool,
+    4
+);
 
 impl SqliteStoreBuilder {
-    /// The store; the file is opened, and the table created, on first use.
+    /// The store; it opens the file, and creates the table, on first use.
     pub fn build(self) -> Result<SqliteStore, StoreError> {
         let sql = statements(&self.table)?;
-        let (connections, timeout) = (self.max_connections, self.timeout);
-        let pool = self.source.pool(|options| {
+        self.finish(sql, |options, connections, timeout| {
             let options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(timeout);
             sql::pool_options(connections, timeout).connect_lazy_with(options)
-        })?;
-        Ok(SqliteStore {
-            inner: Arc::new(Inner {
-                pool,
-                slack: self.slack,
-                sql,
-                ready: OnceCell::new(),
-                cleanup: self.cleanup,
-            }),
         })
-    }
-
-    /// The store, with the file opened and the table created now.
-    pub async fn open(self) -> Result<SqliteStore, StoreError> {
-        let store = self.build()?;
-        store.ready().await?;
-        Ok(store)
     }
 }
 
@@ -124,17 +86,6 @@ impl SqliteStore {
     /// do not apply to it).
     pub fn from_pool(pool: SqlitePool) -> SqliteStoreBuilder {
         SqliteStore::with_source(Source::Pool(pool))
-    }
-
-    fn with_source(source: Source<SqliteConnectOptions, SqlitePool>) -> SqliteStoreBuilder {
-        SqliteStoreBuilder {
-            source,
-            table: "sessions".into(),
-            slack: sql::SLACK,
-            cleanup: Cleanup::default(),
-            max_connections: 4,
-            timeout: sql::TIMEOUT,
-        }
     }
 }
 
