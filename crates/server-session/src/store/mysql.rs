@@ -28,8 +28,9 @@ use super::{Expect, SaveOutcome, SessionStore, StoreError};
 /// an `UPDATE` of the expiry only once it lags by more than a minute, see
 /// [`slide_slack`](MySqlStoreBuilder::slide_slack)), but for a creation that
 /// finds an expired row under its id, which replaces it with a second
-/// statement (MySQL has no conditional upsert that tells what it did). Expired rows are never returned, and a background task
-/// deletes them in batches. Each wait for a connection and for a row lock is
+/// statement (MySQL has no conditional upsert that tells what it did).
+/// Expired rows are never returned, and a background task deletes them in
+/// batches. Each wait for a connection and for a row lock is
 /// bounded (5 seconds by default; on MariaDB each statement too), so a
 /// database that is down or stuck answers `503`.
 ///
