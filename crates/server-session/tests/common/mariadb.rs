@@ -40,9 +40,16 @@ impl TestMariaDb {
     pub fn start() -> TestMariaDb {
         let dir = tempfile::Builder::new().prefix("mariadb").tempdir().unwrap();
         let data = dir.path().join("data");
+        // A server removes every `#sql*` file in its temporary directory when
+        // it starts, so a shared one (`/tmp`) would delete the tables of a
+        // bootstrap running next to it: each instance gets its own.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
+        let tmpdir = format!("--tmpdir={}", tmp.display());
         let out = Command::new(program("mariadb-install-db"))
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(&tmpdir)
             .args([
                 "--user=root",
                 "--auth-root-authentication-method=socket",
@@ -68,6 +75,7 @@ impl TestMariaDb {
         let args = [
             "--no-defaults".to_owned(),
             format!("--datadir={}", data.display()),
+            tmpdir,
             format!("--socket={}", dir.path().join("mysqld.sock").display()),
             format!("--pid-file={}", dir.path().join("mysqld.pid").display()),
             format!("--init-file={}", init.display()),
