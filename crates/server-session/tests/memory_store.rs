@@ -20,6 +20,17 @@ async fn conforms_to_the_store_contract() {
 }
 
 #[tokio::test]
+async fn walks_its_records() {
+    let clock = ManualClock::new();
+    let store = MemoryStore::builder().clock(clock.clone()).build();
+    server_session::store::conformance::run_scan(&store, |by: Duration| {
+        clock.advance(by);
+        async {}
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn keeps_indexes() {
     use server_session::Clock as _;
     let clock = ManualClock::new();

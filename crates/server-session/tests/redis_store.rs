@@ -44,6 +44,7 @@ async fn conforms_to_the_store_contract() {
     let server = TestRedis::shared();
     let store = RedisStore::connect(server.url.as_str()).await.unwrap();
     server_session::store::conformance::run(&store, tokio::time::sleep).await;
+    server_session::store::conformance::run_scan(&store, tokio::time::sleep).await;
     server_session::store::conformance::run_index(&store, std::time::SystemTime::now, tokio::time::sleep)
         .await;
 }

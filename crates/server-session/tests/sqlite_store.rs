@@ -20,6 +20,7 @@ async fn conforms_to_the_store_contract() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::builder(file(&dir)).open().await.unwrap();
     server_session::store::conformance::run(&store, tokio::time::sleep).await;
+    server_session::store::conformance::run_scan(&store, tokio::time::sleep).await;
 }
 
 #[tokio::test]

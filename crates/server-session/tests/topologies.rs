@@ -67,6 +67,7 @@ async fn valkey_saves_with_set_ifeq_and_never_a_script() {
     let store = RedisStore::connect(server.url.as_str()).await.unwrap();
     assert_eq!(store.native_compare_and_set(), Some(true));
     server_session::store::conformance::run(&store, tokio::time::sleep).await;
+    server_session::store::conformance::run_scan(&store, tokio::time::sleep).await;
     server_session::store::conformance::run_index(&store, std::time::SystemTime::now, tokio::time::sleep)
         .await;
     let (_, used) = calls_during(
@@ -92,6 +93,7 @@ async fn a_cluster_meets_the_store_contract_at_the_same_cost() {
     let cluster = TestCluster::shared();
     let store = RedisStore::cluster(cluster.urls()).connect().await.unwrap();
     server_session::store::conformance::run(&store, tokio::time::sleep).await;
+    server_session::store::conformance::run_scan(&store, tokio::time::sleep).await;
     server_session::store::conformance::run_index(&store, std::time::SystemTime::now, tokio::time::sleep)
         .await;
     costs(store, &cluster.primaries(), "evalsha").await;
@@ -106,6 +108,7 @@ async fn sentinel_meets_the_store_contract_at_the_same_cost() {
         .await
         .unwrap();
     server_session::store::conformance::run(&store, tokio::time::sleep).await;
+    server_session::store::conformance::run_scan(&store, tokio::time::sleep).await;
     server_session::store::conformance::run_index(&store, std::time::SystemTime::now, tokio::time::sleep)
         .await;
     costs(store, &[setup.primary_port().unwrap()], "evalsha").await;

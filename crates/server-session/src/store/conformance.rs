@@ -316,6 +316,154 @@ where
     assert_eq!(members(now()).await, [], "an index can be emptied");
 }
 
+/// Checks the walk over a store's records ([`SessionStore::scan`]), the
+/// inspection of one ([`SessionStore::inspect`]), and that a purge of
+/// expired records, where the store has one, leaves live ones; `advance` as
+/// for [`run`] (about two seconds in total).
+///
+/// ```
+/// use std::time::Duration;
+/// use server_session::{ManualClock, MemoryStore};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let clock = ManualClock::new();
+/// let store = MemoryStore::builder().clock(clock.clone()).build();
+/// server_session::store::conformance::run_scan(&store, |by: Duration| {
+///     clock.advance(by);
+///     async {}
+/// })
+/// .await;
+/// # });
+/// ```
+pub async fn run_scan<S, F, Fut>(store: &S, advance: F)
+where
+    S: SessionStore,
+    F: Fn(Duration) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let prefix = format!("conformance-scan:{}:", SessionId::generate(12).as_str());
+    let other = format!("conformance-other:{}:", SessionId::generate(12).as_str());
+    let walk = |prefix: String, count: usize| async move {
+        let mut cursor = super::ScanCursor::start();
+        let mut found = std::collections::BTreeMap::new();
+        for _ in 0..100_000 {
+            let page = store.scan(&prefix, &cursor, count).await.expect("scan");
+            for entry in page.entries {
+                assert!(
+                    entry.key.starts_with(&prefix),
+                    "a walk returns only keys with the prefix"
+                );
+                found.insert(entry.key.clone(), entry);
+            }
+            match page.next {
+                Some(next) => cursor = next,
+                None => return found,
+            }
+        }
+        panic!("a walk over a few records ends");
+    };
+    assert!(
+        walk(prefix.clone(), 10).await.is_empty(),
+        "no record, an empty walk"
+    );
+
+    let mut written = Vec::new();
+    for n in 0..25 {
+        let key = format!("{prefix}{n}");
+        let ttl = MINUTE * (n + 1);
+        let value = format!("record {n}").into_bytes();
+        let saved = store.save(&key, &value, ttl, Expect::Absent).await.expect("save");
+        assert_eq!(saved, SaveOutcome::Saved);
+        written.push((key, value, ttl));
+    }
+    let short = format!("{prefix}short");
+    let saved = store
+        .save(&short, b"short", Duration::from_secs(1), Expect::Absent)
+        .await;
+    assert_eq!(saved.expect("save"), SaveOutcome::Saved);
+    let elsewhere = format!("{other}0");
+    store
+        .save(&elsewhere, b"x", MINUTE, Expect::Absent)
+        .await
+        .expect("save");
+
+    for count in [1, 7, 1000] {
+        let found = walk(prefix.clone(), count).await;
+        assert_eq!(
+            found.len(),
+            26,
+            "a walk in pages of {count} returns every record once"
+        );
+        for (key, value, ttl) in &written {
+            let entry = &found[key];
+            assert_eq!(
+                entry.bytes.as_deref(),
+                Some(&value[..]),
+                "a walk returns the bytes"
+            );
+            let left = entry.ttl.expect("a record with a TTL shows it");
+            assert!(
+                left <= *ttl + Duration::from_secs(1) && left + Duration::from_secs(5) >= *ttl,
+                "a walk returns the time left ({left:?} of {ttl:?})"
+            );
+        }
+    }
+    let entry = store
+        .inspect(&written[3].0)
+        .await
+        .expect("inspect")
+        .expect("a live record");
+    assert_eq!(entry.key, written[3].0);
+    assert_eq!(
+        entry.bytes.as_deref(),
+        Some(&written[3].1[..]),
+        "inspect returns the bytes"
+    );
+    let (_, _, ttl) = written[3];
+    assert!(
+        entry
+            .ttl
+            .is_some_and(|t| t <= ttl + Duration::from_secs(1) && t + Duration::from_secs(5) >= ttl)
+    );
+    assert_eq!(
+        store.inspect(&format!("{prefix}missing")).await.expect("inspect"),
+        None,
+        "inspecting a missing key finds nothing"
+    );
+    assert_eq!(
+        load(store, &written[3].0).await.as_deref(),
+        Some(&written[3].1[..]),
+        "a walk and an inspection change nothing"
+    );
+
+    advance(Duration::from_millis(2100)).await;
+    let found = walk(prefix.clone(), 10).await;
+    assert_eq!(found.len(), 25, "a walk leaves out expired records");
+    assert!(!found.contains_key(&short));
+    assert_eq!(
+        store.inspect(&short).await.expect("inspect"),
+        None,
+        "an expired record is not inspected"
+    );
+    match store.purge_expired().await {
+        Ok(_) | Err(super::StoreError::Unsupported(_)) => {}
+        Err(err) => panic!("purge_expired: {err}"),
+    }
+    assert_eq!(
+        walk(prefix.clone(), 10).await.len(),
+        25,
+        "a purge leaves live records"
+    );
+    for (key, ..) in &written {
+        store.delete(key).await.expect("delete");
+    }
+    store.delete(&elsewhere).await.expect("delete");
+    assert!(
+        walk(prefix, 10).await.is_empty(),
+        "deleted records are not walked"
+    );
+}
+
 async fn load<S: SessionStore>(store: &S, key: &str) -> Option<Vec<u8>> {
     store.load(key, None).await.expect("load")
 }

@@ -6,7 +6,7 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use super::{Expect, SaveOutcome, SessionStore, StoreError, TTL_CEILING};
+use super::{Expect, SaveOutcome, ScanCursor, ScanPage, SessionStore, StoreError, StoredEntry, TTL_CEILING};
 use crate::clock::{Clock, SystemClock};
 
 const SHARDS: usize = 32;
@@ -232,6 +232,14 @@ impl Shard {
     }
 }
 
+impl Entry {
+    /// The entry at `key` as a walk shows it at `now`.
+    fn stored(key: &str, entry: &Entry, now: SystemTime) -> StoredEntry {
+        let ttl = entry.expires_at.duration_since(now).unwrap_or_default();
+        StoredEntry::new(key, Some(entry.value.clone()), Some(ttl))
+    }
+}
+
 /// `ttl` from `now`. No TTL makes it panic: the engine never asks for more
 /// than 400 days, and a direct caller's longer TTL is cut to a century.
 fn expiry(now: SystemTime, ttl: Duration) -> SystemTime {
@@ -292,6 +300,53 @@ impl SessionStore for MemoryStore {
 
     fn supports_index(&self) -> bool {
         true
+    }
+
+    /// A page is one shard's live records: `count` is only a hint.
+    async fn scan(&self, prefix: &str, cursor: &ScanCursor, _count: usize) -> Result<ScanPage, StoreError> {
+        let shard: usize = match cursor.is_start() {
+            true => 0,
+            false => cursor
+                .as_str()
+                .parse()
+                .map_err(|_| StoreError::Backend("not a cursor of this store".into()))?,
+        };
+        let shards = self.inner.shards.len();
+        let now = self.inner.clock.now();
+        let entries = match shard < shards {
+            true => self
+                .lock_index(shard)
+                .map
+                .iter()
+                .filter(|(key, entry)| key.starts_with(prefix) && entry.expires_at > now)
+                .map(|(key, entry)| Entry::stored(key, entry, now))
+                .collect(),
+            false => Vec::new(),
+        };
+        let next = (shard + 1 < shards).then(|| ScanCursor::new((shard + 1).to_string()));
+        Ok(ScanPage { entries, next })
+    }
+
+    async fn inspect(&self, key: &str) -> Result<Option<StoredEntry>, StoreError> {
+        let now = self.inner.clock.now();
+        Ok(self
+            .lock(key)
+            .live(key, now)
+            .map(|entry| Entry::stored(key, entry, now)))
+    }
+
+    /// Expired records are dropped as they are met and by a sweep on
+    /// writes; this sweeps every shard now.
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        let now = self.inner.clock.now();
+        let mut purged = 0;
+        for index in 0..self.inner.shards.len() {
+            let mut shard = self.lock_index(index);
+            let before = shard.map.len();
+            shard.map.retain(|_, e| e.expires_at > now);
+            purged += (before - shard.map.len()) as u64;
+        }
+        Ok(purged)
     }
 
     async fn index_add(&self, index: &str, member: &str, until: SystemTime) -> Result<(), StoreError> {

@@ -25,6 +25,7 @@ pub(crate) mod mysql;
 pub(crate) mod postgres;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
+mod scan;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod sql;
 #[cfg(feature = "sqlite")]
@@ -41,6 +42,7 @@ pub use postgres::PostgresStoreBuilder;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisStoreBuilder;
+pub use scan::{ScanCursor, ScanPage, StoredEntry};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStoreBuilder;
@@ -250,6 +252,35 @@ pub trait SessionStore: Send + Sync + 'static {
         let _ = (index, now);
         async { Err(StoreError::Unsupported("indexes")) }
     }
+
+    /// One page of a walk over the records whose keys start with `prefix`,
+    /// for operator tools (optional): about `count` keys from `cursor`
+    /// ([`ScanCursor::start`], then each page's `next` until it is `None`).
+    /// A walk returns every record that exists from its start to its end at
+    /// least once (one that changes meanwhile may come twice), never an
+    /// expired one, and changes nothing. [`conformance::run_scan`] checks it.
+    fn scan(
+        &self,
+        prefix: &str,
+        cursor: &ScanCursor,
+        count: usize,
+    ) -> impl Future<Output = Result<ScanPage, StoreError>> + Send {
+        let _ = (prefix, cursor, count);
+        async { Err(StoreError::Unsupported("walking the records")) }
+    }
+
+    /// What `key` holds and its time to live, if it holds a live record,
+    /// without touching it (optional, for operator tools).
+    fn inspect(&self, key: &str) -> impl Future<Output = Result<Option<StoredEntry>, StoreError>> + Send {
+        let _ = key;
+        async { Err(StoreError::Unsupported("inspecting a record")) }
+    }
+
+    /// Removes the expired records now, for a store that keeps them until a
+    /// cleanup (the SQL stores; optional); returns how many.
+    fn purge_expired(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        async { Err(StoreError::Unsupported("purging expired records")) }
+    }
 }
 
 impl<S: SessionStore> SessionStore for Arc<S> {
@@ -303,6 +334,23 @@ impl<S: SessionStore> SessionStore for Arc<S> {
     ) -> impl Future<Output = Result<Vec<(String, SystemTime)>, StoreError>> + Send {
         (**self).index_members(index, now)
     }
+
+    fn scan(
+        &self,
+        prefix: &str,
+        cursor: &ScanCursor,
+        count: usize,
+    ) -> impl Future<Output = Result<ScanPage, StoreError>> + Send {
+        (**self).scan(prefix, cursor, count)
+    }
+
+    fn inspect(&self, key: &str) -> impl Future<Output = Result<Option<StoredEntry>, StoreError>> + Send {
+        (**self).inspect(key)
+    }
+
+    fn purge_expired(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).purge_expired()
+    }
 }
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -337,6 +385,14 @@ pub(crate) trait DynStore: Send + Sync + 'static {
         index: &'a str,
         now: SystemTime,
     ) -> BoxFuture<'a, Result<Vec<(String, SystemTime)>, StoreError>>;
+    fn scan<'a>(
+        &'a self,
+        prefix: &'a str,
+        cursor: &'a ScanCursor,
+        count: usize,
+    ) -> BoxFuture<'a, Result<ScanPage, StoreError>>;
+    fn inspect<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<StoredEntry>, StoreError>>;
+    fn purge_expired(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
 }
 
 impl<S: SessionStore> DynStore for S {
@@ -389,5 +445,22 @@ impl<S: SessionStore> DynStore for S {
         now: SystemTime,
     ) -> BoxFuture<'a, Result<Vec<(String, SystemTime)>, StoreError>> {
         Box::pin(SessionStore::index_members(self, index, now))
+    }
+
+    fn scan<'a>(
+        &'a self,
+        prefix: &'a str,
+        cursor: &'a ScanCursor,
+        count: usize,
+    ) -> BoxFuture<'a, Result<ScanPage, StoreError>> {
+        Box::pin(SessionStore::scan(self, prefix, cursor, count))
+    }
+
+    fn inspect<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<StoredEntry>, StoreError>> {
+        Box::pin(SessionStore::inspect(self, key))
+    }
+
+    fn purge_expired(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(SessionStore::purge_expired(self))
     }
 }

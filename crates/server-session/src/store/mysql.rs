@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool};
 
 use super::sql::{self, Inner, Source, Statements};
-use super::{Expect, SaveOutcome, SessionStore, StoreError};
+use super::{Expect, SaveOutcome, ScanCursor, ScanPage, SessionStore, StoreError, StoredEntry};
 
 /// Sessions in MySQL 8 or MariaDB 10.5+ (feature `mysql`), in Flask-Session
 /// 0.8's table: `sessions (id INTEGER AUTO_INCREMENT PRIMARY KEY, session_id
@@ -107,6 +107,9 @@ impl MySqlStore {
     }
 }
 
+/// The seconds from the first parameter to `expiry`.
+const LEFT: &str = "TIMESTAMPDIFF(MICROSECOND, ?, expiry) / 1e6";
+
 /// The statements, for one table; times travel as text.
 fn statements(schema: Option<&str>, table: &str) -> Result<Statements, StoreError> {
     let t = sql::qualified(schema, table, '`')?;
@@ -134,6 +137,11 @@ fn statements(schema: Option<&str>, table: &str) -> Result<Statements, StoreErro
         touch: format!("UPDATE {t} SET expiry = ? WHERE session_id = ? AND expiry > ?"),
         max_id: format!("SELECT CAST(max(id) AS SIGNED) FROM {t}"),
         cleanup: format!("DELETE FROM {t} WHERE id > ? AND id <= ? AND expiry <= ?"),
+        scan: format!(
+            "SELECT CAST(id AS SIGNED), session_id, data, {LEFT} FROM {t} \
+             WHERE id > ? AND expiry > ? ORDER BY id LIMIT ?"
+        ),
+        inspect: format!("SELECT data, {LEFT} FROM {t} WHERE session_id = ? AND expiry > ?"),
     })
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use sqlx::postgres::{PgConnectOptions, PgPool};
 
 use super::sql::{self, Inner, Source, Statements};
-use super::{Expect, SaveOutcome, SessionStore, StoreError};
+use super::{Expect, SaveOutcome, ScanCursor, ScanPage, SessionStore, StoreError, StoredEntry};
 
 /// Sessions in PostgreSQL (feature `postgres`), in Flask-Session 0.8's
 /// table: `sessions (id SERIAL PRIMARY KEY, session_id VARCHAR(255) UNIQUE,
@@ -83,6 +83,9 @@ impl PostgresStore {
     }
 }
 
+/// The seconds from the first parameter to `expiry`.
+const LEFT: &str = "EXTRACT(EPOCH FROM (expiry - $1::timestamp))::float8";
+
 /// The statements, for one table. Times travel as text and are cast to
 /// `timestamp`.
 fn statements(schema: Option<&str>, table: &str) -> Result<Statements, StoreError> {
@@ -117,6 +120,11 @@ fn statements(schema: Option<&str>, table: &str) -> Result<Statements, StoreErro
         ),
         max_id: format!("SELECT max(id)::int8 FROM {t}"),
         cleanup: format!("DELETE FROM {t} WHERE id > $1 AND id <= $2 AND expiry <= $3::timestamp"),
+        scan: format!(
+            "SELECT id::int8, session_id, data, {LEFT} FROM {t} \
+             WHERE id > $2 AND expiry > $3::timestamp ORDER BY id LIMIT $4"
+        ),
+        inspect: format!("SELECT data, {LEFT} FROM {t} WHERE session_id = $2 AND expiry > $3::timestamp"),
     })
 }
 

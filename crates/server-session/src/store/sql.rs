@@ -262,6 +262,13 @@ pub(super) struct Statements {
     /// Deletes the rows expired at `now` whose id is in `(from, to]`,
     /// taking `(from, to, now)`.
     pub(super) cleanup: String,
+    /// The live rows after an id, in id order, taking `(now, from, now,
+    /// limit)`: `id` (64-bit integer), `session_id`, `data`, and the seconds
+    /// from the first `now` to `expiry` (a double).
+    pub(super) scan: String,
+    /// `data` and the seconds left (as in `scan`) at `(now, key, now)`, if
+    /// live.
+    pub(super) inspect: String,
 }
 
 /// How far a slid expiry may lag before a read writes it again, by
@@ -366,7 +373,72 @@ macro_rules! sql_store {
             }
         }
 
+        impl $store {
+            /// The entry of a row: its key, data and time left.
+            fn entry(key: String, data: Option<Vec<u8>>, left: f64) -> StoredEntry {
+                let ttl = std::time::Duration::try_from_secs_f64(left.max(0.0)).ok();
+                StoredEntry::new(key, data, ttl)
+            }
+        }
+
         impl SessionStore for $store {
+            async fn scan(
+                &self,
+                prefix: &str,
+                cursor: &ScanCursor,
+                count: usize,
+            ) -> Result<ScanPage, StoreError> {
+                self.ready().await?;
+                let from: i64 = match cursor.is_start() {
+                    true => 0,
+                    false => cursor
+                        .as_str()
+                        .parse()
+                        .map_err(|_| StoreError::Backend("not a cursor of this store".into()))?,
+                };
+                let limit = count.clamp(1, 100_000);
+                let now = sql::stamp(SystemTime::now());
+                // Keys as bytes: MySQL reports a binary collation's text as
+                // binary.
+                let rows: Vec<(i64, Vec<u8>, Option<Vec<u8>>, f64)> = sqlx::query_as(&self.inner.sql.scan)
+                    .bind(&now)
+                    .bind(from)
+                    .bind(&now)
+                    .bind(limit as i64)
+                    .fetch_all(&self.inner.pool)
+                    .await
+                    .map_err(sql::classify)?;
+                let next = match rows.last() {
+                    Some((id, ..)) if rows.len() == limit => Some(ScanCursor::new(id.to_string())),
+                    _ => None,
+                };
+                let entries = rows
+                    .into_iter()
+                    .filter(|(_, key, ..)| key.starts_with(prefix.as_bytes()))
+                    .filter_map(|(_, key, data, left)| {
+                        Some(Self::entry(String::from_utf8(key).ok()?, data, left))
+                    })
+                    .collect();
+                Ok(ScanPage { entries, next })
+            }
+
+            async fn inspect(&self, key: &str) -> Result<Option<StoredEntry>, StoreError> {
+                self.ready().await?;
+                let now = sql::stamp(SystemTime::now());
+                let row: Option<(Option<Vec<u8>>, f64)> = sqlx::query_as(&self.inner.sql.inspect)
+                    .bind(&now)
+                    .bind(key)
+                    .bind(&now)
+                    .fetch_optional(&self.inner.pool)
+                    .await
+                    .map_err(sql::classify)?;
+                Ok(row.map(|(data, left)| Self::entry(key.to_owned(), data, left)))
+            }
+
+            async fn purge_expired(&self) -> Result<u64, StoreError> {
+                self.delete_expired().await
+            }
+
             async fn load(&self, key: &str, slide: Option<Duration>) -> Result<Option<Vec<u8>>, StoreError> {
                 self.ready().await?;
                 let now = SystemTime::now();

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 
 use super::sql::{self, Inner, Source, Statements};
-use super::{Expect, SaveOutcome, SessionStore, StoreError};
+use super::{Expect, SaveOutcome, ScanCursor, ScanPage, SessionStore, StoreError, StoredEntry};
 
 /// Sessions in an SQLite database (feature `sqlite`), in Flask-Session 0.8's
 /// table: `sessions (id INTEGER PRIMARY KEY, session_id VARCHAR(255) UNIQUE,
@@ -89,6 +89,9 @@ impl SqliteStore {
     }
 }
 
+/// The seconds from the first parameter to `expiry`.
+const LEFT: &str = "(julianday(expiry) - julianday(?1)) * 86400.0";
+
 /// The statements, for one table.
 fn statements(table: &str) -> Result<Statements, StoreError> {
     let t = sql::qualified(None, table, '"')?;
@@ -115,6 +118,11 @@ fn statements(table: &str) -> Result<Statements, StoreError> {
         touch: format!("UPDATE {t} SET expiry = ?1 WHERE session_id = ?2 AND expiry > ?3"),
         max_id: format!("SELECT max(id) FROM {t}"),
         cleanup: format!("DELETE FROM {t} WHERE id > ?1 AND id <= ?2 AND expiry <= ?3"),
+        scan: format!(
+            "SELECT id, session_id, data, {LEFT} FROM {t} \
+             WHERE id > ?2 AND expiry > ?3 ORDER BY id LIMIT ?4"
+        ),
+        inspect: format!("SELECT data, {LEFT} FROM {t} WHERE session_id = ?2 AND expiry > ?3"),
     })
 }
 

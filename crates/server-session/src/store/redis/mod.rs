@@ -11,11 +11,12 @@ use redis::{
     Value,
 };
 
-use super::{Expect, SaveOutcome, SessionStore, StoreError, TTL_CEILING};
+use super::{Expect, SaveOutcome, ScanCursor, ScanPage, SessionStore, StoreError, StoredEntry, TTL_CEILING};
 use crate::clock::unix_secs;
 
 mod builder;
 mod connection;
+mod scan;
 
 pub use builder::RedisStoreBuilder;
 use builder::Target;
@@ -521,6 +522,26 @@ impl SessionStore for RedisStore {
     /// An index is a sorted set scored by the Unix second until which each
     /// member counts; the set expires with its last member. Every command
     /// touches the one key, so it runs unchanged on a cluster.
+    async fn scan(&self, prefix: &str, cursor: &ScanCursor, count: usize) -> Result<ScanPage, StoreError> {
+        let pattern = scan::pattern(prefix);
+        let pattern = pattern.as_str();
+        self.shared(|handle| scan::page(handle, pattern, cursor, count))
+            .await?
+    }
+
+    async fn inspect(&self, key: &str) -> Result<Option<StoredEntry>, StoreError> {
+        let keys = [key.as_bytes().to_vec()];
+        let values: Vec<Value> = self
+            .shared(|mut handle| async move { scan::read(&keys).query_async(&mut handle).await })
+            .await?;
+        let mut values = values.into_iter();
+        match (values.next(), values.next()) {
+            (Some(ttl), Some(value)) => scan::entry(key.as_bytes().to_vec(), ttl, value)
+                .map_err(|err| classify(err, self.inner.deadline)),
+            _ => Err(unexpected(&"no answer")),
+        }
+    }
+
     fn supports_index(&self) -> bool {
         true
     }
