@@ -227,11 +227,12 @@ PHASES = {
     "postgres": "PostgreSQL 15, one server",
     "sqlite": "SQLite, one file per app",
 }
-# What runs where: every app on one server; server-session alone, without
-# and with WAIT, on the cluster (the only phase with replicas).
+# What runs where: every app on one server (metrics on only on Redis, where
+# the two server-session runs compare); server-session alone, without and
+# with WAIT, on the cluster (the only phase with replicas).
 PHASE_APPS = {
     "redis": lambda key: key != "server-session-wait",
-    "valkey": lambda key: key != "server-session-wait" and not key.endswith("-mt"),
+    "valkey": lambda key: key not in ("server-session-wait", "server-session-metrics") and not key.endswith("-mt"),
     "cluster": lambda key: key in ("server-session", "server-session-wait"),
     "postgres": lambda key: key in ("server-session", "server-session-no-refresh", "tower-sessions"),
     "sqlite": lambda key: key in ("server-session", "server-session-no-refresh", "tower-sessions"),
@@ -258,6 +259,8 @@ def apps(venv):
         App("server-session", "server-session", rust("server_session_app")),
         App("server-session-no-refresh", "server-session, refresh off", rust("server_session_app"),
             {"BENCH_NO_REFRESH": "1"}),
+        App("server-session-metrics", "server-session, metrics to Prometheus", rust("server_session_app"),
+            {"BENCH_METRICS": "1"}),
         App("server-session-wait", "server-session, WAIT 1 replica", rust("server_session_app"),
             {"BENCH_WAIT": "1"}),
         App("server-session-actix", "server-session on actix-web", rust("server_session_actix_app")),
@@ -935,7 +938,8 @@ def main():
     parser.add_argument("--sessions", type=int, default=1000, help="pre-created sessions")
     parser.add_argument(
         "--apps",
-        default="server-session,server-session-no-refresh,server-session-wait,server-session-actix,tower-sessions,"
+        default="server-session,server-session-no-refresh,server-session-metrics,server-session-wait,"
+                "server-session-actix,tower-sessions,"
                 "server-session-mt,tower-sessions-mt,floor-mt,actix-session,floor,"
                 "flask-session",
     )

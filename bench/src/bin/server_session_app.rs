@@ -5,14 +5,46 @@
 //! `BENCH_WAIT=n` acknowledges writes only once `n` replicas have them.
 //! Given a `postgresql://` or `sqlite:` URL instead of Redis, it keeps the
 //! sessions there, with `PostgresStore` or `SqliteStore` and their defaults.
+//! `BENCH_METRICS=1` installs a Prometheus recorder for the `metrics`
+//! feature's counters and store latencies (scraped at `/metrics`); without
+//! it the feature is compiled in but reports to no recorder.
 
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use server_session::store::SessionStore;
 use server_session::{PostgresStore, RedisStore, SessionConfig, SessionLayer, SqliteStore};
 use server_session_bench::server_session_handlers::{counter, incr, login, read};
 
+/// The Prometheus recorder, with `BENCH_METRICS` set.
+static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
+
 fn app(store: impl SessionStore, config: SessionConfig) -> axum::Router {
     let sessions = SessionLayer::new(store, config).expect("config");
-    server_session_bench::routes(login, read, incr, counter).layer(sessions)
+    let app = server_session_bench::routes(login, read, incr, counter).layer(sessions);
+    match PROMETHEUS.get() {
+        Some(handle) => app.route(
+            "/metrics",
+            axum::routing::get(move || std::future::ready(handle.render())),
+        ),
+        None => app,
+    }
+}
+
+/// Installs the recorder once for the process, with the upkeep a deployment
+/// would run (every 5 s, as the exporter's own listener does), so that the
+/// latency samples do not pile up between scrapes.
+fn install_prometheus() {
+    let handle = PrometheusBuilder::new().install_recorder().expect("recorder");
+    let upkeep = handle.clone();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_secs(5));
+            upkeep.run_upkeep();
+        }
+    });
+    let _ = PROMETHEUS.set(handle);
 }
 
 async fn sql(url: &str, config: SessionConfig) -> axum::Router {
@@ -28,6 +60,9 @@ async fn sql(url: &str, config: SessionConfig) -> axum::Router {
 }
 
 fn main() -> std::io::Result<()> {
+    if std::env::var_os("BENCH_METRICS").is_some() {
+        install_prometheus();
+    }
     server_session_bench::serve(|redis| async move {
         let refresh = std::env::var_os("BENCH_NO_REFRESH").is_none();
         let config = SessionConfig::default().refresh_each_request(refresh);

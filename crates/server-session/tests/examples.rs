@@ -80,6 +80,30 @@ async fn quickstart_serves_its_routes() {
     quickstart_routes(&start("quickstart", &[])).await;
 }
 
+/// Built with the `metrics` feature, the quickstart counts at `/metrics`.
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn quickstart_serves_its_metrics() {
+    let server = start("quickstart", &[]);
+    let first = get(&server.addr, "/counter", None).await;
+    let cookie = first.set_cookies()[0].split(';').next().unwrap().to_owned();
+    assert_eq!(get(&server.addr, "/counter", Some(&cookie)).await.body, "2");
+    let reply = get(&server.addr, "/metrics", None).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("text/plain; version=0.0.4"));
+    for line in [
+        "server_session_creates_total 1",
+        "server_session_loads_total 1",
+        "server_session_saves_total 1",
+        "server_session_store_errors_total{kind=\"unavailable\"} 0",
+        "server_session_store_call_duration_seconds_count{op=\"save\"} 2",
+    ] {
+        assert!(reply.body.lines().any(|l| l == line), "{line} in {}", reply.body);
+    }
+    let (_, id) = cookie.split_once('=').unwrap();
+    assert!(!reply.body.contains(id), "{}", reply.body);
+}
+
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn quickstart_serves_its_routes_from_redis() {

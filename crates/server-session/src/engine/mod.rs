@@ -16,7 +16,6 @@ pub(crate) use users::{Client, HANDLE_LEN};
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use http::HeaderValue;
@@ -29,6 +28,7 @@ use crate::error::{RecordError, SessionError};
 use crate::id::{LogHasher, SessionId};
 use crate::record::{self, Format, Record};
 use crate::store::{DynStore, Expect, SaveOutcome, StoreError};
+use telemetry::{Event, Op, Telemetry};
 
 /// Saves attempted for one commit before giving up under contention.
 const MAX_ATTEMPTS: usize = 32;
@@ -65,9 +65,26 @@ pub(crate) enum Presented {
 }
 
 /// Counters of what the engine did, for monitoring and tests.
+///
+/// With the `metrics` feature, each is also a counter of the `metrics`
+/// crate, counted at the same point (`server_session_{field}_total`), so
+/// the two always agree. A store call that fails counts in `store_errors`
+/// only.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Metrics {
+    /// Store loads that answered, with a record or without: the requests'
+    /// loads, and those of logouts, listings and revocations.
+    pub loads: u64,
+    /// Records stored under a new id: new sessions, and sessions whose id
+    /// was cycled (`cycle_id`, `login`).
+    pub creates: u64,
+    /// Conditional saves of an existing session's record that applied
+    /// (after a conflict, only the one that applied counts).
+    pub saves: u64,
+    /// Store deletes done: logouts, emptied sessions, the old id of a
+    /// cycled session, records nobody can use.
+    pub deletes: u64,
     /// Saves that found the session changed by another request and merged.
     pub conflicts: u64,
     /// Saves dropped because the session had been destroyed, regenerated or
@@ -79,14 +96,6 @@ pub struct Metrics {
     pub store_errors: u64,
 }
 
-#[derive(Default)]
-struct Counters {
-    conflicts: AtomicU64,
-    gone: AtomicU64,
-    undecodable: AtomicU64,
-    store_errors: AtomicU64,
-}
-
 /// The shared half of a session layer.
 pub(crate) struct Engine {
     config: SessionConfig,
@@ -94,7 +103,7 @@ pub(crate) struct Engine {
     cookie: CookieWriter,
     signer: Option<Signer>,
     log: LogHasher,
-    counters: Counters,
+    telemetry: Telemetry,
     retry_locks: Box<[tokio::sync::Mutex<()>]>,
     lock_hasher: RandomState,
 }
@@ -128,7 +137,7 @@ impl Engine {
             cookie,
             signer,
             log,
-            counters: Counters::default(),
+            telemetry: Telemetry::default(),
             retry_locks: (0..RETRY_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect(),
             lock_hasher: RandomState::new(),
         })
@@ -145,15 +154,8 @@ impl Engine {
     }
 
     pub(crate) fn metrics(&self) -> Metrics {
-        let c = &self.counters;
-        Metrics {
-            conflicts: c.conflicts.load(Ordering::Relaxed),
-            gone: c.gone.load(Ordering::Relaxed),
-            undecodable: c.undecodable.load(Ordering::Relaxed),
-            store_errors: c.store_errors.load(Ordering::Relaxed),
-        }
+        self.telemetry.metrics()
     }
-
     /// The first session cookie that holds a valid id, among the first
     /// [`MAX_CANDIDATES`]. No I/O.
     pub(crate) fn read_cookie<'h>(&self, headers: impl Iterator<Item = &'h HeaderValue>) -> Presented {
@@ -251,7 +253,7 @@ impl Engine {
     }
 
     fn store_failed(&self, err: &StoreError, what: &str, id: &SessionId) {
-        self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+        self.telemetry.store_error(err);
         tracing::error!(session = %self.log.hash(id), error = %err, "session store failed to {what}");
     }
 
@@ -262,7 +264,7 @@ impl Engine {
     async fn fetch(&self, id: &SessionId, read: bool) -> Fetched {
         let key = self.key(id);
         let slide = (read && self.slides()).then(|| self.default_ttl());
-        let bytes = match self.store.load(&key, slide).await {
+        let bytes = match self.load_key(&key, slide).await {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Fetched::Missing,
             Err(err @ StoreError::WrongType) => {
@@ -310,9 +312,41 @@ impl Engine {
         }
     }
 
+    /// The store's `load` of `key`, timed, and counted when it answers.
+    async fn load_key(&self, key: &str, slide: Option<Duration>) -> Result<Option<Vec<u8>>, StoreError> {
+        let loaded = self.telemetry.timed(Op::Load, self.store.load(key, slide)).await;
+        if loaded.is_ok() {
+            self.telemetry.count(Event::Load);
+        }
+        loaded
+    }
+
+    /// The store's `save`, timed.
+    async fn save_key(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        ttl: Duration,
+        expect: Expect<'_>,
+    ) -> Result<SaveOutcome, StoreError> {
+        self.telemetry
+            .timed(Op::Save, self.store.save(key, bytes, ttl, expect))
+            .await
+    }
+
+    /// The store's `delete` of `key`, timed, and counted when done.
+    async fn delete_key(&self, key: &str) -> Result<(), StoreError> {
+        let deleted = self.telemetry.timed(Op::Delete, self.store.delete(key)).await;
+        if deleted.is_ok() {
+            self.telemetry.count(Event::Delete);
+        }
+        deleted
+    }
+
     /// Sets the expiry of `key`; a failure only leaves the one it had.
     async fn touch(&self, key: &str, id: &SessionId, ttl: Duration) {
-        if let Err(err) = self.store.touch(key, ttl).await {
+        let touched = self.telemetry.timed(Op::Touch, self.store.touch(key, ttl)).await;
+        if let Err(err) = touched {
             self.store_failed(&err, "touch", id);
         }
     }
@@ -320,14 +354,14 @@ impl Engine {
     /// Counts, logs and deletes what `key` holds: not a record this engine
     /// can read.
     async fn undecodable(&self, key: &str, id: &SessionId, err: &(dyn std::fmt::Display + Sync)) {
-        self.counters.undecodable.fetch_add(1, Ordering::Relaxed);
+        self.telemetry.count(Event::Undecodable);
         tracing::warn!(session = %self.log.hash(id), error = %err, "discarding an undecodable session record");
         self.discard(key, id).await;
     }
 
     /// Deletes a record nobody can use; a failure only leaves it to expire.
     async fn discard(&self, key: &str, id: &SessionId) {
-        if let Err(err) = self.store.delete(key).await {
+        if let Err(err) = self.delete_key(key).await {
             self.store_failed(&err, "delete", id);
         }
     }
@@ -364,7 +398,7 @@ impl Engine {
             Ok(record) if !record.has_data() => return Ok(None),
             Ok(record) => record,
             Err(_) => {
-                self.counters.undecodable.fetch_add(1, Ordering::Relaxed);
+                self.telemetry.count(Event::Undecodable);
                 self.new_record()
             }
         };
@@ -374,7 +408,8 @@ impl Engine {
         Ok(Some(record))
     }
 
-    /// Stores `bytes` under `id` if the store still holds what `expect` says.
+    /// Stores the record `bytes` under `id` if the store still holds what
+    /// `expect` says; counted as a create or a save when it applies.
     async fn save(
         &self,
         id: &SessionId,
@@ -382,8 +417,27 @@ impl Engine {
         ttl: Duration,
         expect: Expect<'_>,
     ) -> Result<SaveOutcome, SessionError> {
-        self.store
-            .save(&self.key(id), bytes, ttl, expect)
+        let outcome = self.save_raw(id, bytes, ttl, expect).await?;
+        if outcome == SaveOutcome::Saved {
+            let event = match expect {
+                Expect::Absent => Event::Create,
+                Expect::Unchanged(_) => Event::Save,
+            };
+            self.telemetry.stored(event, bytes.len());
+        }
+        Ok(outcome)
+    }
+
+    /// Stores `bytes` (a record or a tombstone) under `id` if the store still
+    /// holds what `expect` says.
+    async fn save_raw(
+        &self,
+        id: &SessionId,
+        bytes: &[u8],
+        ttl: Duration,
+        expect: Expect<'_>,
+    ) -> Result<SaveOutcome, SessionError> {
+        self.save_key(&self.key(id), bytes, ttl, expect)
             .await
             .map_err(|e| self.failed(e, "save", id))
     }
@@ -443,7 +497,7 @@ impl Engine {
     /// request still holding the old id then fails to save instead of
     /// bringing the session back.
     async fn retire(&self, id: &SessionId, expect: Expect<'_>) -> Result<SaveOutcome, SessionError> {
-        self.save(id, TOMBSTONE, TOMBSTONE_TTL, expect).await
+        self.save_raw(id, TOMBSTONE, TOMBSTONE_TTL, expect).await
     }
 
     /// Removes a retired id's tombstone rather than let it linger until it
@@ -453,8 +507,7 @@ impl Engine {
     }
 
     async fn delete(&self, id: &SessionId) -> Result<(), SessionError> {
-        self.store
-            .delete(&self.key(id))
+        self.delete_key(&self.key(id))
             .await
             .map_err(|e| self.failed(e, "delete", id))
     }
@@ -467,7 +520,7 @@ impl Engine {
     /// Counts and logs a save that found the session changed; after too
     /// many, the error that gives up.
     fn conflicted(&self, id: &SessionId, attempts: usize) -> Result<(), SessionError> {
-        self.counters.conflicts.fetch_add(1, Ordering::Relaxed);
+        self.telemetry.count(Event::Conflict);
         tracing::debug!(session = %self.log.hash(id), attempts, "session changed concurrently; merging");
         if attempts >= MAX_ATTEMPTS {
             tracing::warn!(session = %self.log.hash(id), attempts, "session changes not saved: too much contention");
@@ -478,7 +531,7 @@ impl Engine {
 
     /// Counts and logs a save dropped because the session ended.
     fn ended(&self, id: &SessionId) {
-        self.counters.gone.fetch_add(1, Ordering::Relaxed);
+        self.telemetry.count(Event::Gone);
         tracing::info!(session = %self.log.hash(id), "session ended by another request; changes dropped");
     }
 

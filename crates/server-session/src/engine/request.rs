@@ -5,6 +5,8 @@
 use std::sync::Arc;
 
 use http::HeaderValue;
+use tracing::Instrument as _;
+use tracing::field::{Empty, display};
 
 use super::{Client, Engine, Fetched, Plan, Presented};
 use crate::change::Change;
@@ -26,6 +28,48 @@ enum Phase {
     /// The load failed and the request goes on with an empty session that is
     /// never saved.
     Detached,
+}
+
+/// What a commit did, as its span's `outcome` tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Committed {
+    /// Nothing to write.
+    Unchanged,
+    /// The session was destroyed or emptied: deleted.
+    Deleted,
+    /// A new session was stored.
+    Created,
+    /// The changes were saved at the first try.
+    Saved,
+    /// The changes were saved after merging with another request's.
+    Merged,
+    /// The session was saved under a new id.
+    Cycled,
+    /// The session ended meanwhile: the changes were dropped.
+    Gone,
+}
+
+impl Committed {
+    fn as_str(self) -> &'static str {
+        match self {
+            Committed::Unchanged => "unchanged",
+            Committed::Deleted => "deleted",
+            Committed::Created => "created",
+            Committed::Saved => "saved",
+            Committed::Merged => "merged",
+            Committed::Cycled => "cycled",
+            Committed::Gone => "gone",
+        }
+    }
+}
+
+/// What a load found, as its span's `outcome` tells it.
+fn load_outcome(fetched: &Fetched) -> &'static str {
+    match fetched {
+        Fetched::Found { .. } => "found",
+        Fetched::Missing => "missing",
+        Fetched::Failed(_) => "failed",
+    }
 }
 
 /// What the response's `Set-Cookie` must do.
@@ -148,7 +192,17 @@ impl RequestState {
                 _ => None,
             };
             let fetched = match &id {
-                Some(id) => self.engine.fetch(id, read).await,
+                Some(id) => {
+                    // Named by its keyed hash, never by the id.
+                    let span = tracing::debug_span!(
+                        "session_load",
+                        session = %self.engine.log.hash(id),
+                        outcome = Empty,
+                    );
+                    let fetched = self.engine.fetch(id, read).instrument(span.clone()).await;
+                    span.record("outcome", load_outcome(&fetched));
+                    fetched
+                }
                 None => Fetched::Missing,
             };
             match fetched {
@@ -368,8 +422,42 @@ impl RequestState {
     /// retried while other requests change the session. A session bound to
     /// a user is kept in the user's index: added before its record is written
     /// under a new id, removed when it ends.
+    ///
+    /// In a `session_commit` span (at debug level) that tells the outcome
+    /// and the saves tried, and names the session by its keyed hash.
     async fn commit(&mut self) -> Result<(), SessionError> {
+        let span = tracing::debug_span!(
+            "session_commit",
+            session = Empty,
+            outcome = Empty,
+            attempts = Empty
+        );
+        let named = self.record_session(&span);
+        let mut tries = 0;
+        let committed = self.commit_changes(&mut tries).instrument(span.clone()).await;
+        if !named {
+            // A new session: named once it has an id.
+            self.record_session(&span);
+        }
+        span.record("attempts", tries);
+        span.record("outcome", committed.as_ref().map_or("failed", |c| c.as_str()));
+        committed.map(drop)
+    }
+
+    /// Names the session (the stored one, or the one being destroyed) in
+    /// `span` by its keyed hash, if it has an id; tells whether it has one.
+    fn record_session(&self, span: &tracing::Span) -> bool {
+        let id = self.id.as_ref().or(self.destroy.as_ref().map(|(id, _)| id));
+        if let Some(id) = id.filter(|_| !span.is_disabled()) {
+            span.record("session", display(self.engine.log.hash(id)));
+        }
+        id.is_some()
+    }
+
+    /// [`commit`](Self::commit), counting the saves it tries in `tries`.
+    async fn commit_changes(&mut self, tries: &mut usize) -> Result<Committed, SessionError> {
         let engine = self.engine.clone();
+        let destroyed = self.destroy.is_some();
         if let Some((old, user)) = self.destroy.take() {
             // Destroyed without being loaded: with user sessions on, its
             // user is read first, to take it out of the user's index.
@@ -383,12 +471,16 @@ impl RequestState {
             }
         }
         if self.changes.is_empty() && !self.cycle {
-            return Ok(());
+            return Ok(if destroyed {
+                Committed::Deleted
+            } else {
+                Committed::Unchanged
+            });
         }
         self.prepare_reindex();
         // While cycling: the new id, already written, and its bytes.
         let mut moved: Option<(SessionId, Vec<u8>)> = None;
-        let outcome = self.write(&mut moved).await;
+        let outcome = self.write(&mut moved, tries).await;
         if let (Err(_), Some((new_id, _))) = (&outcome, moved) {
             // Written by an attempt of this commit that did not complete:
             // nothing may keep it.
@@ -401,9 +493,13 @@ impl RequestState {
     }
 
     /// The attempts of a [`commit`](Self::commit) that has something to
-    /// write. An id written for a cycle stays in `moved` until it becomes
-    /// the session's.
-    async fn write(&mut self, moved: &mut Option<(SessionId, Vec<u8>)>) -> Result<(), SessionError> {
+    /// write, counted in `tries`. An id written for a cycle stays in `moved`
+    /// until it becomes the session's.
+    async fn write(
+        &mut self,
+        moved: &mut Option<(SessionId, Vec<u8>)>,
+        tries: &mut usize,
+    ) -> Result<Committed, SessionError> {
         let engine = self.engine.clone();
         let mut attempts = 0;
         let mut turn = None;
@@ -423,9 +519,10 @@ impl RequestState {
                     self.cookie = CookieOut::Remove;
                 }
                 self.new_session();
-                return Ok(());
+                return Ok(Committed::Deleted);
             }
             let bytes = engine.encode(&self.record)?;
+            *tries += 1;
             let ttl = engine.ttl(&self.record, now);
             let index = bound.as_deref().map(|user| (user, engine.index_until(now, ttl)));
             let Some(id) = self.id.clone() else {
@@ -433,7 +530,7 @@ impl RequestState {
                 self.id = Some(id.clone());
                 self.saved(bytes);
                 self.user = bound;
-                return self.logged(id).await;
+                return self.logged(id).await.map(|()| Committed::Created);
             };
             let expect = Expect::Unchanged(self.base.as_deref().unwrap_or_default());
             let outcome = if self.cycle {
@@ -464,12 +561,16 @@ impl RequestState {
                     self.saved(bytes);
                     self.user = bound;
                     let Some(new_id) = new_id else {
-                        return Ok(());
+                        return Ok(if attempts == 0 {
+                            Committed::Saved
+                        } else {
+                            Committed::Merged
+                        });
                     };
                     engine.forget(&id).await;
                     self.id = Some(new_id.clone());
                     self.cycle = false;
-                    return self.logged(new_id).await;
+                    return self.logged(new_id).await.map(|()| Committed::Cycled);
                 }
                 SaveOutcome::Conflict(current) => match engine.rebase(&current, &self.changes)? {
                     Some(record) => {
@@ -514,7 +615,7 @@ impl RequestState {
         id: &SessionId,
         moved: Option<(SessionId, Vec<u8>)>,
         bound: Option<String>,
-    ) -> Result<(), SessionError> {
+    ) -> Result<Committed, SessionError> {
         if let Some((new_id, _)) = &moved {
             self.engine.delete(new_id).await?;
         }
@@ -529,7 +630,7 @@ impl RequestState {
         self.new_session();
         self.user = None;
         self.cookie = CookieOut::Keep;
-        Ok(())
+        Ok(Committed::Gone)
     }
 
     /// Commits after the handler and decides what the response gets.

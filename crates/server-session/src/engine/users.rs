@@ -11,7 +11,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -21,6 +20,7 @@ use rand::Rng as _;
 use sha2::{Digest, Sha256};
 
 use super::Engine;
+use super::telemetry::Op;
 use crate::change::Change;
 use crate::clock::unix_secs;
 use crate::error::SessionError;
@@ -86,13 +86,13 @@ impl Engine {
         key
     }
 
-    fn member_key(&self, member: &str) -> String {
+    pub(super) fn member_key(&self, member: &str) -> String {
         format!("{}{member}", self.config.key_prefix)
     }
 
     /// The key of `user`'s index: beside the sessions, not among them (a
     /// Flask-Session app sharing the prefix never reads it as a session).
-    fn index_key(&self, user: &str) -> String {
+    pub(super) fn index_key(&self, user: &str) -> String {
         let prefix = self.config.key_prefix.trim_end_matches(':');
         format!("{prefix}_users:{user}")
     }
@@ -176,8 +176,10 @@ impl Engine {
         if self.user_sessions().is_none() {
             return Ok(());
         }
-        self.store
-            .index_add(&self.index_key(user), &self.member(id), until)
+        let (index, member) = (self.index_key(user), self.member(id));
+        let added = self.store.index_add(&index, &member, until);
+        self.telemetry
+            .timed(Op::IndexAdd, added)
             .await
             .map_err(|e| self.failed(e, "index", id))
     }
@@ -188,18 +190,16 @@ impl Engine {
         if self.user_sessions().is_none() {
             return;
         }
-        if let Err(err) = self
-            .store
-            .index_remove(&self.index_key(user), &self.member(id))
-            .await
-        {
+        let (index, member) = (self.index_key(user), self.member(id));
+        let removed = self.store.index_remove(&index, &member);
+        if let Err(err) = self.telemetry.timed(Op::IndexRemove, removed).await {
             self.store_failed(&err, "update the index", id);
         }
     }
 
     /// The user the stored session `id` is bound to, if it can be read.
     pub(crate) async fn bound_user(&self, id: &SessionId) -> Option<String> {
-        let bytes = match self.store.load(&self.key(id), None).await {
+        let bytes = match self.load_key(&self.key(id), None).await {
             Ok(bytes) => bytes?,
             Err(err) => {
                 self.store_failed(&err, "load", id);
@@ -213,7 +213,8 @@ impl Engine {
     async fn members(&self, user: &str) -> Result<(String, Vec<(String, SystemTime)>), SessionError> {
         self.index_on()?;
         let index = self.index_key(user);
-        match self.store.index_members(&index, self.now()).await {
+        let members = self.store.index_members(&index, self.now());
+        match self.telemetry.timed(Op::IndexMembers, members).await {
             Ok(members) => Ok((index, members)),
             Err(err) => Err(self.unscoped_failure(err, "list a user's sessions")),
         }
@@ -221,8 +222,7 @@ impl Engine {
 
     /// What the store holds for a member.
     async fn member_bytes(&self, member: &str) -> Result<Option<Vec<u8>>, SessionError> {
-        self.store
-            .load(&self.member_key(member), None)
+        self.load_key(&self.member_key(member), None)
             .await
             .map_err(|err| self.unscoped_failure(err, "load a listed session"))
     }
@@ -300,7 +300,8 @@ impl Engine {
                     continue;
                 }
                 revoked += usize::from(self.end_member(&member, bytes).await?);
-                if let Err(err) = self.store.index_remove(&index, &member).await {
+                let removed = self.store.index_remove(&index, &member);
+                if let Err(err) = self.telemetry.timed(Op::IndexRemove, removed).await {
                     return Err(self.unscoped_failure(err, "update the index"));
                 }
                 ended += 1;
@@ -318,7 +319,11 @@ impl Engine {
     /// Replaces the record `member` names with a tombstone, whatever it
     /// holds (or creates one), starting from `current`, what it held when
     /// last read; tells whether it held a session.
-    async fn end_member(&self, member: &str, mut current: Option<Vec<u8>>) -> Result<bool, SessionError> {
+    pub(super) async fn end_member(
+        &self,
+        member: &str,
+        mut current: Option<Vec<u8>>,
+    ) -> Result<bool, SessionError> {
         let key = self.member_key(member);
         let mut live = false;
         for _ in 0..END_ATTEMPTS {
@@ -328,8 +333,7 @@ impl Engine {
                 None => Expect::Absent,
             };
             let saved = self
-                .store
-                .save(&key, super::TOMBSTONE, super::TOMBSTONE_TTL, expect)
+                .save_key(&key, super::TOMBSTONE, super::TOMBSTONE_TTL, expect)
                 .await;
             current = match saved {
                 Ok(SaveOutcome::Saved) => return Ok(live),
@@ -376,8 +380,8 @@ impl Engine {
     }
 
     /// Counts and logs a store failure that concerns no one session.
-    fn unscoped_failure(&self, err: StoreError, what: &str) -> SessionError {
-        self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+    pub(super) fn unscoped_failure(&self, err: StoreError, what: &str) -> SessionError {
+        self.telemetry.store_error(&err);
         tracing::error!(error = %err, "session store failed to {what}");
         SessionError::Store(Arc::new(err))
     }

@@ -157,6 +157,22 @@ pub enum StoreError {
     Unsupported(&'static str),
 }
 
+impl StoreError {
+    /// A short fixed name of the error's variant, for metrics labels and
+    /// logs: `unavailable`, `timeout`, `not_replicated`, `wrong_type`,
+    /// `backend` or `unsupported`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Unavailable(_) => "unavailable",
+            StoreError::Timeout(_) => "timeout",
+            StoreError::NotReplicated { .. } => "not_replicated",
+            StoreError::WrongType => "wrong_type",
+            StoreError::Backend(_) => "backend",
+            StoreError::Unsupported(_) => "unsupported",
+        }
+    }
+}
+
 /// A session store. Keys arrive complete (prefix and id); values are opaque
 /// bytes; TTLs are whole seconds or more.
 ///
