@@ -92,11 +92,20 @@
 //! an administrator does the same for anyone ([`SessionLayer::users`]).
 //! Revocation is as final as a logout. [`SessionConfig::hash_ids`] keeps only
 //! hashes of ids in the store.
+//!
+//! # Operations
+//!
+//! [`admin::Admin`] walks, examines, ends, checks and copies the stored
+//! sessions outside requests; the `server-session` command line tool
+//! (`crates/server-session-cli`) is built on it. With the `metrics` feature
+//! the engine reports what it does through the `metrics` crate; requests'
+//! loads and commits are `tracing` spans.
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod adapters;
+pub mod admin;
 mod change;
 mod clock;
 mod config;

@@ -2,10 +2,14 @@
 //! configuration, the store, the cookie writer, the counters) and the store
 //! calls with their logging. One request's state machine is
 //! [`RequestState`], in `request.rs`, its only owner; what a response gets is
-//! a [`Plan`], in `plan.rs`.
+//! a [`Plan`], in `plan.rs`; what is counted and measured (and, with the
+//! `metrics` feature, reported through the `metrics` crate), in
+//! `telemetry.rs`.
 
+mod admin;
 mod plan;
 mod request;
+mod telemetry;
 mod users;
 
 pub(crate) use plan::Plan;

@@ -208,6 +208,17 @@ impl Record {
             .or_else(|first| Record::decode_as(bytes, preferred.other()).map_err(|_| first))
     }
 
+    /// Decodes a record in whichever format it is in, and says which.
+    pub(crate) fn decode_any(bytes: &[u8]) -> Result<(Record, Format), CodecError> {
+        // A JSON record starts with `{`, which MessagePack reads as a
+        // number: the formats cannot be mistaken for each other.
+        let format = match bytes.first() {
+            Some(b'{') => Format::Json,
+            _ => Format::MessagePack,
+        };
+        Ok((Record::decode_as(bytes, format)?, format))
+    }
+
     fn decode_as(bytes: &[u8], format: Format) -> Result<Record, CodecError> {
         let record = match format {
             Format::MessagePack => Record::decode_msgpack(bytes)?,

@@ -1,0 +1,204 @@
+//! `export` and `import`: records as JSON lines, one per record:
+//! `{"key": ..., "record": base64 bytes, "ttl_ms": milliseconds left or
+//! null, "expires_at_ms": Unix milliseconds or null}`. An import gives each
+//! record the expiry it had (`expires_at_ms`, else `ttl_ms` from the
+//! import), so a record moved later still expires when it would have.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use server_session::admin::Admin;
+use server_session::store::StoredEntry;
+use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::task::JoinSet;
+
+use crate::output::Output;
+use crate::{Failure, Outcome};
+
+/// Records written at once by an import.
+const IN_FLIGHT: usize = 64;
+
+/// Milliseconds since the Unix epoch.
+fn unix_ms(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One exported line, for a record read at `now`.
+fn line(entry: &StoredEntry, bytes: &[u8], now: SystemTime) -> String {
+    let ttl = entry.ttl.map(|t| t.as_millis() as u64);
+    let expires = entry.ttl.and_then(|t| now.checked_add(t)).map(unix_ms);
+    json!({ "key": entry.key, "record": STANDARD.encode(bytes), "ttl_ms": ttl, "expires_at_ms": expires })
+        .to_string()
+}
+
+/// A record from an exported line, with the time it has left at `now`
+/// (`None` for one that has expired since).
+fn parse(text: &str, now: SystemTime) -> Result<Option<StoredEntry>, String> {
+    let value: Value = serde_json::from_str(text).map_err(|err| err.to_string())?;
+    let key = value["key"].as_str().ok_or("no \"key\"")?;
+    let record = value["record"].as_str().ok_or("no \"record\"")?;
+    let bytes = STANDARD
+        .decode(record)
+        .map_err(|err| format!("\"record\": {err}"))?;
+    let number = |name: &str| match &value[name] {
+        Value::Null => Ok(None),
+        n => n.as_u64().map(Some).ok_or(format!("\"{name}\" is not a number")),
+    };
+    let ttl = match (number("expires_at_ms")?, number("ttl_ms")?) {
+        (Some(at), _) => match at.checked_sub(unix_ms(now)) {
+            Some(left) if left > 0 => Some(Duration::from_millis(left)),
+            _ => return Ok(None),
+        },
+        (None, ttl) => ttl.map(Duration::from_millis),
+    };
+    Ok(Some(StoredEntry::new(key, Some(bytes), ttl)))
+}
+
+pub async fn export(
+    admin: &Admin,
+    out: &Output,
+    batch: usize,
+    path: Option<&Path>,
+) -> Result<Outcome, Failure> {
+    let sink: Box<dyn AsyncWrite + Unpin + Send> = match path {
+        Some(path) => Box::new(tokio::fs::File::create(path).await?),
+        None => Box::new(tokio::io::stdout()),
+    };
+    let mut sink = BufWriter::new(sink);
+    let (mut lines, mut skipped) = (Vec::new(), 0u64);
+    let mut exported = 0u64;
+    let bar = out.progress("exporting");
+    let mut cursor = server_session::store::ScanCursor::start();
+    loop {
+        let page = admin.scan(&cursor, batch).await?;
+        let now = SystemTime::now();
+        for entry in &page.entries {
+            match &entry.bytes {
+                Some(bytes) => lines.push(line(entry, bytes, now)),
+                None => skipped += 1,
+            }
+        }
+        bar.inc(page.entries.len() as u64);
+        for text in lines.drain(..) {
+            sink.write_all(text.as_bytes()).await?;
+            sink.write_all(b"\n").await?;
+            exported += 1;
+        }
+        match page.next {
+            Some(next) => cursor = next,
+            None => break,
+        }
+    }
+    sink.flush().await?;
+    bar.finish_and_clear();
+    let summary = json!({ "exported": exported, "skipped_other_types": skipped });
+    // The records went to standard output: the summary goes to standard
+    // error.
+    let text = match out.json {
+        true => summary.to_string(),
+        false => format!("exported {exported} records ({skipped} keys of another type skipped)"),
+    };
+    eprintln!("{text}");
+    Ok(Outcome::Done)
+}
+
+pub async fn import(
+    admin: &Admin,
+    out: &Output,
+    path: Option<&Path>,
+    overwrite: bool,
+) -> Result<Outcome, Failure> {
+    let source: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match path {
+        Some(path) => Box::new(tokio::fs::File::open(path).await?),
+        None => Box::new(tokio::io::stdin()),
+    };
+    let mut lines = BufReader::new(source).lines();
+    let bar = out.progress("importing");
+    let mut writes = JoinSet::new();
+    let (mut written, mut kept, mut number, mut expired) = (0u64, 0u64, 0u64, 0u64);
+    let mut settle = |done: Result<Result<bool, server_session::SessionError>, tokio::task::JoinError>| {
+        match done.map_err(|err| Failure::Input(format!("an import task failed: {err}")))?? {
+            true => written += 1,
+            false => kept += 1,
+        }
+        bar.inc(1);
+        Ok::<_, Failure>(())
+    };
+    while let Some(text) = lines.next_line().await? {
+        number += 1;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let parsed = parse(&text, SystemTime::now());
+        let Some(entry) = parsed.map_err(|err| Failure::Input(format!("line {number}: {err}")))? else {
+            expired += 1;
+            continue;
+        };
+        if !entry.key.starts_with(admin.prefix()) {
+            return Err(Failure::Input(format!(
+                "line {number}: the key is not under this configuration's prefix {:?} (SESSION_KEY_PREFIX)",
+                admin.prefix()
+            )));
+        }
+        if writes.len() >= IN_FLIGHT
+            && let Some(done) = writes.join_next().await
+        {
+            settle(done)?;
+        }
+        let admin = admin.clone();
+        writes.spawn(async move { admin.put(&entry, overwrite).await });
+    }
+    while let Some(done) = writes.join_next().await {
+        settle(done)?;
+    }
+    bar.finish_and_clear();
+    out.emit(
+        &json!({ "imported": written, "kept_existing": kept, "expired": expired }),
+        || format!("imported {written} records; {kept} already existed and were kept; {expired} had expired"),
+    )?;
+    Ok(match kept {
+        0 => Outcome::Done,
+        _ => Outcome::Found,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_round_trip_with_their_expiry() {
+        let now = SystemTime::now();
+        let entry = StoredEntry::new(
+            "session:abc",
+            Some(vec![0x81, 0xa1, b'a', 1]),
+            Some(Duration::from_secs(90)),
+        );
+        let text = line(&entry, entry.bytes.as_deref().unwrap(), now);
+        assert_eq!(parse(&text, now).unwrap(), Some(entry.clone()));
+        let later = parse(&text, now + Duration::from_secs(30)).unwrap().unwrap();
+        assert_eq!(
+            later.ttl,
+            Some(Duration::from_secs(60)),
+            "the expiry stays where it was"
+        );
+        assert_eq!(
+            parse(&text, now + Duration::from_secs(90)).unwrap(),
+            None,
+            "an expired record"
+        );
+        let forever = StoredEntry::new("session:x", Some(vec![0x80]), None);
+        assert_eq!(parse(&line(&forever, &[0x80], now), now).unwrap(), Some(forever));
+        let old = "{\"key\": \"k\", \"record\": \"gA==\", \"ttl_ms\": 5000}";
+        assert_eq!(
+            parse(old, now).unwrap().unwrap().ttl,
+            Some(Duration::from_secs(5))
+        );
+        assert!(parse("{\"key\": \"k\"}", now).is_err());
+        assert!(parse("not json", now).is_err());
+    }
+}

@@ -1,0 +1,9 @@
+//! The library's test servers, shared with its own integration tests.
+#![allow(dead_code)]
+
+#[path = "../../../server-session/tests/common/python.rs"]
+pub mod python;
+#[path = "../../../server-session/tests/common/redis.rs"]
+pub mod redis;
+#[path = "../../../server-session/tests/common/servers.rs"]
+pub mod servers;

@@ -1,0 +1,126 @@
+//! The engine's side of operator tools: the records under the key prefix,
+//! the key a cookie names, ending a session by its key, and writing a
+//! record back as it was exported.
+
+use std::time::Duration;
+
+use super::Engine;
+use crate::error::SessionError;
+use crate::id::SessionId;
+use crate::record::{self, Record};
+use crate::store::{Expect, SaveOutcome, ScanCursor, ScanPage, StoredEntry};
+
+/// Conditional saves tried to write an imported record over one that keeps
+/// changing.
+const PUT_ATTEMPTS: usize = 16;
+
+impl Engine {
+    /// The key prefix of this configuration's sessions.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.config.key_prefix
+    }
+
+    /// Whether the store keeps the per-user indexes.
+    pub(crate) fn keeps_indexes(&self) -> bool {
+        self.store.supports_index()
+    }
+
+    /// A page of the records under the key prefix.
+    pub(crate) async fn scan_records(
+        &self,
+        cursor: &ScanCursor,
+        count: usize,
+    ) -> Result<ScanPage, SessionError> {
+        self.store
+            .scan(&self.config.key_prefix, cursor, count)
+            .await
+            .map_err(|err| self.unscoped_failure(err, "walk the records"))
+    }
+
+    /// What `key` holds, untouched.
+    pub(crate) async fn inspect_key(&self, key: &str) -> Result<Option<StoredEntry>, SessionError> {
+        self.store
+            .inspect(key)
+            .await
+            .map_err(|err| self.unscoped_failure(err, "inspect a record"))
+    }
+
+    /// The key of the session a cookie value names, if it holds a valid id
+    /// (signed by one of the secrets, when cookies are signed).
+    pub(crate) fn cookie_key(&self, value: &str) -> Option<String> {
+        let value = value.trim();
+        let sid = match &self.signer {
+            Some(signer) => signer.unsign(value)?,
+            None => value,
+        };
+        SessionId::parse(sid, self.config.id_length).map(|id| self.key(&id))
+    }
+
+    /// The member (the key without its prefix) that a key names.
+    pub(crate) fn member_of<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix(self.config.key_prefix.as_str())
+    }
+
+    /// Ends the session at `key`, which held `current` when read: a
+    /// tombstone over it, so that a request in flight cannot save it back,
+    /// and out of its user's index. Tells whether it held a session.
+    pub(crate) async fn end_key(&self, key: &str, current: Option<Vec<u8>>) -> Result<bool, SessionError> {
+        let Some(member) = self.member_of(key) else {
+            return Ok(false);
+        };
+        let user = current
+            .as_deref()
+            .and_then(|bytes| Record::decode_any(bytes).ok())
+            .and_then(|(record, _)| record.meta_str(record::USER).map(str::to_owned));
+        let live = self.end_member(member, current).await?;
+        if let Some(user) = user.filter(|_| self.store.supports_index()) {
+            self.store
+                .index_remove(&self.index_key(&user), member)
+                .await
+                .map_err(|err| self.unscoped_failure(err, "update the index"))?;
+        }
+        Ok(live)
+    }
+
+    /// Deletes whatever `key` holds.
+    pub(crate) async fn remove_key(&self, key: &str) -> Result<(), SessionError> {
+        self.store
+            .delete(key)
+            .await
+            .map_err(|err| self.unscoped_failure(err, "delete a record"))
+    }
+
+    /// Writes `bytes` at `key` for `ttl`, as they are: only where nothing
+    /// is stored, or with `overwrite` over what is. Tells whether it wrote.
+    pub(crate) async fn put_record(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        ttl: Duration,
+        overwrite: bool,
+    ) -> Result<bool, SessionError> {
+        let mut current: Option<Vec<u8>> = None;
+        for _ in 0..PUT_ATTEMPTS {
+            let expect = match &current {
+                Some(bytes) => Expect::Unchanged(bytes),
+                None => Expect::Absent,
+            };
+            let saved = self.store.save(key, bytes, ttl, expect).await;
+            current = match saved.map_err(|err| self.unscoped_failure(err, "write a record"))? {
+                SaveOutcome::Saved => return Ok(true),
+                SaveOutcome::Conflict(_) if !overwrite => return Ok(false),
+                SaveOutcome::Conflict(now) => Some(now),
+                SaveOutcome::Gone => None,
+            };
+        }
+        Err(SessionError::Contention(PUT_ATTEMPTS))
+    }
+
+    /// Removes expired records now, where the store keeps them.
+    pub(crate) async fn purge_expired(&self) -> Result<u64, SessionError> {
+        self.store
+            .purge_expired()
+            .await
+            .map_err(|err| self.unscoped_failure(err, "purge expired records"))
+    }
+}
