@@ -11,16 +11,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod common;
+
 use axum::Router;
-use axum::body::Body;
 use axum::extract::State;
 use axum::routing::get;
-use http::{Request, StatusCode, header};
+use common::Reply;
+use http::StatusCode;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use server_session::store::{Expect, SaveOutcome, SessionStore, StoreError};
 use server_session::{MemoryStore, Metrics, Session, SessionConfig, SessionError, SessionLayer};
 use tokio::sync::Notify;
-use tower::ServiceExt as _;
 
 /// The store calls the test counts, in the `op` label's words.
 const OPS: [&str; 4] = ["load", "save", "delete", "touch"];
@@ -131,37 +132,15 @@ fn app(layer: SessionLayer, prometheus: PrometheusHandle, gates: Gates) -> Route
         .route("/metrics", get(move || std::future::ready(prometheus.render())))
 }
 
-struct Reply {
-    status: StatusCode,
-    /// The session cookie's value when one was set.
-    cookie: Option<String>,
-    body: String,
+/// Sends `GET path` with the session `cookie`.
+async fn send(app: &Router, path: &str, cookie: Option<&str>) -> Reply {
+    let cookie = cookie.map(|id| format!("session={id}"));
+    common::get(app, path, cookie.as_deref()).await
 }
 
-async fn send(app: &Router, path: &str, cookie: Option<&str>) -> Reply {
-    let mut request = Request::get(path);
-    if let Some(cookie) = cookie {
-        request = request.header(header::COOKIE, format!("session={cookie}"));
-    }
-    let response = app
-        .clone()
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let cookie = response
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok()?.strip_prefix("session=")?.split(';').next())
-        .find(|v| !v.is_empty())
-        .map(str::to_owned);
-    let status = response.status();
-    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-    Reply {
-        status,
-        cookie,
-        body: String::from_utf8(body.to_vec()).unwrap(),
-    }
+/// The session cookie's value a reply set, unless it removed it.
+fn session_cookie(reply: &Reply) -> Option<String> {
+    reply.cookie_value().filter(|v| !v.is_empty())
 }
 
 /// The samples of a Prometheus text exposition: series (name and labels)
@@ -201,7 +180,7 @@ async fn the_scrape_counts_what_the_layer_counts() {
     // Concurrent increments of one session, until some collide.
     let first = send(&app, "/incr", None).await;
     assert_eq!(first.status, StatusCode::OK);
-    let cookie = first.cookie.unwrap();
+    let cookie = session_cookie(&first).unwrap();
     ids.insert(cookie.clone());
     let mut expected = 1;
     for _ in 0..20 {
@@ -236,7 +215,7 @@ async fn the_scrape_counts_what_the_layer_counts() {
 
     // A record nobody can decode: discarded, and a new session made.
     let reply = send(&app, "/incr", None).await;
-    let cookie = reply.cookie.unwrap();
+    let cookie = session_cookie(&reply).unwrap();
     ids.insert(cookie.clone());
     let key = format!("session:{cookie}");
     store.inner.delete(&key).await.unwrap();
@@ -245,7 +224,7 @@ async fn the_scrape_counts_what_the_layer_counts() {
     assert_eq!(garbage.await.unwrap(), SaveOutcome::Saved);
     let reply = send(&app, "/incr", Some(&cookie)).await;
     assert_eq!(reply.status, StatusCode::OK);
-    ids.extend(reply.cookie);
+    ids.extend(session_cookie(&reply));
     assert_eq!(layer.metrics().undecodable, 1);
 
     // Store failures of every kind: the request answers 503.

@@ -1,47 +1,12 @@
 //! The tracing spans of a request's load and commit: what they tell (the
 //! outcome, the saves tried) and what they never hold (the session id).
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod common;
 
 use axum::Router;
-use axum::body::Body;
 use axum::routing::get;
-use http::{Request, header};
+use common::Logs;
 use server_session::{MemoryStore, Session, SessionConfig, SessionError, SessionLayer};
-use tower::ServiceExt as _;
-use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::fmt::format::FmtSpan;
-
-/// Everything the subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    /// The lines written since the last call.
-    fn take(&self) -> String {
-        String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 async fn incr(session: Session) -> Result<String, SessionError> {
     let n = session
@@ -59,20 +24,13 @@ async fn logout(session: Session) -> Result<&'static str, SessionError> {
     Ok("logged out")
 }
 
-/// Sends `GET path`; the session cookie it sets, if any.
+/// Sends `GET path` with the session `cookie`; the session cookie it sets,
+/// if any.
 async fn send(app: &Router, path: &str, cookie: Option<&str>) -> Option<String> {
-    let mut request = Request::get(path);
-    if let Some(cookie) = cookie {
-        request = request.header(header::COOKIE, format!("session={cookie}"));
-    }
-    let response = app
-        .clone()
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "{path}: {}", response.status());
-    let set = response.headers().get(header::SET_COOKIE)?.to_str().unwrap();
-    Some(set.strip_prefix("session=")?.split(';').next()?.to_owned())
+    let cookie = cookie.map(|id| format!("session={id}"));
+    let reply = common::get(app, path, cookie.as_deref()).await;
+    assert!(reply.status.is_success(), "{path}: {}", reply.status);
+    reply.cookie_value()
 }
 
 /// The closing lines of the spans named `name` in `log`.
@@ -84,14 +42,7 @@ fn closed<'a>(log: &'a str, name: &str) -> Vec<&'a str> {
 
 #[tokio::test]
 async fn loads_and_commits_tell_their_outcome_by_the_sessions_hash() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_span_events(FmtSpan::CLOSE)
-        .with_ansi(false)
-        .with_writer(captured.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Logs::capture_spans();
     let layer = SessionLayer::new(MemoryStore::new(), SessionConfig::default()).unwrap();
     let app = Router::new()
         .route("/incr", get(incr))
