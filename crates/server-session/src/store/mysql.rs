@@ -138,7 +138,8 @@ fn statements(schema: Option<&str>, table: &str) -> Result<Statements, StoreErro
         max_id: format!("SELECT CAST(max(id) AS SIGNED) FROM {t}"),
         cleanup: format!("DELETE FROM {t} WHERE id > ? AND id <= ? AND expiry <= ?"),
         scan: format!(
-            "SELECT CAST(id AS SIGNED), session_id, data, {LEFT} FROM {t} \
+            // The binary collation's text comes back as text.
+            "SELECT CAST(id AS SIGNED), CONVERT(session_id USING utf8mb4), data, {LEFT} FROM {t} \
              WHERE id > ? AND expiry > ? ORDER BY id LIMIT ?"
         ),
         inspect: format!("SELECT data, {LEFT} FROM {t} WHERE session_id = ? AND expiry > ?"),

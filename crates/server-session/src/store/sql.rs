@@ -263,8 +263,8 @@ pub(super) struct Statements {
     /// taking `(from, to, now)`.
     pub(super) cleanup: String,
     /// The live rows after an id, in id order, taking `(now, from, now,
-    /// limit)`: `id` (64-bit integer), `session_id`, `data`, and the seconds
-    /// from the first `now` to `expiry` (a double).
+    /// limit)`: `id` (64-bit integer), `session_id` (as text), `data`, and
+    /// the seconds from the first `now` to `expiry` (a double).
     pub(super) scan: String,
     /// `data` and the seconds left (as in `scan`) at `(now, key, now)`, if
     /// live.
@@ -398,9 +398,7 @@ macro_rules! sql_store {
                 };
                 let limit = count.clamp(1, 100_000);
                 let now = sql::stamp(SystemTime::now());
-                // Keys as bytes: MySQL reports a binary collation's text as
-                // binary.
-                let rows: Vec<(i64, Vec<u8>, Option<Vec<u8>>, f64)> = sqlx::query_as(&self.inner.sql.scan)
+                let rows: Vec<(i64, String, Option<Vec<u8>>, f64)> = sqlx::query_as(&self.inner.sql.scan)
                     .bind(&now)
                     .bind(from)
                     .bind(&now)
@@ -414,10 +412,8 @@ macro_rules! sql_store {
                 };
                 let entries = rows
                     .into_iter()
-                    .filter(|(_, key, ..)| key.starts_with(prefix.as_bytes()))
-                    .filter_map(|(_, key, data, left)| {
-                        Some(Self::entry(String::from_utf8(key).ok()?, data, left))
-                    })
+                    .filter(|(_, key, ..)| key.starts_with(prefix))
+                    .map(|(_, key, data, left)| Self::entry(key, data, left))
                     .collect();
                 Ok(ScanPage { entries, next })
             }
