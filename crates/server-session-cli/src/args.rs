@@ -80,7 +80,8 @@ pub enum Command {
         show_ids: bool,
     },
     /// Writes every record as JSON lines: key, record bytes (base64), time
-    /// left and expiry (milliseconds).
+    /// left and expiry (milliseconds). The keys hold the session ids: keep
+    /// the file as secret as the store.
     Export {
         /// The file to write (default: standard output).
         #[arg(long, short)]
