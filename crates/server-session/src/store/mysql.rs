@@ -140,7 +140,7 @@ fn statements(schema: Option<&str>, table: &str) -> Result<Statements, StoreErro
         scan: format!(
             // The binary collation's text comes back as text.
             "SELECT CAST(id AS SIGNED), CONVERT(session_id USING utf8mb4), data, {LEFT} FROM {t} \
-             WHERE id > ? AND expiry > ? ORDER BY id LIMIT ?"
+             WHERE id > ? AND expiry > ? AND session_id IS NOT NULL ORDER BY id LIMIT ?"
         ),
         inspect: format!("SELECT data, {LEFT} FROM {t} WHERE session_id = ? AND expiry > ?"),
     })

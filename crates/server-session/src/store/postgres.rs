@@ -122,7 +122,7 @@ fn statements(schema: Option<&str>, table: &str) -> Result<Statements, StoreErro
         cleanup: format!("DELETE FROM {t} WHERE id > $1 AND id <= $2 AND expiry <= $3::timestamp"),
         scan: format!(
             "SELECT id::int8, session_id, data, {LEFT} FROM {t} \
-             WHERE id > $2 AND expiry > $3::timestamp ORDER BY id LIMIT $4"
+             WHERE id > $2 AND expiry > $3::timestamp AND session_id IS NOT NULL ORDER BY id LIMIT $4"
         ),
         inspect: format!("SELECT data, {LEFT} FROM {t} WHERE session_id = $2 AND expiry > $3::timestamp"),
     })

@@ -120,7 +120,7 @@ fn statements(table: &str) -> Result<Statements, StoreError> {
         cleanup: format!("DELETE FROM {t} WHERE id > ?1 AND id <= ?2 AND expiry <= ?3"),
         scan: format!(
             "SELECT id, session_id, data, {LEFT} FROM {t} \
-             WHERE id > ?2 AND expiry > ?3 ORDER BY id LIMIT ?4"
+             WHERE id > ?2 AND expiry > ?3 AND session_id IS NOT NULL ORDER BY id LIMIT ?4"
         ),
         inspect: format!("SELECT data, {LEFT} FROM {t} WHERE session_id = ?2 AND expiry > ?3"),
     })

@@ -519,9 +519,6 @@ impl SessionStore for RedisStore {
             .map(drop)
     }
 
-    /// An index is a sorted set scored by the Unix second until which each
-    /// member counts; the set expires with its last member. Every command
-    /// touches the one key, so it runs unchanged on a cluster.
     async fn scan(&self, prefix: &str, cursor: &ScanCursor, count: usize) -> Result<ScanPage, StoreError> {
         let pattern = scan::pattern(prefix);
         let pattern = pattern.as_str();
@@ -538,10 +535,13 @@ impl SessionStore for RedisStore {
         match (values.next(), values.next()) {
             (Some(ttl), Some(value)) => scan::entry(key.as_bytes().to_vec(), ttl, value)
                 .map_err(|err| classify(err, self.inner.deadline)),
-            _ => Err(unexpected(&"no answer")),
+            _ => Err(StoreError::Backend("no answer to PTTL and GET".into())),
         }
     }
 
+    /// An index is a sorted set scored by the Unix second until which each
+    /// member counts; the set expires with its last member. Every command
+    /// touches the one key, so it runs unchanged on a cluster.
     fn supports_index(&self) -> bool {
         true
     }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Pipeline, RedisResult, Value};
 
 use super::connection::Handle;
@@ -25,8 +25,9 @@ pub(super) fn pattern(prefix: &str) -> String {
 }
 
 /// A page of a walk on `handle`: on one server, the cursor is `SCAN`'s;
-/// on a cluster, `host:port/cursor`, the primary being walked and its
-/// cursor, the primaries taken in address order.
+/// on a cluster, `slot/address/cursor`: the shard being walked (named by
+/// the lowest slot its primary serves), the primary that cursor belongs to,
+/// and its `SCAN` cursor. Shards are walked in slot order.
 pub(super) async fn page(
     handle: Handle,
     pattern: &str,
@@ -41,18 +42,23 @@ pub(super) async fn page(
             };
             let (next, keys): (u64, Vec<Vec<u8>>) =
                 scan(pattern, position, count).query_async(&mut handle).await?;
-            let entries = match keys.is_empty() {
-                true => Vec::new(),
-                false => {
-                    let values = read(&keys).query_async(&mut handle).await?;
-                    entries(keys, values)?
+            let mut entries = Vec::with_capacity(keys.len());
+            if !keys.is_empty() {
+                let values = read(&keys).query_async(&mut handle).await?;
+                let redirected = sort(keys, values, &mut entries)?;
+                if !redirected.is_empty() {
+                    return Err(unexpected_error("a redirection from a single server"));
                 }
-            };
+            }
             let next = (next != 0).then(|| ScanCursor::new(next.to_string()));
             Ok(Ok(ScanPage { entries, next }))
         }
     }
 }
+
+/// A shard of a cluster: the lowest slot its primary serves, and the
+/// primary's address.
+type Shard = (u16, String);
 
 async fn cluster_page(
     mut cluster: ClusterConnection,
@@ -60,77 +66,90 @@ async fn cluster_page(
     cursor: &ScanCursor,
     count: usize,
 ) -> RedisResult<Result<ScanPage, StoreError>> {
-    let mut primaries = primaries(&mut cluster).await?;
-    primaries.sort_by_key(|(host, port)| address(host, *port));
+    let shards = shards(&mut cluster).await?;
+    if shards.is_empty() {
+        return Ok(Err(StoreError::Unavailable(
+            "the cluster names no primary".into(),
+        )));
+    }
     let resumed = match cursor.is_start() {
         true => Some((0, 0)),
-        false => resume(&primaries, cursor.as_str()),
+        false => resume(&shards, cursor.as_str()),
     };
     let Some((index, position)) = resumed else {
         return Ok(Err(not_a_cursor()));
     };
-    let Some((host, port)) = primaries.get(index).cloned() else {
+    let Some((slot, address)) = shards.get(index).cloned() else {
         return Ok(Ok(ScanPage::default()));
     };
-    let node = || SingleNodeRoutingInfo::ByAddress {
-        host: host.clone(),
-        port,
-    };
+    // Routed by slot, through the client's own map of the cluster.
+    let node = || SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master));
     let answer = cluster
         .route_command(scan(pattern, position, count), RoutingInfo::SingleNode(node()))
         .await?;
     let (next, keys): (u64, Vec<Vec<u8>>) = redis::from_redis_value(answer)?;
-    let entries = match keys.is_empty() {
-        true => Vec::new(),
-        false => {
-            let pipe = read(&keys);
-            let values = cluster.route_pipeline(pipe, 0, keys.len() * 2, node()).await?;
-            entries(keys, values)?
+    let mut entries = Vec::with_capacity(keys.len());
+    if !keys.is_empty() {
+        let values = cluster
+            .route_pipeline(read(&keys), 0, keys.len() * 2, node())
+            .await?;
+        // Keys that moved during a resharding are read again where they
+        // are now: a command routed by its key follows the redirection.
+        for key in sort(keys, values, &mut entries)? {
+            let values: Vec<Value> = read(std::slice::from_ref(&key)).query_async(&mut cluster).await?;
+            let mut values = values.into_iter();
+            if let (Some(ttl), Some(value)) = (values.next(), values.next())
+                && let Some(entry) = entry(key, ttl, value)?
+            {
+                entries.push(entry);
+            }
         }
-    };
-    let next = match (next, primaries.get(index + 1)) {
+    }
+    let next = match (next, shards.get(index + 1)) {
         (0, None) => None,
-        (0, Some((host, port))) => Some(ScanCursor::new(format!("{}/0", address(host, *port)))),
-        (next, _) => Some(ScanCursor::new(format!("{}/{next}", address(&host, port)))),
+        (0, Some((slot, address))) => Some(ScanCursor::new(format!("{slot}/{address}/0"))),
+        (next, _) => Some(ScanCursor::new(format!("{slot}/{address}/{next}"))),
     };
     Ok(Ok(ScanPage { entries, next }))
 }
 
-fn address(host: &str, port: u16) -> String {
-    format!("{host}:{port}")
-}
-
-/// Where a walk goes on, from a cluster cursor: the primary it names (or,
-/// if that one left the cluster, the next in address order) and its
-/// position.
-fn resume(primaries: &[(String, u16)], cursor: &str) -> Option<(usize, u64)> {
-    let (node, position) = cursor.rsplit_once('/')?;
-    let position: u64 = position.parse().ok()?;
-    let addresses = || primaries.iter().map(|(host, port)| address(host, *port));
-    Some(match addresses().position(|a| a == node) {
-        Some(index) => (index, position),
-        None => (addresses().filter(|a| a.as_str() < node).count(), 0),
+/// Where a walk goes on, from a cluster cursor: the shard it names and its
+/// position there. If another primary serves that shard now (a failover),
+/// its `SCAN` starts over; if the shard's slots moved, the walk goes on
+/// with the next shard from the start.
+fn resume(shards: &[Shard], cursor: &str) -> Option<(usize, u64)> {
+    let (slot, rest) = cursor.split_once('/')?;
+    let (address, position) = rest.rsplit_once('/')?;
+    let (slot, position): (u16, u64) = (slot.parse().ok()?, position.parse().ok()?);
+    Some(match shards.iter().position(|(first, _)| *first == slot) {
+        Some(index) if shards[index].1 == address => (index, position),
+        Some(index) => (index, 0),
+        None => (shards.iter().filter(|(first, _)| *first < slot).count(), 0),
     })
 }
 
-/// The primaries of the cluster, as `CLUSTER SLOTS` names them.
-async fn primaries(cluster: &mut ClusterConnection) -> RedisResult<Vec<(String, u16)>> {
+/// The shards of the cluster, in slot order, from `CLUSTER SLOTS`.
+async fn shards(cluster: &mut ClusterConnection) -> RedisResult<Vec<Shard>> {
     let slots: Vec<Value> = redis::cmd("CLUSTER").arg("SLOTS").query_async(cluster).await?;
-    let mut primaries = Vec::new();
+    let mut shards: Vec<Shard> = Vec::new();
     for range in slots {
         let Value::Array(fields) = range else { continue };
-        let Some(Value::Array(primary)) = fields.get(2) else {
+        let (Some(start), Some(Value::Array(primary))) = (fields.first(), fields.get(2)) else {
             continue;
         };
+        let start: u16 = redis::from_redis_value_ref(start)?;
         if let [host, port, ..] = primary.as_slice() {
             let host: String = redis::from_redis_value_ref(host)?;
             let port: u16 = redis::from_redis_value_ref(port)?;
-            if !primaries.contains(&(host.clone(), port)) {
-                primaries.push((host, port));
+            let address = format!("{host}:{port}");
+            match shards.iter_mut().find(|(_, a)| *a == address) {
+                Some(shard) => shard.0 = shard.0.min(start),
+                None => shards.push((start, address)),
             }
         }
     }
-    Ok(primaries)
+    shards.sort();
+    Ok(shards)
 }
 
 fn position(cursor: &str) -> Option<u64> {
@@ -165,22 +184,39 @@ pub(super) fn read(keys: &[Vec<u8>]) -> Pipeline {
     pipe
 }
 
-/// The entries of `keys` from the answers to [`read`]: a key gone
-/// meanwhile is left out, and so is one that is not UTF-8 (never a key of
-/// this library).
-pub(super) fn entries(keys: Vec<Vec<u8>>, values: Vec<Value>) -> RedisResult<Vec<StoredEntry>> {
-    let mut entries = Vec::with_capacity(keys.len());
+/// The entries of `keys` from the answers to [`read`], pushed onto
+/// `entries`: a key gone meanwhile is left out, and so is one that is not
+/// UTF-8 (never a key of this library). Returns the keys whose answers were
+/// redirections (a cluster moving slots), to be read again.
+pub(super) fn sort(
+    keys: Vec<Vec<u8>>,
+    values: Vec<Value>,
+    entries: &mut Vec<StoredEntry>,
+) -> RedisResult<Vec<Vec<u8>>> {
+    if values.len() != keys.len() * 2 {
+        return Err(unexpected_error("a short answer to a pipeline"));
+    }
+    let mut redirected = Vec::new();
     let mut values = values.into_iter();
     for key in keys {
         let (Some(ttl), Some(value)) = (values.next(), values.next()) else {
             break;
         };
-        let Some(entry) = entry(key, ttl, value)? else {
-            continue;
-        };
-        entries.push(entry);
+        if [&ttl, &value].iter().any(|v| is_redirection(v)) {
+            redirected.push(key);
+        } else if let Some(entry) = entry(key, ttl, value)? {
+            entries.push(entry);
+        }
     }
-    Ok(entries)
+    Ok(redirected)
+}
+
+fn is_redirection(value: &Value) -> bool {
+    matches!(value, Value::ServerError(err) if matches!(err.code(), "MOVED" | "ASK" | "TRYAGAIN"))
+}
+
+fn unexpected_error(what: &'static str) -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Client, "unexpected answer", what.to_owned()))
 }
 
 /// One key's entry from its `PTTL` and `GET` answers, if it still exists.
