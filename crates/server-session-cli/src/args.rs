@@ -50,7 +50,9 @@ pub enum Command {
     },
     /// One session's record, decoded (its data, and its metadata apart).
     Show {
-        /// The session's cookie value, or its handle.
+        /// The session's cookie value, or its handle (either may start with
+        /// `-`).
+        #[arg(allow_hyphen_values = true)]
         session: String,
         /// Also print the store key, which holds the session id.
         #[arg(long)]
@@ -58,15 +60,18 @@ pub enum Command {
     },
     /// Ends one session: its cookie gets a fresh, empty session next time.
     Revoke {
-        /// The session's cookie value, or its handle.
+        /// The session's cookie value, or its handle (either may start with
+        /// `-`).
+        #[arg(allow_hyphen_values = true)]
         session: String,
     },
     /// Ends every session of a user.
     RevokeUser {
         /// The user, as the application logged them in.
+        #[arg(allow_hyphen_values = true)]
         user: String,
         /// Keeps the session with this handle (repeatable).
-        #[arg(long = "except", value_name = "HANDLE")]
+        #[arg(long = "except", value_name = "HANDLE", allow_hyphen_values = true)]
         except: Vec<String>,
     },
     /// Finds the records nobody can use: undecodable, larger than the

@@ -48,10 +48,12 @@ pub async fn list(
     .await?;
     rows.sort_by(|a, b| b.1.last_seen.cmp(&a.1.last_seen).then(a.0.key.cmp(&b.0.key)));
     if !out.json {
-        println!(
-            "{:<24} {:<20} {:>8} {:>10} {:>12}",
-            "HANDLE", "USER", "BYTES", "TTL", "LAST SEEN"
-        );
+        out.emit(&Value::Null, || {
+            format!(
+                "{:<24} {:<20} {:>8} {:>10} {:>12}",
+                "HANDLE", "USER", "BYTES", "TTL", "LAST SEEN"
+            )
+        })?;
     }
     for (entry, examined) in &rows {
         out.emit(&describe(entry, examined, show_ids), || {
@@ -122,7 +124,7 @@ pub async fn revoke_user(
         .iter()
         .map(|h| {
             h.parse::<SessionHandle>()
-                .map_err(|_| Failure::Input(format!("not a session handle: {h}")))
+                .map_err(|_| Failure::Input("an --except value is not a session handle".into()))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let revoked = admin.end_user(user, &except).await?;

@@ -58,11 +58,15 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
+    // An export cut short is a failure; a listing whose reader went away
+    // (`| head`) has nothing more to say.
+    let exporting = matches!(cli.command, Command::Export { .. });
     match runtime.block_on(run(cli)) {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::Found) => ExitCode::from(1),
-        // The reader went away (`| head`): nothing more to say.
-        Err(Failure::Io(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(Failure::Io(err)) if err.kind() == std::io::ErrorKind::BrokenPipe && !exporting => {
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("error: {err}");
             ExitCode::from(err.code())

@@ -64,8 +64,22 @@ pub async fn export(
     batch: usize,
     path: Option<&Path>,
 ) -> Result<Outcome, Failure> {
-    let sink: Box<dyn AsyncWrite + Unpin + Send> = match path {
-        Some(path) => Box::new(tokio::fs::File::create(path).await?),
+    // A file is written beside its final name, readable by its owner only
+    // (it holds session ids), and takes that name once complete: a failed
+    // export leaves an earlier one in place.
+    let partial = path.map(|path| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".partial");
+        std::path::PathBuf::from(name)
+    });
+    let sink: Box<dyn AsyncWrite + Unpin + Send> = match &partial {
+        Some(partial) => {
+            let mut options = tokio::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            options.mode(0o600);
+            Box::new(options.open(partial).await?)
+        }
         None => Box::new(tokio::io::stdout()),
     };
     let mut sink = BufWriter::new(sink);
@@ -94,6 +108,10 @@ pub async fn export(
         }
     }
     sink.flush().await?;
+    drop(sink);
+    if let (Some(partial), Some(path)) = (&partial, path) {
+        tokio::fs::rename(partial, path).await?;
+    }
     bar.finish_and_clear();
     let summary = json!({ "exported": exported, "skipped_other_types": skipped });
     // The records went to standard output: the summary goes to standard
@@ -120,8 +138,12 @@ pub async fn import(
     let bar = out.progress("importing");
     let mut writes = JoinSet::new();
     let (mut written, mut kept, mut number, mut expired) = (0u64, 0u64, 0u64, 0u64);
+    // A walk may return a key twice, so an export may hold it twice.
+    let mut seen = std::collections::HashSet::new();
     let mut settle = |done: Result<Result<bool, server_session::SessionError>, tokio::task::JoinError>| {
-        match done.map_err(|err| Failure::Input(format!("an import task failed: {err}")))?? {
+        match done
+            .map_err(|err| Failure::Io(std::io::Error::other(format!("an import task failed: {err}"))))??
+        {
             true => written += 1,
             false => kept += 1,
         }
@@ -143,6 +165,9 @@ pub async fn import(
                 "line {number}: the key is not under this configuration's prefix {:?} (SESSION_KEY_PREFIX)",
                 admin.prefix()
             )));
+        }
+        if !seen.insert(entry.key.clone()) {
+            continue;
         }
         if writes.len() >= IN_FLIGHT
             && let Some(done) = writes.join_next().await

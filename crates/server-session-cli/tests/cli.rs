@@ -291,6 +291,12 @@ async fn operates_on_the_sessions_of_one_redis_and_moves_them_to_sqlite() {
         format!("session:{id}")
     );
     assert!(cli(&env, &["show", "not-a-session"]).status.code() == Some(2));
+    // Ids and handles are base64url: one may start with `-`.
+    assert_eq!(
+        cli(&env, &["show", "-AAAAAAAAAAAAAAAAAAAAA"]).status.code(),
+        Some(1),
+        "a handle, unknown"
+    );
 
     let listed = run(&env, &["--json", "list", "--user", "bob"], 0);
     assert_eq!(listed.lines().count(), BOB);
@@ -426,6 +432,48 @@ async fn the_same_commands_work_on_a_cluster() {
     let back = dir.path().join("single.jsonl");
     run(&single_env, &["export", "--output", back.to_str().unwrap()], 0);
     assert_eq!(same_records(&dump, &back), records(&dump).len());
+}
+
+/// A prefix without a trailing `:` also matches the users' indexes
+/// (`app_users:alice`): they are not records, and the tool leaves them
+/// alone. An import puts the sessions back in their users' indexes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexes_are_not_records_and_an_import_rebuilds_them() {
+    let prefixed = || config().key_prefix("app_");
+    let redis = TestRedis::start();
+    let env = [
+        ("SESSION_TYPE", "redis"),
+        ("SESSION_REDIS", redis.url.as_str()),
+        ("SESSION_KEY_PREFIX", "app_"),
+    ];
+    let store = RedisStore::builder(redis.url.as_str()).connect().await.unwrap();
+    let app = app(SessionLayer::new(store, prefixed()).unwrap());
+    make_sessions(&app, ALICE + BOB + 5).await;
+    let found = json(&env, &["check"], 0);
+    assert_eq!(found["problems"], 0, "the indexes are not unusable records");
+    assert_eq!(found["records"], ALICE + BOB + 5);
+    assert_eq!(json(&env, &["stats"], 0)["users"], 2);
+
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("sessions.jsonl");
+    run(&env, &["export", "--output", dump.to_str().unwrap()], 0);
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&dump).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "an export is readable by its owner only");
+    let moved = TestRedis::start();
+    let moved_env = [
+        ("SESSION_TYPE", "redis"),
+        ("SESSION_REDIS", moved.url.as_str()),
+        ("SESSION_KEY_PREFIX", "app_"),
+    ];
+    run(&moved_env, &["import", "--input", dump.to_str().unwrap()], 0);
+    let store = RedisStore::builder(moved.url.as_str()).connect().await.unwrap();
+    let layer = SessionLayer::new(store, prefixed()).unwrap();
+    assert_eq!(
+        layer.users().list("alice").await.unwrap().len(),
+        ALICE,
+        "the index came along"
+    );
+    assert_eq!(layer.users().revoke_all("bob").await.unwrap(), BOB);
 }
 
 #[test]

@@ -293,6 +293,9 @@ impl Admin {
             true
         })
         .await?;
+        // A walk may return a key twice.
+        left.sort_by(|a, b| a.key.cmp(&b.key));
+        left.dedup_by(|a, b| a.key == b.key);
         for entry in left {
             ended += usize::from(self.end(&entry.key, entry.bytes).await?);
         }
@@ -306,7 +309,9 @@ impl Admin {
 
     /// Writes `entry` as it is, with its time to live (a record that never
     /// expires gets the configured lifetime): only where nothing is stored,
-    /// or with `overwrite` over what is. Tells whether it wrote.
+    /// or with `overwrite` over what is. A session
+    /// bound to a user joins the user's index, where the store keeps
+    /// indexes. Tells whether it wrote.
     pub async fn put(&self, entry: &StoredEntry, overwrite: bool) -> Result<bool, SessionError> {
         let Some(bytes) = &entry.bytes else {
             return Ok(false);

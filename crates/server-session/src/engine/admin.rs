@@ -25,16 +25,22 @@ impl Engine {
         self.store.supports_index()
     }
 
-    /// A page of the records under the key prefix.
+    /// A page of the records under the key prefix. The users' indexes,
+    /// which a prefix without a trailing `:` also matches, are left out (no
+    /// session key holds a `:` after the prefix).
     pub(crate) async fn scan_records(
         &self,
         cursor: &ScanCursor,
         count: usize,
     ) -> Result<ScanPage, SessionError> {
-        self.store
+        let mut page = self
+            .store
             .scan(&self.config.key_prefix, cursor, count)
             .await
-            .map_err(|err| self.unscoped_failure(err, "walk the records"))
+            .map_err(|err| self.unscoped_failure(err, "walk the records"))?;
+        let indexes = self.index_key("");
+        page.entries.retain(|entry| !entry.key.starts_with(&indexes));
+        Ok(page)
     }
 
     /// What `key` holds, untouched.
@@ -91,7 +97,9 @@ impl Engine {
     }
 
     /// Writes `bytes` at `key` for `ttl`, as they are: only where nothing
-    /// is stored, or with `overwrite` over what is. Tells whether it wrote.
+    /// is stored, or with `overwrite` over what is;
+    /// a session bound to a user joins the user's index. Tells whether it
+    /// wrote.
     pub(crate) async fn put_record(
         &self,
         key: &str,
@@ -107,13 +115,35 @@ impl Engine {
             };
             let saved = self.store.save(key, bytes, ttl, expect).await;
             current = match saved.map_err(|err| self.unscoped_failure(err, "write a record"))? {
-                SaveOutcome::Saved => return Ok(true),
+                SaveOutcome::Saved => {
+                    self.index_record(key, bytes, ttl).await?;
+                    return Ok(true);
+                }
                 SaveOutcome::Conflict(_) if !overwrite => return Ok(false),
                 SaveOutcome::Conflict(now) => Some(now),
                 SaveOutcome::Gone => None,
             };
         }
         Err(SessionError::Contention(PUT_ATTEMPTS))
+    }
+
+    /// Adds the session at `key`, just written as `bytes` for `ttl`, to its
+    /// user's index, where the store keeps indexes.
+    async fn index_record(&self, key: &str, bytes: &[u8], ttl: Duration) -> Result<(), SessionError> {
+        let user = Record::decode_any(bytes)
+            .ok()
+            .and_then(|(record, _)| record.meta_str(record::USER).map(str::to_owned));
+        let (Some(user), Some(member)) = (user, self.member_of(key)) else {
+            return Ok(());
+        };
+        if !self.store.supports_index() {
+            return Ok(());
+        }
+        let until = self.index_until(self.now(), ttl);
+        self.store
+            .index_add(&self.index_key(&user), member, until)
+            .await
+            .map_err(|err| self.unscoped_failure(err, "update the index"))
     }
 
     /// Removes expired records now, where the store keeps them.

@@ -177,7 +177,7 @@ impl Engine {
         presented
     }
 
-    fn now(&self) -> SystemTime {
+    pub(super) fn now(&self) -> SystemTime {
         self.config.clock.0.now()
     }
 
