@@ -25,8 +25,10 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// Keys read per store call while walking the records.
-    #[arg(long, global = true, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// Keys read per store call while walking the records (at most 10,000:
+    /// each page is read back in one round trip, within the store's command
+    /// timeout).
+    #[arg(long, global = true, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub batch: u32,
 
     #[command(subcommand)]
@@ -75,7 +77,7 @@ pub enum Command {
         except: Vec<String>,
     },
     /// Finds the records nobody can use: undecodable, larger than the
-    /// limit (SESSION_MAX_RECORD_SIZE), or keys of another type.
+    /// record limit (256 KiB, as the library), or keys of another type.
     Check {
         /// Deletes them.
         #[arg(long)]

@@ -58,11 +58,11 @@ async fn statements(
     path: &str,
     cookie: Option<&str>,
 ) -> (Vec<String>, Option<String>) {
-    log().lock().unwrap().clear();
+    // The log is shared by the tests running at once (each on its own
+    // table): never cleared, read from where it stood.
+    let start = log().lock().unwrap().len();
     let response = common::get(app, path, cookie).await;
-    let ran = log()
-        .lock()
-        .unwrap()
+    let ran = log().lock().unwrap()[start..]
         .iter()
         .filter(|text| text.contains(table))
         .map(|text| text.split_whitespace().next().unwrap_or_default().to_owned())
