@@ -61,15 +61,19 @@ pub async fn expired_rows_are_never_returned_and_are_deleted<S: SessionStore>(
 /// second) fail as unavailable within two seconds.
 pub async fn unavailable_while_stopped<S: SessionStore>(store: &S) {
     for _ in 0..3 {
-        let started = Instant::now();
-        let err = store.load("session:a", None).await.unwrap_err();
-        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            started.elapsed()
-        );
+        unavailable_within(Duration::from_secs(2), store.load("session:a", None)).await;
     }
+}
+
+/// `call` fails as unavailable, and within `bound`.
+pub async fn unavailable_within<T: std::fmt::Debug>(
+    bound: Duration,
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) {
+    let started = Instant::now();
+    let err = call.await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(started.elapsed() < bound, "{:?}", started.elapsed());
 }
 
 /// Once the database is back, `store` serves `session:a` (saved before it
