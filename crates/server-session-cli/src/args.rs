@@ -31,6 +31,12 @@ pub struct Cli {
     #[arg(long, global = true, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub batch: u32,
 
+    /// The application's record limit in bytes, if it set one other than
+    /// the library's default (256 KiB): `check` reports, and `--fix`
+    /// deletes, the records larger than this.
+    #[arg(long, global = true, value_name = "BYTES")]
+    pub max_record_size: Option<usize>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -77,7 +83,7 @@ pub enum Command {
         except: Vec<String>,
     },
     /// Finds the records nobody can use: undecodable, larger than the
-    /// record limit (256 KiB, as the library), or keys of another type.
+    /// record limit (--max-record-size), or keys of another type.
     Check {
         /// Deletes them.
         #[arg(long)]

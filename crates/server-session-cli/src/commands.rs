@@ -34,6 +34,8 @@ pub async fn list(
     user: Option<&str>,
     show_ids: bool,
 ) -> Result<Outcome, Failure> {
+    // Only what is printed is kept (not the records), sorted once the walk
+    // is over.
     let mut rows = Vec::new();
     output::walk(admin, out, batch, "listing", |entry| {
         let examined = admin.examine(&entry);
@@ -43,10 +45,23 @@ pub async fn list(
         if user.is_some_and(|user| examined.user.as_deref() != Some(user)) {
             return;
         }
-        rows.push((entry, examined));
+        let mut line = format!(
+            "{:<24} {:<20} {:>8} {:>10} {:>12}",
+            output::name(&entry, &examined),
+            examined.user.as_deref().unwrap_or("-"),
+            examined.size,
+            output::ttl_text(entry.ttl),
+            output::ago_text(examined.last_seen),
+        );
+        if show_ids {
+            line.push_str("  ");
+            line.push_str(&entry.key);
+        }
+        let value = describe(&entry, &examined, show_ids);
+        rows.push((examined.last_seen, entry.key, value, line));
     })
     .await?;
-    rows.sort_by(|a, b| b.1.last_seen.cmp(&a.1.last_seen).then(a.0.key.cmp(&b.0.key)));
+    rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     if !out.json {
         out.emit(&Value::Null, || {
             format!(
@@ -55,22 +70,8 @@ pub async fn list(
             )
         })?;
     }
-    for (entry, examined) in &rows {
-        out.emit(&describe(entry, examined, show_ids), || {
-            let mut line = format!(
-                "{:<24} {:<20} {:>8} {:>10} {:>12}",
-                output::name(entry, examined),
-                examined.user.as_deref().unwrap_or("-"),
-                examined.size,
-                output::ttl_text(entry.ttl),
-                output::ago_text(examined.last_seen),
-            );
-            if show_ids {
-                line.push_str("  ");
-                line.push_str(&entry.key);
-            }
-            line
-        })?;
+    for (_, _, value, line) in rows {
+        out.emit(&value, || line)?;
     }
     Ok(Outcome::Done)
 }

@@ -75,7 +75,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<Outcome, Failure> {
-    let config = SessionConfig::from_env()?;
+    let mut config = SessionConfig::from_env()?;
+    if let Some(limit) = cli.max_record_size {
+        config = config.max_record_size(limit);
+    }
     let kind = std::env::var("SESSION_TYPE").unwrap_or_default();
     if matches!(kind.trim(), "" | "memory") {
         return Err(Failure::Input(

@@ -264,6 +264,12 @@ async fn operates_on_the_sessions_of_one_redis_and_moves_them_to_sqlite() {
 
     let found = json(&env, &["check"], 1);
     assert_eq!(found["problems"], CORRUPT + OVERSIZED + 1);
+    let larger_limit = json(&env, &["--max-record-size", "400000", "check"], 1);
+    assert_eq!(
+        larger_limit["problems"],
+        CORRUPT + 1,
+        "under the application's own limit"
+    );
     assert_eq!(found["removed"], 0);
     let fixed = json(&env, &["check", "--fix"], 0);
     assert_eq!(
