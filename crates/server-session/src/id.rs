@@ -75,7 +75,8 @@ pub(crate) fn encoded_len(bytes: usize) -> usize {
 /// to a session by someone who holds the key but never reveals the id.
 #[derive(Clone)]
 pub(crate) struct LogHasher {
-    key: [u8; 32],
+    /// The MAC with its key already absorbed, cloned for each id.
+    mac: Hmac<Sha256>,
 }
 
 impl LogHasher {
@@ -91,16 +92,22 @@ impl LogHasher {
             }
             None => rand::rng().fill_bytes(&mut key),
         }
-        LogHasher { key }
+        LogHasher {
+            mac: <Hmac<Sha256> as KeyInit>::new_from_slice(&key).expect("HMAC takes keys of any length"),
+        }
     }
 
     /// 12 hex characters identifying `id` in logs.
     pub(crate) fn hash(&self, id: &SessionId) -> String {
-        let mut mac =
-            <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut mac = self.mac.clone();
         mac.update(id.as_str().as_bytes());
         let digest = mac.finalize().into_bytes();
-        digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+        digest[..6]
+            .iter()
+            .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]])
+            .map(char::from)
+            .collect()
     }
 }
 
@@ -153,5 +160,8 @@ mod tests {
         assert_eq!(hasher.hash(&id), hasher.hash(&id));
         assert_eq!(hasher.hash(&id).len(), 12);
         assert!(!hasher.hash(&id).contains(id.as_str()));
+        // HMAC-SHA256(HMAC-SHA256("k", "server-session log id"), id), first 6 bytes.
+        let known = SessionId::parse("sWxbru0qwIXHLvgoSunaZCqne0pfluGo_Mb-RUPTSB0", 32).unwrap();
+        assert_eq!(hasher.hash(&known), "84887c95d46e");
     }
 }

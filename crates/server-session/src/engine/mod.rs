@@ -256,6 +256,14 @@ impl Engine {
         now.checked_add(life)
     }
 
+    /// Names the session `id` in `span`, by its keyed hash, if the span is
+    /// listened to.
+    pub(crate) fn name_in(&self, span: &tracing::Span, id: &SessionId) {
+        if !span.is_disabled() {
+            span.record("session", tracing::field::display(self.log.hash(id)));
+        }
+    }
+
     fn store_failed(&self, err: &StoreError, what: &str, id: &SessionId) {
         self.telemetry.store_error(err);
         tracing::error!(session = %self.log.hash(id), error = %err, "session store failed to {what}");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use http::HeaderValue;
 use tracing::Instrument as _;
-use tracing::field::{Empty, display};
+use tracing::field::Empty;
 
 use super::{Client, Engine, Fetched, Plan, Presented};
 use crate::change::Change;
@@ -61,6 +61,18 @@ impl Committed {
             Committed::Gone => "gone",
         }
     }
+}
+
+/// The span `make` builds, if anything listens at debug level: otherwise
+/// none is built at all, so that a request pays nothing for its spans (a
+/// disabled span still formats its fields for the `log` crate's fallback).
+fn listened(make: impl FnOnce() -> tracing::Span) -> Option<tracing::Span> {
+    use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
+    let debug = tracing::Level::DEBUG;
+    if debug > STATIC_MAX_LEVEL || debug > LevelFilter::current() {
+        return None;
+    }
+    Some(make()).filter(|span| !span.is_disabled())
 }
 
 /// What a load found, as its span's `outcome` tells it.
@@ -193,15 +205,16 @@ impl RequestState {
             };
             let fetched = match &id {
                 Some(id) => {
-                    // Named by its keyed hash, never by the id.
-                    let span = tracing::debug_span!(
-                        "session_load",
-                        session = %self.engine.log.hash(id),
-                        outcome = Empty,
-                    );
-                    let fetched = self.engine.fetch(id, read).instrument(span.clone()).await;
-                    span.record("outcome", load_outcome(&fetched));
-                    fetched
+                    match listened(|| tracing::debug_span!("session_load", session = Empty, outcome = Empty))
+                    {
+                        Some(span) => {
+                            self.engine.name_in(&span, id);
+                            let fetched = self.engine.fetch(id, read).instrument(span.clone()).await;
+                            span.record("outcome", load_outcome(&fetched));
+                            fetched
+                        }
+                        None => self.engine.fetch(id, read).await,
+                    }
                 }
                 None => Fetched::Missing,
             };
@@ -426,14 +439,19 @@ impl RequestState {
     /// In a `session_commit` span (at debug level) that tells the outcome
     /// and the saves tried, and names the session by its keyed hash.
     async fn commit(&mut self) -> Result<(), SessionError> {
-        let span = tracing::debug_span!(
-            "session_commit",
-            session = Empty,
-            outcome = Empty,
-            attempts = Empty
-        );
-        let named = self.record_session(&span);
         let mut tries = 0;
+        let span = listened(|| {
+            tracing::debug_span!(
+                "session_commit",
+                session = Empty,
+                outcome = Empty,
+                attempts = Empty
+            )
+        });
+        let Some(span) = span else {
+            return self.commit_changes(&mut tries).await.map(drop);
+        };
+        let named = self.record_session(&span);
         let committed = self.commit_changes(&mut tries).instrument(span.clone()).await;
         if !named {
             // A new session: named once it has an id.
@@ -448,8 +466,8 @@ impl RequestState {
     /// `span` by its keyed hash, if it has an id; tells whether it has one.
     fn record_session(&self, span: &tracing::Span) -> bool {
         let id = self.id.as_ref().or(self.destroy.as_ref().map(|(id, _)| id));
-        if let Some(id) = id.filter(|_| !span.is_disabled()) {
-            span.record("session", display(self.engine.log.hash(id)));
+        if let Some(id) = id {
+            self.engine.name_in(span, id);
         }
         id.is_some()
     }

@@ -232,11 +232,13 @@ impl RedisStore {
         let connection = &self.inner.connection;
         let outcome = match connection.managed() {
             Some(handle) => Ok(op(handle).await),
+            // Boxed: the timer and the connection lookup would make every
+            // call's future larger, on one server too.
             None => {
-                tokio::time::timeout(self.inner.deadline, async {
+                Box::pin(tokio::time::timeout(self.inner.deadline, async {
                     let handle = connection.shared().await?;
                     op(handle).await
-                })
+                }))
                 .await
             }
         };
@@ -361,10 +363,14 @@ impl RedisStore {
         let answer = self
             .write(key, |mut handle| async move {
                 match command.query_async::<Value>(&mut handle).await {
-                    // A restarted or failed-over server forgot the script.
+                    // A restarted or failed-over server forgot the script
+                    // (boxed: rare, and it would double the common future).
                     Err(err) if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                        script.prepare_invoke().load_async(&mut handle).await?;
-                        command.query_async(&mut handle).await
+                        Box::pin(async move {
+                            script.prepare_invoke().load_async(&mut handle).await?;
+                            command.query_async(&mut handle).await
+                        })
+                        .await
                     }
                     answer => answer,
                 }
