@@ -952,11 +952,21 @@ def main():
     parser.add_argument("--command", default="bench/run")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--keep-workdir", action="store_true", help="keep the apps' logs and the servers' files")
+    parser.add_argument("--report-from", metavar="JSON",
+                        help="measure nothing: write the report (with bench/ANALYSIS.md as it is now) from a saved results.json")
     args = parser.parse_args()
 
     wanted = args.apps.split(",")
     every = apps(args.venv)
     labels = {a.key: a.label for a in every}
+    if args.report_from:
+        saved = json.load(open(args.report_from))
+        for key, value in saved["args"].items():
+            if key not in ("output", "chart", "json", "report_from", "venv"):
+                setattr(args, key, value)
+        write_report(args, saved["phases"], labels, saved["info"], saved["micro"], args.output, args.chart, args.command)
+        print(f"wrote {os.path.relpath(args.output, ROOT)} from {args.report_from}")
+        return
     workdir = tempfile.mkdtemp(prefix="session-bench-")
     phases = {}
     try:
