@@ -106,7 +106,7 @@ pub fn stored_record(data: &[u8], format: Format) {
         let _ = session
             .update("fuzz", |n: Option<u64>| n.unwrap_or(0).wrapping_add(1))
             .await;
-        if let Plan::Fail(failure) = session.finish().await {
+        if let Plan::Fail(failure) = session.finish().plan().await {
             panic!("a request on stored bytes failed: {failure:?}");
         }
     });
@@ -150,7 +150,7 @@ pub fn flask_config(data: &[u8]) {
             .set_lifetime(Some(Duration::from_secs(90 * 24 * 3600)))
             .await
             .expect("a lifetime within the maximum");
-        let plan = session.finish().await;
+        let plan = session.finish().plan().await;
         assert!(
             matches!(plan, Plan::Respond { set_cookie: Some(_) }),
             "the first save of a new session sets its cookie: {plan:?}"

@@ -131,7 +131,7 @@ pub use ::redis;
 #[cfg(feature = "actix")]
 #[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
 pub use adapters::actix::{SessionMiddleware, SessionMiddlewareService};
-pub use adapters::tower::{SessionLayer, SessionService};
+pub use adapters::tower::{ResponseFuture, SessionLayer, SessionService};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     ConfigError, RedisSettings, SameSite, SessionConfig, SqlSettings, StoreErrorPolicy, StoreType,

@@ -1,6 +1,8 @@
 //! The [`Session`] handle a handler works with: typed values over the
 //! request's [`RequestState`], which it locks and delegates to.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -256,9 +258,35 @@ impl Session {
         Ok(())
     }
 
-    /// Commits after the handler; what the response gets.
-    pub(crate) async fn finish(&self) -> Plan {
-        self.state.lock().await.finish().await
+    /// Commits after the handler; what the response gets: at once when
+    /// there is nothing to write, so that a request that only reads carries
+    /// no commit future, else once the commit is done.
+    pub(crate) fn finish(self) -> Finish {
+        if let Some(mut state) = self.state.try_lock()
+            && let Some(plan) = state.settled()
+        {
+            return Finish::Now(plan);
+        }
+        Finish::Later(Box::pin(async move { self.state.lock().await.finish().await }))
+    }
+}
+
+/// What [`Session::finish`] gives the adapter.
+pub(crate) enum Finish {
+    /// The plan for the response, decided without a store call.
+    Now(Plan),
+    /// The commit, which then gives the plan.
+    Later(Pin<Box<dyn Future<Output = Plan> + Send>>),
+}
+
+impl Finish {
+    /// The plan, once there is one.
+    #[cfg(any(feature = "actix", test, fuzzing))]
+    pub(crate) async fn plan(self) -> Plan {
+        match self {
+            Finish::Now(plan) => plan,
+            Finish::Later(commit) => commit.await,
+        }
     }
 }
 

@@ -141,7 +141,7 @@ where
         let response = self.service.call(request);
         Box::pin(async move {
             let mut response = response.await?;
-            Ok(match session.finish().await {
+            Ok(match session.finish().plan().await {
                 Plan::Fail(failure) => response
                     .into_response(error_response(failure))
                     .map_into_right_body(),
@@ -205,8 +205,15 @@ fn actix_header(name: &http::HeaderName, value: &http::HeaderValue) -> Option<(H
 struct ActixHeaders<'a>(&'a mut HeaderMap);
 
 impl ResponseHeaders for ActixHeaders<'_> {
-    fn any(&self, name: &http::HeaderName, test: impl Fn(&[u8]) -> bool) -> bool {
-        self.0.get_all(name.as_str()).any(|value| test(value.as_bytes()))
+    fn add_unless(
+        &mut self,
+        name: http::HeaderName,
+        value: http::HeaderValue,
+        covers: impl Fn(&[u8]) -> bool,
+    ) {
+        if !self.0.get_all(name.as_str()).any(|old| covers(old.as_bytes())) {
+            self.append(name, value);
+        }
     }
 
     fn append(&mut self, name: http::HeaderName, value: http::HeaderValue) {

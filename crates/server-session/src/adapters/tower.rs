@@ -11,7 +11,7 @@ use tower::{Layer, Service};
 use crate::config::{ConfigError, SessionConfig};
 use crate::engine::{Client, Engine, Metrics, Plan};
 use crate::error::ErrorResponse;
-use crate::session::Session;
+use crate::session::{Finish, Session};
 use crate::store::SessionStore;
 use crate::users::Users;
 
@@ -110,12 +110,11 @@ impl<S> std::fmt::Debug for SessionService<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    S::Future: Send + 'static,
-    ResBody: From<String> + Send + 'static,
+    ResBody: From<String>,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = ResponseFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -126,17 +125,72 @@ where
         let client = self.engine.wants_client().then(|| client(&request));
         let session = Session::open(self.engine.clone(), cookies, client);
         request.extensions_mut().insert(session.clone());
-        let response = self.inner.call(request);
-        Box::pin(async move {
-            let mut response = response.await?;
-            Ok(match session.finish().await {
-                Plan::Fail(failure) => error_response(failure),
-                plan => {
-                    plan.decorate(response.headers_mut());
-                    response
+        ResponseFuture {
+            inner: self.inner.call(request),
+            session: Some(session),
+            committing: None,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`SessionService`]: the inner service's
+    /// response, then the session's commit and its headers.
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        inner: F,
+        session: Option<Session>,
+        // The inner service's response, kept while the commit runs.
+        committing: Option<(Response<B>, Pin<Box<dyn Future<Output = Plan> + Send>>)>,
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: From<String>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let (mut response, plan) = match this.committing {
+            Some((_, commit)) => {
+                let plan = std::task::ready!(commit.as_mut().poll(cx));
+                let (response, _) = this.committing.take().expect("a commit in progress");
+                (response, plan)
+            }
+            None => {
+                let response = std::task::ready!(this.inner.poll(cx))?;
+                let session = this
+                    .session
+                    .take()
+                    .expect("ResponseFuture polled after completion");
+                match session.finish() {
+                    Finish::Now(plan) => (response, plan),
+                    Finish::Later(mut commit) => match commit.as_mut().poll(cx) {
+                        Poll::Ready(plan) => (response, plan),
+                        Poll::Pending => {
+                            *this.committing = Some((response, commit));
+                            return Poll::Pending;
+                        }
+                    },
                 }
-            })
-        })
+            }
+        };
+        Poll::Ready(Ok(match plan {
+            Plan::Fail(failure) => error_response(failure),
+            plan => {
+                plan.decorate(response.headers_mut());
+                response
+            }
+        }))
+    }
+}
+
+impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 

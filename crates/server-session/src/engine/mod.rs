@@ -18,10 +18,12 @@ pub(crate) use plan::ResponseHeaders;
 pub(crate) use request::RequestState;
 pub(crate) use users::{Client, HANDLE_LEN};
 
+use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use futures_util::FutureExt as _;
 use http::HeaderValue;
 
 use crate::change::Change;
@@ -183,7 +185,7 @@ impl Engine {
 
     /// The record of a session that has never been stored.
     pub(crate) fn new_record(&self) -> Record {
-        let mut record = Record::default();
+        let mut record = Record::new();
         if self.config.permanent {
             record.set(record::PERMANENT, &[record::TRUE]);
         }
@@ -325,34 +327,41 @@ impl Engine {
     }
 
     /// The store's `load` of `key`, timed, and counted when it answers.
-    async fn load_key(&self, key: &str, slide: Option<Duration>) -> Result<Option<Vec<u8>>, StoreError> {
-        let loaded = self.telemetry.timed(Op::Load, self.store.load(key, slide)).await;
-        if loaded.is_ok() {
-            self.telemetry.count(Event::Load);
-        }
-        loaded
+    /// Plain futures rather than `async fn`s, here and below, so that a
+    /// store call adds no layer of state to the request's future.
+    fn load_key<'a>(
+        &'a self,
+        key: &'a str,
+        slide: Option<Duration>,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + 'a {
+        let load = self.telemetry.timed(Op::Load, self.store.load(key, slide));
+        load.inspect(|loaded| {
+            if loaded.is_ok() {
+                self.telemetry.count(Event::Load);
+            }
+        })
     }
 
     /// The store's `save`, timed.
-    async fn save_key(
-        &self,
-        key: &str,
-        bytes: &[u8],
+    fn save_key<'a>(
+        &'a self,
+        key: &'a str,
+        bytes: &'a [u8],
         ttl: Duration,
-        expect: Expect<'_>,
-    ) -> Result<SaveOutcome, StoreError> {
+        expect: Expect<'a>,
+    ) -> impl Future<Output = Result<SaveOutcome, StoreError>> + 'a {
         self.telemetry
             .timed(Op::Save, self.store.save(key, bytes, ttl, expect))
-            .await
     }
 
     /// The store's `delete` of `key`, timed, and counted when done.
-    async fn delete_key(&self, key: &str) -> Result<(), StoreError> {
-        let deleted = self.telemetry.timed(Op::Delete, self.store.delete(key)).await;
-        if deleted.is_ok() {
-            self.telemetry.count(Event::Delete);
-        }
-        deleted
+    fn delete_key<'a>(&'a self, key: &'a str) -> impl Future<Output = Result<(), StoreError>> + 'a {
+        let delete = self.telemetry.timed(Op::Delete, self.store.delete(key));
+        delete.inspect(|deleted| {
+            if deleted.is_ok() {
+                self.telemetry.count(Event::Delete);
+            }
+        })
     }
 
     /// Sets the expiry of `key`; a failure only leaves the one it had.
@@ -449,9 +458,9 @@ impl Engine {
         ttl: Duration,
         expect: Expect<'_>,
     ) -> Result<SaveOutcome, SessionError> {
-        self.save_key(&self.key(id), bytes, ttl, expect)
-            .await
-            .map_err(|e| self.failed(e, "save", id))
+        let key = self.key(id);
+        let saved = self.save_key(&key, bytes, ttl, expect).await;
+        saved.map_err(|e| self.failed(e, "save", id))
     }
 
     /// Stores `bytes` under a fresh id; with `index`, a session of that

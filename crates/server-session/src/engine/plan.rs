@@ -1,5 +1,6 @@
 //! What a response gets from the session, decided once for every adapter.
 
+use http::header::Entry;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue};
 
@@ -21,8 +22,9 @@ pub(crate) enum Plan {
 
 /// A framework's response headers, as a [`Plan`] needs them.
 pub(crate) trait ResponseHeaders {
-    /// Whether any value of `name` passes `test`.
-    fn any(&self, name: &HeaderName, test: impl Fn(&[u8]) -> bool) -> bool;
+    /// Adds a value of `name`, keeping those already there, unless one of
+    /// them passes `covers`.
+    fn add_unless(&mut self, name: HeaderName, value: HeaderValue, covers: impl Fn(&[u8]) -> bool);
     /// Adds a value of `name`, keeping those already there.
     fn append(&mut self, name: HeaderName, value: HeaderValue);
 }
@@ -38,14 +40,12 @@ impl Plan {
         let Plan::Respond { set_cookie } = self else {
             return;
         };
-        if !headers.any(&header::VARY, varies_on_cookie) {
-            headers.append(header::VARY, HeaderValue::from_static("Cookie"));
-        }
+        headers.add_unless(header::VARY, HeaderValue::from_static("Cookie"), varies_on_cookie);
         if let Some(cookie) = set_cookie {
             headers.append(header::SET_COOKIE, cookie);
-            if !headers.any(&header::CACHE_CONTROL, |_| true) {
-                headers.append(header::CACHE_CONTROL, HeaderValue::from_static("private"));
-            }
+            headers.add_unless(header::CACHE_CONTROL, HeaderValue::from_static("private"), |_| {
+                true
+            });
         }
     }
 }
@@ -59,8 +59,18 @@ fn varies_on_cookie(value: &[u8]) -> bool {
 }
 
 impl ResponseHeaders for HeaderMap {
-    fn any(&self, name: &HeaderName, test: impl Fn(&[u8]) -> bool) -> bool {
-        self.get_all(name).iter().any(|value| test(value.as_bytes()))
+    fn add_unless(&mut self, name: HeaderName, value: HeaderValue, covers: impl Fn(&[u8]) -> bool) {
+        // One lookup of `name`, whether it is there or not.
+        match self.entry(name) {
+            Entry::Vacant(entry) => {
+                entry.insert(value);
+            }
+            Entry::Occupied(mut entry) => {
+                if !entry.iter().any(|old| covers(old.as_bytes())) {
+                    entry.append(value);
+                }
+            }
+        }
     }
 
     fn append(&mut self, name: HeaderName, value: HeaderValue) {

@@ -67,12 +67,17 @@ impl Committed {
 /// none is built at all, so that a request pays nothing for its spans (a
 /// disabled span still formats its fields for the `log` crate's fallback).
 fn listened(make: impl FnOnce() -> tracing::Span) -> Option<tracing::Span> {
-    use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
-    let debug = tracing::Level::DEBUG;
-    if debug > STATIC_MAX_LEVEL || debug > LevelFilter::current() {
+    if !debug_on() {
         return None;
     }
     Some(make()).filter(|span| !span.is_disabled())
+}
+
+/// Whether anything may listen at debug level (one atomic load).
+fn debug_on() -> bool {
+    use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
+    let debug = tracing::Level::DEBUG;
+    debug <= STATIC_MAX_LEVEL && debug <= LevelFilter::current()
 }
 
 /// What a load found, as its span's `outcome` tells it.
@@ -260,8 +265,11 @@ impl RequestState {
     /// change, saved with this request even if it only reads, so that later
     /// reads cannot start the deadline again.
     fn stamp_created(&mut self) {
+        if self.engine.config.absolute_timeout.is_none() {
+            return;
+        }
         let now = self.engine.now();
-        if self.engine.config.absolute_timeout.is_some() && Engine::created(&self.record, now).is_none() {
+        if Engine::created(&self.record, now).is_none() {
             let stamp = record::encode_u64(unix_secs(now));
             self.record.set(record::CREATED, &stamp);
             self.changes.push(Change::Set(record::CREATED.into(), stamp));
@@ -439,7 +447,6 @@ impl RequestState {
     /// In a `session_commit` span (at debug level) that tells the outcome
     /// and the saves tried, and names the session by its keyed hash.
     async fn commit(&mut self) -> Result<(), SessionError> {
-        let mut tries = 0;
         let span = listened(|| {
             tracing::debug_span!(
                 "session_commit",
@@ -448,9 +455,17 @@ impl RequestState {
                 attempts = Empty
             )
         });
-        let Some(span) = span else {
-            return self.commit_changes(&mut tries).await.map(drop);
-        };
+        match span {
+            // Boxed, so that the span's bookkeeping adds nothing to the
+            // state of a commit nobody listens to.
+            Some(span) => Box::pin(self.commit_in(span)).await,
+            None => self.commit_changes(&mut 0).await.map(drop),
+        }
+    }
+
+    /// [`commit`](Self::commit) in `span`.
+    async fn commit_in(&mut self, span: tracing::Span) -> Result<(), SessionError> {
+        let mut tries = 0;
         let named = self.record_session(&span);
         let committed = self.commit_changes(&mut tries).instrument(span.clone()).await;
         if !named {
@@ -474,19 +489,10 @@ impl RequestState {
 
     /// [`commit`](Self::commit), counting the saves it tries in `tries`.
     async fn commit_changes(&mut self, tries: &mut usize) -> Result<Committed, SessionError> {
-        let engine = self.engine.clone();
         let destroyed = self.destroy.is_some();
         if let Some((old, user)) = self.destroy.take() {
-            // Destroyed without being loaded: with user sessions on, its
-            // user is read first, to take it out of the user's index.
-            let user = match user {
-                None if engine.user_sessions().is_some() => engine.bound_user(&old).await,
-                user => user,
-            };
-            engine.delete(&old).await?;
-            if let Some(user) = user {
-                engine.index_remove(&user, &old).await;
-            }
+            // Boxed: a logout's path, kept out of every other commit's state.
+            Box::pin(self.engine.end_destroyed(old, user)).await?;
         }
         if self.changes.is_empty() && !self.cycle {
             return Ok(if destroyed {
@@ -502,10 +508,8 @@ impl RequestState {
         if let (Err(_), Some((new_id, _))) = (&outcome, moved) {
             // Written by an attempt of this commit that did not complete:
             // nothing may keep it.
-            let deleted = engine.delete(&new_id).await.is_ok();
-            if let (true, Some(user)) = (deleted, self.record.meta_str(record::USER)) {
-                engine.index_remove(user, &new_id).await;
-            }
+            let user = self.record.meta_str(record::USER).map(str::to_owned);
+            Box::pin(self.engine.end(new_id, user)).await.ok();
         }
         outcome
     }
@@ -544,7 +548,9 @@ impl RequestState {
             let ttl = engine.ttl(&self.record, now);
             let index = bound.as_deref().map(|user| (user, engine.index_until(now, ttl)));
             let Some(id) = self.id.clone() else {
-                let id = engine.create(&bytes, ttl, index).await?;
+                // Boxed: a new session's path, kept out of the state of
+                // every save of an existing one.
+                let id = Box::pin(engine.create(&bytes, ttl, index)).await?;
                 self.id = Some(id.clone());
                 self.saved(bytes);
                 self.user = bound;
@@ -555,7 +561,8 @@ impl RequestState {
                 // Write the new key first, then retire the old one with a
                 // conditional save: if the session was destroyed meanwhile, the
                 // new key is deleted again and nothing comes back.
-                *moved = Some(engine.write_moved(moved.take(), &bytes, ttl, index).await?);
+                let previous = moved.take();
+                *moved = Some(Box::pin(engine.write_moved(previous, &bytes, ttl, index)).await?);
                 engine.retire(&id, expect).await?
             } else {
                 if let (Some((user, until)), true) = (index, self.reindex) {
@@ -604,9 +611,9 @@ impl RequestState {
                             super::backoff(attempts).await;
                         }
                     }
-                    None => return self.drop_ended(&id, moved.take(), bound).await,
+                    None => return Box::pin(self.drop_ended(&id, moved.take(), bound)).await,
                 },
-                SaveOutcome::Gone => return self.drop_ended(&id, moved.take(), bound).await,
+                SaveOutcome::Gone => return Box::pin(self.drop_ended(&id, moved.take(), bound)).await,
             }
         }
     }
@@ -617,7 +624,7 @@ impl RequestState {
         if let (true, Some(user)) = (std::mem::take(&mut self.logged_in), &self.user) {
             // The login itself is done; a limit that could not be applied
             // now is applied at the next login.
-            if let Err(err) = self.engine.enforce_limit(user, &id).await {
+            if let Err(err) = Box::pin(self.engine.enforce_limit(user, &id)).await {
                 tracing::warn!(error = %err, "the limit of sessions per user was not applied");
             }
         }
@@ -653,15 +660,37 @@ impl RequestState {
 
     /// Commits after the handler and decides what the response gets.
     pub(crate) async fn finish(&mut self) -> Plan {
+        if let Some(plan) = self.settled() {
+            return plan;
+        }
+        let failure = self.commit().await.err();
+        self.plan(failure)
+    }
+
+    /// What the response gets, when that needs no store call: the handler
+    /// never used the session, the load failed, or nothing is left to
+    /// write. `None` when the commit has work to do (or a `session_commit`
+    /// span to tell, when debug level is on).
+    pub(crate) fn settled(&mut self) -> Option<Plan> {
         let failure = match &self.phase {
-            Phase::Unloaded => return Plan::Untouched,
+            Phase::Unloaded => return Some(Plan::Untouched),
+            Phase::Ready
+                if self.destroy.is_some() || !self.changes.is_empty() || self.cycle || debug_on() =>
+            {
+                return None;
+            }
+            Phase::Ready => None,
             Phase::Failed(err) => Some(SessionError::Store(err.clone())),
             Phase::Detached => {
                 self.cookie = CookieOut::Keep;
                 None
             }
-            Phase::Ready => self.commit().await.err(),
         };
+        Some(self.plan(failure))
+    }
+
+    /// The response's part once the commit is done, or `failure` stopped it.
+    fn plan(&self, failure: Option<SessionError>) -> Plan {
         if let Some(err) = failure {
             if err.fails_request(self.engine.config.store_error_policy) {
                 return Plan::Fail(err.response());

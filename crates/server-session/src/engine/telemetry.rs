@@ -240,12 +240,16 @@ mod facade {
     }
 
     impl Telemetry {
-        /// `call`, a store call, timed as `op`.
-        pub(crate) async fn timed<F: Future>(&self, op: Op, call: F) -> F::Output {
+        /// `call`, a store call, timed as `op` (from now: await it at once).
+        /// A plain future, not an `async fn`, so that it adds no state of
+        /// its own to the request's.
+        pub(crate) fn timed<F: Future>(&self, op: Op, call: F) -> impl Future<Output = F::Output> {
+            use futures_util::FutureExt as _;
             let start = Instant::now();
-            let output = call.await;
-            self.facade.call_took(op, start);
-            output
+            call.map(move |output| {
+                self.facade.call_took(op, start);
+                output
+            })
         }
     }
 }

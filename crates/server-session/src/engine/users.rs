@@ -197,6 +197,30 @@ impl Engine {
         }
     }
 
+    /// Deletes the stored session `id` and takes it out of `user`'s index.
+    pub(crate) async fn end(&self, id: SessionId, user: Option<String>) -> Result<(), SessionError> {
+        self.delete(&id).await?;
+        if let Some(user) = user {
+            self.index_remove(&user, &id).await;
+        }
+        Ok(())
+    }
+
+    /// Ends the session `id` a request destroyed, bound to `user` when the
+    /// request knew it; otherwise, with user sessions on, the user is read
+    /// first, to take the session out of the user's index.
+    pub(crate) async fn end_destroyed(
+        &self,
+        id: SessionId,
+        user: Option<String>,
+    ) -> Result<(), SessionError> {
+        let user = match user {
+            None if self.user_sessions().is_some() => self.bound_user(&id).await,
+            user => user,
+        };
+        self.end(id, user).await
+    }
+
     /// The user the stored session `id` is bound to, if it can be read.
     pub(crate) async fn bound_user(&self, id: &SessionId) -> Option<String> {
         let bytes = match self.load_key(&self.key(id), None).await {

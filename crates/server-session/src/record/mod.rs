@@ -74,6 +74,10 @@ pub(crate) struct Record {
     entries: Vec<Entry>,
 }
 
+/// The bytes a record is given beyond what it holds, so that the values a
+/// request usually sets fit without growing its buffer.
+const ROOM: usize = 64;
+
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     key: (u32, u32),
@@ -87,6 +91,14 @@ impl PartialEq for Record {
 }
 
 impl Record {
+    /// An empty record with room for a new session's first values.
+    pub(crate) fn new() -> Record {
+        Record {
+            buf: Vec::with_capacity(ROOM),
+            entries: Vec::with_capacity(4),
+        }
+    }
+
     /// Whether `key` is engine or Flask metadata rather than application data.
     pub(crate) fn is_metadata(key: &str) -> bool {
         is_metadata(key.as_bytes())
@@ -266,7 +278,8 @@ impl Record {
         // An entry takes at least two bytes.
         let capacity = (len as usize).min(rest.len() / 2);
         let mut record = Record {
-            buf: Vec::with_capacity(bytes.len()),
+            // Room for a request's usual change without growing.
+            buf: Vec::with_capacity(bytes.len() + ROOM),
             entries: Vec::with_capacity(capacity),
         };
         for _ in 0..len {
