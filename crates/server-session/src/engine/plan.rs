@@ -1,7 +1,6 @@
 //! What a response gets from the session, decided once for every adapter.
 
-use http::header::Entry;
-use http::header::{self, HeaderName};
+use http::header::{self, Entry, HeaderName};
 use http::{HeaderMap, HeaderValue};
 
 use crate::error::ErrorResponse;

@@ -530,10 +530,7 @@ impl RequestState {
             let bound = self.bound_user();
             if !self.record.has_data() {
                 if let Some(id) = self.id.take() {
-                    engine.delete(&id).await?;
-                    if let Some(user) = self.user.take() {
-                        engine.index_remove(&user, &id).await;
-                    }
+                    engine.end(id, self.user.take()).await?;
                     self.cookie = CookieOut::Remove;
                 }
                 if let Some((id, _)) = moved.take() {
