@@ -2,7 +2,7 @@
 
 `bench/instructions.py` counts instructions of sequential requests on one
 worker; this profiles an app the way the benchmark loads it (wrk, 32
-connections, the app's Redis 7.0 on the same machine) and splits its CPU per
+connections, a redis-server on the same machine) and splits its CPU per
 request into what serves every request alike and what the session costs:
 
 - runtime and sockets: tokio's scheduler and I/O driver, and the kernel's
@@ -21,8 +21,10 @@ walk their stacks:
 
     target/bench-venv/bin/python bench/profile.py [--runtime multi-thread] [--rounds 3] [--duration 8]
 
-(needs `perf` and wrk; the virtualenv is the one `bench/run` makes). It also
-counts system calls and context switches per request with `perf stat`.
+(needs wrk, and `perf` allowed to sample another process: root, or
+`kernel.perf_event_paranoid` at 1 or less; the virtualenv is the one
+`bench/run` makes). It also counts system calls and context switches per
+request with `perf stat`.
 """
 
 import argparse
@@ -33,7 +35,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import types
 
 import driver
 
