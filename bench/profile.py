@@ -52,7 +52,9 @@ CRATES = {
     "tokio": "runtime and sockets", "mio": "runtime and sockets", "parking_lot": "runtime and sockets",
     "futures_util": None, "futures_core": None, "core": None, "alloc": None, "std": None, "hashbrown": None,
 }
-MALLOC = ("malloc", "free", "_int_", "realloc", "unlink_chunk", "consolidate", "tcache")
+# glibc's allocator, as perf names its functions (inlined ones too).
+MALLOC = re.compile(r"((__GI_)?__libc_(malloc|free|realloc|calloc)|_int_(malloc|free|realloc)|tcache_\w+|unlink_chunk"
+                    r"|malloc_consolidate|cfree|malloc|free|realloc|calloc)\b")
 TRACEPOINTS = {"raw_syscalls:sys_enter": "syscalls", "sched:sched_switch": "context switches"}
 
 
@@ -103,7 +105,7 @@ def group(stack):
 def share(leaf):
     if "kernel.kallsyms" in leaf:
         return "kernel"
-    if any(m in leaf for m in MALLOC) and ("libc.so" in leaf or "(inlined)" in leaf):
+    if MALLOC.match(leaf.split(" (")[0]) and ("libc.so" in leaf or "(inlined)" in leaf):
         return "malloc"
     return None
 
