@@ -1,49 +1,244 @@
 //! The change log of a request: what a handler did to its session, kept so
 //! that the engine can replay it on the record another request stored.
+//!
+//! The log keeps its keys and values in one buffer of its own, so a request
+//! pays for two allocations however many changes it makes, and a value can
+//! be encoded straight into the log.
 
-use std::borrow::Cow;
+use std::ops::Range;
 use std::sync::Arc;
 
 use crate::error::SessionError;
 use crate::record::Record;
 
 /// A closure of [`Session::update`](crate::Session::update), kept so it can
-/// be re-applied: from the key and its encoded current value to the encoded
-/// new one.
-pub(crate) type Updater = Arc<dyn Fn(&str, Option<&[u8]>) -> Result<Vec<u8>, SessionError> + Send + Sync>;
+/// be re-applied: from the key and its encoded current value, it appends the
+/// encoded new one to the buffer it is given.
+pub(crate) type Updater =
+    Arc<dyn Fn(&str, Option<&[u8]>, &mut Vec<u8>) -> Result<(), SessionError> + Send + Sync>;
 
-/// One change a handler made. Keys are a handler's (checked not to be
-/// reserved) or the engine's own metadata keys.
-#[derive(Clone)]
-pub(crate) enum Change {
-    Set(Cow<'static, str>, Vec<u8>),
-    Remove(Cow<'static, str>),
-    Update(String, Updater),
+/// One change to a session, as it is made. Keys are a handler's (checked not
+/// to be reserved) or the engine's own metadata keys.
+pub(crate) enum Change<'a> {
+    Set(&'a str, &'a [u8]),
+    Remove(&'a str),
+    Update(&'a str, Updater),
     Clear,
 }
 
-impl Change {
-    /// The key the change is about; none for a clear.
-    pub(crate) fn key(&self) -> Option<&str> {
-        match self {
-            Change::Set(key, _) | Change::Remove(key) => Some(key),
-            Change::Update(key, _) => Some(key),
-            Change::Clear => None,
+/// A change as the log keeps it: keys and values are ranges of its buffer.
+enum Logged {
+    Set(Range<usize>, Range<usize>),
+    Remove(Range<usize>),
+    Update(Range<usize>, Updater),
+    Clear,
+}
+
+/// The changes a request made to its session, in order.
+#[derive(Default)]
+pub(crate) struct ChangeLog {
+    /// The keys (UTF-8) and values (MessagePack) the entries point into.
+    bytes: Vec<u8>,
+    entries: Vec<Logged>,
+}
+
+impl ChangeLog {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Forgets every change, keeping the memory for the next ones.
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.entries.clear();
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> Range<usize> {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(bytes);
+        start..self.bytes.len()
+    }
+
+    fn key(&self, range: &Range<usize>) -> &str {
+        std::str::from_utf8(&self.bytes[range.clone()]).expect("keys enter the log as text")
+    }
+
+    /// Applies `change` to `record`, and logs it when `keep` is set.
+    pub(crate) fn apply(
+        &mut self,
+        change: Change<'_>,
+        record: &mut Record,
+        keep: bool,
+    ) -> Result<(), SessionError> {
+        let logged = match change {
+            Change::Set(key, value) => {
+                self.set(key, value, record, keep);
+                return Ok(());
+            }
+            Change::Remove(key) => {
+                record.remove(key);
+                if !keep {
+                    return Ok(());
+                }
+                Logged::Remove(self.push(key.as_bytes()))
+            }
+            Change::Update(key, f) => {
+                // The log's buffer is the scratch space of the new value.
+                update(key, &f, record, &mut self.bytes)?;
+                if !keep {
+                    return Ok(());
+                }
+                Logged::Update(self.push(key.as_bytes()), f)
+            }
+            Change::Clear => {
+                record.clear_data();
+                if !keep {
+                    return Ok(());
+                }
+                Logged::Clear
+            }
+        };
+        self.entries.push(logged);
+        Ok(())
+    }
+
+    /// Sets `key` in `record` to the encoded `value`, and logs it when `keep`
+    /// is set.
+    pub(crate) fn set(&mut self, key: &str, value: &[u8], record: &mut Record, keep: bool) {
+        record.set(key, value);
+        if keep {
+            let logged = Logged::Set(self.push(key.as_bytes()), self.push(value));
+            self.entries.push(logged);
         }
     }
 
-    pub(crate) fn apply(&self, record: &mut Record) -> Result<(), SessionError> {
-        match self {
-            Change::Set(key, value) => record.set(key, value),
-            Change::Remove(key) => {
-                record.remove(key);
-            }
-            Change::Update(key, f) => {
-                let value = f(key, record.get(key))?;
-                record.set(key, &value);
-            }
-            Change::Clear => record.clear_data(),
+    /// Sets `key` in `record` to the value `encode` appends to the buffer it
+    /// is given, encoded straight into the log; logged when `keep` is set.
+    /// Nothing changes when `encode` fails.
+    pub(crate) fn set_encoded(
+        &mut self,
+        key: &str,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), SessionError>,
+        record: &mut Record,
+        keep: bool,
+    ) -> Result<(), SessionError> {
+        let start = self.bytes.len();
+        if let Err(err) = encode(&mut self.bytes) {
+            self.bytes.truncate(start);
+            return Err(err);
+        }
+        let value = start..self.bytes.len();
+        record.set(key, &self.bytes[value.clone()]);
+        if keep {
+            let key = self.push(key.as_bytes());
+            self.entries.push(Logged::Set(key, value));
+        } else {
+            self.bytes.truncate(start);
         }
         Ok(())
+    }
+
+    /// Applies every logged change again, in order, to `record`: the version
+    /// of the session another request stored.
+    pub(crate) fn replay(&self, record: &mut Record) -> Result<(), SessionError> {
+        let mut scratch = Vec::new();
+        for entry in &self.entries {
+            match entry {
+                Logged::Set(key, value) => record.set(self.key(key), &self.bytes[value.clone()]),
+                Logged::Remove(key) => {
+                    record.remove(self.key(key));
+                }
+                Logged::Update(key, f) => {
+                    update(self.key(key), f, record, &mut scratch)?;
+                    scratch.clear();
+                }
+                Logged::Clear => record.clear_data(),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a logged change names a key that passes `pick` (a clear names
+    /// none).
+    pub(crate) fn names(&self, pick: impl Fn(&str) -> bool) -> bool {
+        self.entries.iter().any(|entry| match entry {
+            Logged::Set(key, _) | Logged::Remove(key) | Logged::Update(key, _) => pick(self.key(key)),
+            Logged::Clear => false,
+        })
+    }
+}
+
+/// Runs the update `f` of `key` on `record`, with the new value written at
+/// the end of `scratch` and removed from it again.
+fn update(key: &str, f: &Updater, record: &mut Record, scratch: &mut Vec<u8>) -> Result<(), SessionError> {
+    let start = scratch.len();
+    let updated = f(key, record.get(key), scratch);
+    if updated.is_ok() {
+        record.set(key, &scratch[start..]);
+    }
+    scratch.truncate(start);
+    updated
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push(byte: u8) -> impl FnOnce(&mut Vec<u8>) -> Result<(), SessionError> {
+        move |out| {
+            out.push(byte);
+            Ok(())
+        }
+    }
+
+    fn add(n: u8) -> Updater {
+        Arc::new(move |_, current, out| {
+            out.push(current.map_or(0, |c| c[0]) + n);
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn a_replay_applies_the_logged_changes_in_order() {
+        let mut log = ChangeLog::default();
+        let mut mine = Record::new();
+        log.apply(Change::Set("a", &[1]), &mut mine, true).unwrap();
+        log.apply(Change::Update("n", add(2)), &mut mine, true).unwrap();
+        log.set_encoded("b", push(7), &mut mine, true).unwrap();
+        log.apply(Change::Remove("a"), &mut mine, true).unwrap();
+        assert_eq!(mine.get("n"), Some(&[2][..]));
+
+        let mut theirs = Record::new();
+        theirs.set("n", &[40]);
+        theirs.set("a", &[9]);
+        log.replay(&mut theirs).unwrap();
+        assert_eq!(theirs.get("n"), Some(&[42][..]));
+        assert_eq!(theirs.get("b"), Some(&[7][..]));
+        assert_eq!(theirs.get("a"), None);
+        assert!(log.names(|k| k == "b"));
+        assert!(!log.names(|k| k == "c"));
+    }
+
+    #[test]
+    fn unkept_and_failed_changes_leave_the_log_alone() {
+        let mut log = ChangeLog::default();
+        let mut record = Record::new();
+        log.apply(Change::Set("a", &[1]), &mut record, false).unwrap();
+        log.set_encoded("b", push(2), &mut record, false).unwrap();
+        let failed = log.set_encoded(
+            "c",
+            |out| {
+                out.push(3);
+                Err(SessionError::ReservedKey("c".into()))
+            },
+            &mut record,
+            true,
+        );
+        assert!(failed.is_err());
+        assert!(log.is_empty());
+        assert!(log.bytes.is_empty());
+        assert_eq!(record.get("a"), Some(&[1][..]));
+        assert_eq!(record.get("b"), Some(&[2][..]));
+        assert_eq!(record.get("c"), None);
     }
 }

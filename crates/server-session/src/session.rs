@@ -67,17 +67,18 @@ impl Session {
     pub async fn insert<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), SessionError> {
         check_key(key)?;
         let mut state = self.state.lock().await;
+        state.load_to_change().await?;
         let config = state.engine().config();
-        let value = storable(key, value, config.format)?;
-        let limit = config.max_record_size;
-        if value.len() > limit {
-            return Err(SessionError::TooLarge {
-                size: value.len(),
-                limit,
-            });
-        }
-        state.apply(Change::Set(key.to_owned().into(), value)).await?;
-        Ok(())
+        let (format, limit) = (config.format, config.max_record_size);
+        state.set_encoded(key, |out| {
+            let start = out.len();
+            storable(out, key, value, format)?;
+            let size = out.len() - start;
+            if size > limit {
+                return Err(SessionError::TooLarge { size, limit });
+            }
+            Ok(())
+        })
     }
 
     /// Removes `key`; tells whether it was there.
@@ -85,7 +86,7 @@ impl Session {
         check_key(key)?;
         let mut state = self.state.lock().await;
         let existed = state.load_to_change().await?.get(key).is_some();
-        state.apply(Change::Remove(key.to_owned().into())).await?;
+        state.apply(Change::Remove(key))?;
         Ok(existed)
     }
 
@@ -106,11 +107,12 @@ impl Session {
         check_key(key)?;
         let mut state = self.state.lock().await;
         let format = state.engine().config().format;
-        let updater: Updater = Arc::new(move |key: &str, current: Option<&[u8]>| {
+        let updater: Updater = Arc::new(move |key: &str, current: Option<&[u8]>, out: &mut Vec<u8>| {
             let current = current.map(|raw| from_raw::<T>(key, raw)).transpose()?;
-            storable(key, &f(current), format)
+            storable(out, key, &f(current), format)
         });
-        let record = state.apply(Change::Update(key.to_owned(), updater)).await?;
+        state.load_to_change().await?;
+        let record = state.apply(Change::Update(key, updater))?;
         let value = record.get(key).expect("an update sets its key");
         from_raw(key, value)
     }
@@ -214,8 +216,7 @@ impl Session {
     /// the browser session.
     pub async fn set_permanent(&self, permanent: bool) -> Result<(), SessionError> {
         let flag = if permanent { record::TRUE } else { record::FALSE };
-        self.change(Change::Set(record::PERMANENT.into(), vec![flag]))
-            .await
+        self.change(Change::Set(record::PERMANENT, &[flag])).await
     }
 
     /// Whether the session is permanent.
@@ -236,14 +237,13 @@ impl Session {
         if let Some(too_long) = lifetime.filter(|d| *d > SessionConfig::MAX_LIFETIME) {
             return Err(SessionError::LifetimeTooLong(too_long));
         }
-        let change = match lifetime {
-            Some(lifetime) => Change::Set(
-                record::LIFETIME.into(),
-                record::encode_u64(lifetime.as_secs().max(1)),
-            ),
-            None => Change::Remove(record::LIFETIME.into()),
-        };
-        self.change(change).await
+        match lifetime {
+            Some(lifetime) => {
+                let secs = record::encode_u64(lifetime.as_secs().max(1));
+                self.change(Change::Set(record::LIFETIME, &secs)).await
+            }
+            None => self.change(Change::Remove(record::LIFETIME)).await,
+        }
     }
 
     /// Commits the changes now rather than after the handler, merging with
@@ -253,8 +253,10 @@ impl Session {
         self.state.lock().await.save().await
     }
 
-    async fn change(&self, change: Change) -> Result<(), SessionError> {
-        self.state.lock().await.apply(change).await?;
+    async fn change(&self, change: Change<'_>) -> Result<(), SessionError> {
+        let mut state = self.state.lock().await;
+        state.load_to_change().await?;
+        state.apply(change)?;
         Ok(())
     }
 
@@ -304,18 +306,33 @@ fn check_key(key: &str) -> Result<(), SessionError> {
 }
 
 /// A Rust value, encoded as stored: structs become maps with named fields.
+#[cfg(test)]
 pub(crate) fn to_raw<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Vec<u8>, SessionError> {
-    rmp_serde::to_vec_named(value).map_err(|e| SessionError::Encode {
+    let mut out = Vec::new();
+    encode_into(&mut out, key, value)?;
+    Ok(out)
+}
+
+/// Appends `value`, encoded as stored, to `out`.
+fn encode_into<T: Serialize + ?Sized>(out: &mut Vec<u8>, key: &str, value: &T) -> Result<(), SessionError> {
+    rmp_serde::encode::write_named(out, value).map_err(|e| SessionError::Encode {
         key: key.to_owned(),
         source: ValueError::Serialize(e),
     })
 }
 
-/// A Rust value, encoded as stored, that Flask can read back.
-fn storable<T: Serialize + ?Sized>(key: &str, value: &T, format: Format) -> Result<Vec<u8>, SessionError> {
-    let raw = to_raw(key, value)?;
-    match flask_incompatibility(&raw, format) {
-        None => Ok(raw),
+/// Appends `value`, encoded as stored, to `out`, if Flask can read it back;
+/// otherwise fails and may leave part of it there.
+fn storable<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    key: &str,
+    value: &T,
+    format: Format,
+) -> Result<(), SessionError> {
+    let start = out.len();
+    encode_into(out, key, value)?;
+    match flask_incompatibility(&out[start..], format) {
+        None => Ok(()),
         Some(why) => Err(SessionError::Encode {
             key: key.to_owned(),
             source: why,

@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime};
 use futures_util::FutureExt as _;
 use http::HeaderValue;
 
-use crate::change::Change;
+use crate::change::ChangeLog;
 use crate::clock::unix_secs;
 use crate::config::{ConfigError, SessionConfig};
 use crate::cookie::{CookieWriter, Signer};
@@ -291,7 +291,7 @@ impl Engine {
             }
         };
         let now = self.now();
-        let record = match Record::decode(&bytes, self.config.format) {
+        let record = match Record::decode_owned(bytes, self.config.format, !read) {
             Ok(record) => record,
             Err(err) => {
                 self.undecodable(&key, id, &err).await;
@@ -301,7 +301,7 @@ impl Engine {
         if !record.has_data() {
             // A tombstone of a cycled id: the session lives on under another
             // id. The sliding load stretched its expiry; put it back.
-            if slide.is_some() && bytes == TOMBSTONE {
+            if slide.is_some() && record.source() == Some(TOMBSTONE) {
                 self.touch(&key, id, TOMBSTONE_TTL).await;
             }
             return Fetched::Missing;
@@ -319,11 +319,7 @@ impl Engine {
             }
             refreshed = self.config.refresh_each_request && record.permanent();
         }
-        Fetched::Found {
-            bytes,
-            record,
-            refreshed,
-        }
+        Fetched::Found { record, refreshed }
     }
 
     /// The store's `load` of `key`, timed, and counted when it answers.
@@ -414,7 +410,7 @@ impl Engine {
 
     /// The record another request stored, with `changes` replayed on it;
     /// `None` when it holds no data: a tombstone, so the session ended.
-    fn rebase(&self, current: &[u8], changes: &[Change]) -> Result<Option<Record>, SessionError> {
+    fn rebase(&self, current: &[u8], changes: &ChangeLog) -> Result<Option<Record>, SessionError> {
         let mut record = match Record::decode(current, self.config.format) {
             Ok(record) if !record.has_data() => return Ok(None),
             Ok(record) => record,
@@ -423,9 +419,7 @@ impl Engine {
                 self.new_record()
             }
         };
-        for change in changes {
-            change.apply(&mut record)?;
-        }
+        changes.replay(&mut record)?;
         Ok(Some(record))
     }
 
@@ -581,13 +575,9 @@ impl Engine {
 
 /// What [`Engine::fetch`] found.
 enum Fetched {
-    /// A usable record, with the bytes it was read from; `refreshed` when
-    /// the cookie must be sent again with the slid expiry.
-    Found {
-        bytes: Vec<u8>,
-        record: Record,
-        refreshed: bool,
-    },
+    /// A usable record (which keeps the bytes it was read from);
+    /// `refreshed` when the cookie must be sent again with the slid expiry.
+    Found { record: Record, refreshed: bool },
     /// No session: none stored, or none usable.
     Missing,
     /// The store failed.

@@ -9,7 +9,7 @@ use tracing::Instrument as _;
 use tracing::field::Empty;
 
 use super::{Client, Engine, Fetched, Plan, Presented};
-use crate::change::Change;
+use crate::change::{Change, ChangeLog};
 use crate::clock::unix_secs;
 use crate::error::SessionError;
 use crate::id::SessionId;
@@ -121,11 +121,13 @@ pub(crate) struct RequestState {
     phase: Phase,
     /// The stored session this view is based on; `None` for a new one.
     id: Option<SessionId>,
-    /// Its bytes as loaded or last saved (for the conditional save).
+    /// Its bytes as last saved or merged with, for the conditional save;
+    /// `None` when they are those the record was loaded from (or the session
+    /// was never stored): see [`base`](Self::base).
     base: Option<Vec<u8>>,
     /// The current view: base plus changes.
     record: Record,
-    changes: Vec<Change>,
+    changes: ChangeLog,
     cycle: bool,
     /// A stored session to delete at commit, and the user it was bound to
     /// when known.
@@ -162,7 +164,7 @@ impl RequestState {
             id: None,
             base: None,
             record: Record::default(),
-            changes: Vec::new(),
+            changes: ChangeLog::default(),
             cycle: false,
             destroy: None,
             cookie: CookieOut::Keep,
@@ -224,13 +226,9 @@ impl RequestState {
                 None => Fetched::Missing,
             };
             match fetched {
-                Fetched::Found {
-                    bytes,
-                    record,
-                    refreshed,
-                } => {
+                Fetched::Found { record, refreshed } => {
                     self.id = id;
-                    self.base = Some(bytes);
+                    self.base = None;
                     self.record = record;
                     if refreshed {
                         self.cookie = CookieOut::Set;
@@ -271,8 +269,7 @@ impl RequestState {
         let now = self.engine.now();
         if Engine::created(&self.record, now).is_none() {
             let stamp = record::encode_u64(unix_secs(now));
-            self.record.set(record::CREATED, &stamp);
-            self.changes.push(Change::Set(record::CREATED.into(), stamp));
+            self.changes.set(record::CREATED, &stamp, &mut self.record, true);
         }
     }
 
@@ -298,8 +295,7 @@ impl RequestState {
 
     fn set_seen(&mut self, now: std::time::SystemTime) {
         let stamp = record::encode_u64(unix_secs(now));
-        self.record.set(record::SEEN, &stamp);
-        self.changes.push(Change::Set(record::SEEN.into(), stamp));
+        self.changes.set(record::SEEN, &stamp, &mut self.record, true);
         self.reindex = true;
     }
 
@@ -318,11 +314,10 @@ impl RequestState {
         if self.engine.seen_due(&self.record, now) {
             self.set_seen(now);
         }
-        let expiry_moves = |c: &Change| {
-            c.key()
-                .is_some_and(|k| k == record::LIFETIME || k == record::PERMANENT)
-        };
-        if self.changes.iter().any(expiry_moves) {
+        if self
+            .changes
+            .names(|k| k == record::LIFETIME || k == record::PERMANENT)
+        {
             self.reindex = true;
         }
     }
@@ -331,8 +326,8 @@ impl RequestState {
     pub(crate) async fn login(&mut self, user: &str) -> Result<(), SessionError> {
         self.load_to_change().await?;
         let now = self.engine.now();
-        for change in self.engine.login_changes(user, now, self.client.as_ref()) {
-            self.apply(change).await?;
+        for (key, value) in self.engine.login_changes(user, now, self.client.as_ref()) {
+            self.apply(Change::Set(key, &value))?;
         }
         self.cycle = self.id.is_some();
         self.logged_in = true;
@@ -370,14 +365,34 @@ impl RequestState {
             .await
     }
 
-    /// Applies a handler's change to the loaded session.
-    pub(crate) async fn apply(&mut self, change: Change) -> Result<&Record, SessionError> {
-        self.load_to_change().await?;
-        change.apply(&mut self.record)?;
-        if !matches!(self.phase, Phase::Detached) {
-            self.changes.push(change);
-        }
+    /// Applies a handler's change to the session, once
+    /// [`load_to_change`](Self::load_to_change) has loaded it.
+    pub(crate) fn apply(&mut self, change: Change<'_>) -> Result<&Record, SessionError> {
+        let keep = self.keeps_changes();
+        self.changes.apply(change, &mut self.record, keep)?;
         Ok(&self.record)
+    }
+
+    /// Sets `key` to the value `encode` writes, once
+    /// [`load_to_change`](Self::load_to_change) has loaded the session: the
+    /// value is encoded straight into the change log.
+    pub(crate) fn set_encoded(
+        &mut self,
+        key: &str,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), SessionError>,
+    ) -> Result<(), SessionError> {
+        let keep = self.keeps_changes();
+        self.changes.set_encoded(key, encode, &mut self.record, keep)
+    }
+
+    /// Whether changes are logged to be saved: not in a session detached
+    /// by a failed load, which is never saved.
+    fn keeps_changes(&self) -> bool {
+        debug_assert!(
+            matches!(self.phase, Phase::Ready | Phase::Detached),
+            "changes are made to a loaded session"
+        );
+        !matches!(self.phase, Phase::Detached)
     }
 
     /// Marks the loaded session for a new id at commit.
@@ -413,6 +428,12 @@ impl RequestState {
             self.phase = Phase::Ready;
         }
         self.new_session();
+    }
+
+    /// What the store holds for the session as far as this request knows:
+    /// the bytes last saved or merged with, else those it was loaded from.
+    fn base(&self) -> Option<&[u8]> {
+        self.base.as_deref().or_else(|| self.record.source())
     }
 
     /// Forgets the stored session: the view becomes a new, unsaved one.
@@ -553,7 +574,7 @@ impl RequestState {
                 self.user = bound;
                 return self.logged(id).await.map(|()| Committed::Created);
             };
-            let expect = Expect::Unchanged(self.base.as_deref().unwrap_or_default());
+            let expect = Expect::Unchanged(self.base().unwrap_or_default());
             let outcome = if self.cycle {
                 // Write the new key first, then retire the old one with a
                 // conditional save: if the session was destroyed meanwhile, the

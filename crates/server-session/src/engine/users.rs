@@ -21,7 +21,6 @@ use sha2::{Digest, Sha256};
 
 use super::Engine;
 use super::telemetry::Op;
-use crate::change::Change;
 use crate::clock::unix_secs;
 use crate::error::SessionError;
 use crate::id::SessionId;
@@ -117,17 +116,23 @@ impl Engine {
         SessionHandle(URL_SAFE_NO_PAD.encode(&digest[..16]))
     }
 
-    /// The changes that bind a session to `user` at `now`.
-    pub(crate) fn login_changes(&self, user: &str, now: SystemTime, client: Option<&Client>) -> Vec<Change> {
+    /// The metadata that binds a session to `user` at `now`: keys and
+    /// encoded values.
+    pub(crate) fn login_changes(
+        &self,
+        user: &str,
+        now: SystemTime,
+        client: Option<&Client>,
+    ) -> Vec<(&'static str, Vec<u8>)> {
         let stamp = record::encode_u64(unix_secs(now));
         let mut login = [0u8; 16];
         rand::rng().fill_bytes(&mut login);
         let login = URL_SAFE_NO_PAD.encode(login);
         let mut changes = vec![
-            Change::Set(record::USER.into(), record::encode_str(user)),
-            Change::Set(record::LOGIN.into(), record::encode_str(&login)),
-            Change::Set(record::CREATED.into(), stamp.clone()),
-            Change::Set(record::SEEN.into(), stamp),
+            (record::USER, record::encode_str(user)),
+            (record::LOGIN, record::encode_str(&login)),
+            (record::CREATED, stamp.clone()),
+            (record::SEEN, stamp),
         ];
         let client = client.filter(|_| self.wants_client());
         let agent = client
@@ -135,13 +140,10 @@ impl Engine {
             .and_then(|agent| agent.to_str().ok());
         if let Some(agent) = agent {
             let agent: String = agent.chars().take(256).collect();
-            changes.push(Change::Set(record::AGENT.into(), record::encode_str(&agent)));
+            changes.push((record::AGENT, record::encode_str(&agent)));
         }
         if let Some(address) = client.and_then(|c| c.address) {
-            changes.push(Change::Set(
-                record::ADDRESS.into(),
-                record::encode_str(&network(address)),
-            ));
+            changes.push((record::ADDRESS, record::encode_str(&network(address))));
         }
         changes
     }

@@ -34,7 +34,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Record, CodecError> {
     de.end().map_err(codec)?;
     let mut record = Record {
         buf: Vec::with_capacity(bytes.len()),
-        entries: Vec::new(),
+        ..Record::default()
     };
     let mut next = 0;
     let mut de = serde_json::Deserializer::from_slice(bytes);

@@ -64,14 +64,19 @@ pub(crate) struct CodecError(String);
 
 /// The session's data, in insertion order. Each value is kept as its
 /// MessagePack encoding and decoded only when a handler asks for it, so
-/// loading a record is one copy and a scan, and writing one back copies the
-/// values as they are.
+/// loading a MessagePack record is a scan of the stored bytes, which the
+/// record then keeps as they are, and writing one back copies the values as
+/// they are.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Record {
-    /// Keys (UTF-8) and values (MessagePack) that `entries` point into. A
-    /// new value is appended; the bytes it replaces are left unused.
+    /// Keys (UTF-8) and values (MessagePack) that `entries` point into,
+    /// after the stored bytes the record was decoded from, if any. A new
+    /// value is appended; the bytes it replaces are left unused.
     buf: Vec<u8>,
     entries: Vec<Entry>,
+    /// The length of the stored bytes at the start of `buf` (0 for a record
+    /// that was never stored: no stored record is empty).
+    source: usize,
 }
 
 /// The bytes a record is given beyond what it holds, so that the values a
@@ -96,7 +101,14 @@ impl Record {
         Record {
             buf: Vec::with_capacity(ROOM),
             entries: Vec::with_capacity(4),
+            source: 0,
         }
+    }
+
+    /// The stored bytes this record was decoded from, whatever changed
+    /// since; `None` for a record that was never stored.
+    pub(crate) fn source(&self) -> Option<&[u8]> {
+        (self.source > 0).then(|| &self.buf[..self.source])
     }
 
     /// Whether `key` is engine or Flask metadata rather than application data.
@@ -216,8 +228,22 @@ impl Record {
     /// as Flask-Session does (it never falls back to pickle, and neither does
     /// this).
     pub(crate) fn decode(bytes: &[u8], preferred: Format) -> Result<Record, CodecError> {
-        Record::decode_as(bytes, preferred)
-            .or_else(|first| Record::decode_as(bytes, preferred.other()).map_err(|_| first))
+        Record::decode_owned(bytes.to_vec(), preferred, false)
+    }
+
+    /// [`decode`](Self::decode) of bytes the record then keeps: a MessagePack
+    /// record points into them, with no copy. With `room`, for a record
+    /// about to change, they are first copied into a buffer with room for
+    /// the new values (a fresh buffer costs less than growing this one).
+    pub(crate) fn decode_owned(bytes: Vec<u8>, preferred: Format, room: bool) -> Result<Record, CodecError> {
+        let parsed = Record::parse(&bytes, preferred)
+            .or_else(|first| Record::parse(&bytes, preferred.other()).map_err(|_| first))?;
+        if room && bytes.capacity() - bytes.len() < ROOM {
+            let mut roomy = Vec::with_capacity(bytes.len() + ROOM);
+            roomy.extend_from_slice(&bytes);
+            return Ok(parsed.into_record(roomy));
+        }
+        Ok(parsed.into_record(bytes))
     }
 
     /// Decodes a record in whichever format it is in, and says which.
@@ -228,60 +254,29 @@ impl Record {
             Some(b'{') => Format::Json,
             _ => Format::MessagePack,
         };
-        Ok((Record::decode_as(bytes, format)?, format))
+        let parsed = Record::parse(bytes, format)?;
+        Ok((parsed.into_record(bytes.to_vec()), format))
     }
 
-    fn decode_as(bytes: &[u8], format: Format) -> Result<Record, CodecError> {
-        let record = match format {
-            Format::MessagePack => Record::decode_msgpack(bytes)?,
-            Format::Json => json::decode(bytes)?,
+    fn parse(bytes: &[u8], format: Format) -> Result<Parsed, CodecError> {
+        let parsed = match format {
+            Format::MessagePack => Parsed::InPlace(Record::parse_msgpack(bytes)?),
+            Format::Json => Parsed::Converted(json::decode(bytes)?),
         };
-        record.check_unique()?;
-        Ok(record)
+        parsed.check_unique(bytes)?;
+        Ok(parsed)
     }
 
-    /// Appends an entry read from stored bytes, without looking for its key:
-    /// [`check_unique`](Self::check_unique) does that once for the record.
-    fn push(&mut self, key: &[u8], value: &[u8]) {
-        let key = self.append(key);
-        let value = self.append(value);
-        self.entries.push(Entry { key, value });
-    }
-
-    /// Refuses a record that holds a key twice, which no writer produces and
-    /// whose meaning (first or last?) readers disagree on.
-    fn check_unique(&self) -> Result<(), CodecError> {
-        let unique = match self.entries.len() {
-            // A few comparisons beat hashing for the usual handful of keys.
-            n @ 0..=16 => {
-                let key = |i: usize| self.slice(self.entries[i].key);
-                (1..n).all(|i| (0..i).all(|j| key(j) != key(i)))
-            }
-            n => {
-                let mut seen = HashSet::with_capacity(n);
-                self.iter().all(|(key, _)| seen.insert(key))
-            }
-        };
-        if unique {
-            Ok(())
-        } else {
-            Err(CodecError("a key appears twice".into()))
-        }
-    }
-
-    /// A MessagePack map with string keys; values are measured and checked,
-    /// not decoded. Nothing is sized by a length read from `bytes`.
-    fn decode_msgpack(bytes: &[u8]) -> Result<Record, CodecError> {
+    /// A MessagePack map with string keys, as the entries of a record that
+    /// keeps `bytes`; values are measured and checked, not decoded. Nothing
+    /// is sized by a length read from `bytes`.
+    fn parse_msgpack(bytes: &[u8]) -> Result<Vec<Entry>, CodecError> {
         let mut rest = bytes;
         let len =
             rmp::decode::read_map_len(&mut rest).map_err(|_| CodecError("the record is not a map".into()))?;
         // An entry takes at least two bytes.
-        let capacity = (len as usize).min(rest.len() / 2);
-        let mut record = Record {
-            // Room for a request's usual change without growing.
-            buf: Vec::with_capacity(bytes.len() + ROOM),
-            entries: Vec::with_capacity(capacity),
-        };
+        let mut entries = Vec::with_capacity((len as usize).min(rest.len() / 2));
+        let offset = |rest: &[u8]| (bytes.len() - rest.len()) as u32;
         for _ in 0..len {
             let key_len = rmp::decode::read_str_len(&mut rest)
                 .map_err(|_| CodecError("a top-level key is not a string".into()))?
@@ -292,16 +287,88 @@ impl Record {
             if !key.is_ascii() {
                 std::str::from_utf8(key).map_err(|_| CodecError("a key is not UTF-8".into()))?;
             }
+            let key_start = offset(rest);
             rest = &rest[key_len..];
+            let value_start = offset(rest);
             let value_len = msgpack::value_len(rest).map_err(codec)?;
-            let (value, tail) = rest.split_at(value_len);
-            rest = tail;
-            record.push(key, value);
+            rest = &rest[value_len..];
+            entries.push(Entry {
+                key: (key_start, value_start),
+                value: (value_start, offset(rest)),
+            });
         }
         if !rest.is_empty() {
             return Err(CodecError("trailing bytes after the MessagePack map".into()));
         }
-        Ok(record)
+        Ok(entries)
+    }
+}
+
+/// A record read from stored bytes, before it takes them.
+enum Parsed {
+    /// MessagePack: the entries, which point into the stored bytes.
+    InPlace(Vec<Entry>),
+    /// JSON: a record of its own, with the values converted to MessagePack.
+    Converted(Record),
+}
+
+impl Parsed {
+    /// The record, keeping the stored `bytes` it was parsed from.
+    fn into_record(self, bytes: Vec<u8>) -> Record {
+        let source = bytes.len();
+        match self {
+            Parsed::InPlace(entries) => Record {
+                buf: bytes,
+                entries,
+                source,
+            },
+            Parsed::Converted(converted) => {
+                let mut buf = bytes;
+                buf.reserve(converted.buf.len());
+                buf.extend_from_slice(&converted.buf);
+                let shift = |(start, end): (u32, u32)| (start + source as u32, end + source as u32);
+                let entries = converted
+                    .entries
+                    .into_iter()
+                    .map(|e| Entry {
+                        key: shift(e.key),
+                        value: shift(e.value),
+                    })
+                    .collect();
+                Record { buf, entries, source }
+            }
+        }
+    }
+
+    /// Refuses a record that holds a key twice, which no writer produces and
+    /// whose meaning (first or last?) readers disagree on.
+    fn check_unique(&self, bytes: &[u8]) -> Result<(), CodecError> {
+        let (buf, entries) = match self {
+            Parsed::InPlace(entries) => (bytes, entries),
+            Parsed::Converted(record) => (&record.buf[..], &record.entries),
+        };
+        check_unique(buf, entries)
+    }
+}
+
+/// Refuses entries of `buf` that hold a key twice.
+fn check_unique(buf: &[u8], entries: &[Entry]) -> Result<(), CodecError> {
+    let key = |i: usize| {
+        let (start, end) = entries[i].key;
+        &buf[start as usize..end as usize]
+    };
+    let unique = match entries.len() {
+        // A few comparisons beat hashing for the usual handful of keys.
+        n @ 0..=16 => (1..n).all(|i| (0..i).all(|j| key(j) != key(i))),
+        n => {
+            let mut seen = HashSet::with_capacity(n);
+            (0..n).all(|i| seen.insert(key(i)))
+        }
+    };
+    if unique {
+        Ok(())
+    } else {
+        Err(CodecError("a key appears twice".into()))
     }
 }
 
@@ -435,6 +502,24 @@ mod tests {
                 .unwrap(),
             mp
         );
+    }
+
+    #[test]
+    fn a_decoded_record_keeps_its_stored_bytes_through_changes() {
+        let r = record(&[(PERMANENT, &[TRUE]), ("a", &[1]), ("b", &[2])]);
+        for format in [Format::MessagePack, Format::Json] {
+            let stored = r.encode(format).unwrap();
+            let mut decoded = Record::decode_owned(stored.clone(), format, true).unwrap();
+            assert_eq!(decoded, r);
+            assert_eq!(decoded.source(), Some(&stored[..]));
+            decoded.set("a", &[3]);
+            decoded.set("c", &[4]);
+            decoded.remove("b");
+            assert_eq!(decoded.source(), Some(&stored[..]));
+            assert_eq!(decoded.get("a"), Some(&[3][..]));
+            assert_eq!(decoded.data_keys().collect::<Vec<_>>(), ["a", "c"]);
+        }
+        assert_eq!(Record::new().source(), None);
     }
 
     #[test]
