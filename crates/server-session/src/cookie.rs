@@ -122,30 +122,30 @@ impl CookieSettings {
     ///
     /// A request's `Cookie` header is only `name=value` pairs separated by
     /// `;` (RFC 6265, section 4.2.1): no attributes, no escaping. This scan
-    /// reads just that, on every request, without the cookie crate's
-    /// general `Set-Cookie` parser. It reads bytes, so another cookie's
-    /// non-ASCII value cannot hide the session cookie; only the session
-    /// cookie's own value must be text. Surrounding whitespace and double
-    /// quotes around a value are dropped; anything malformed simply matches
-    /// nothing.
+    /// reads just that, on every request that uses its session, without the
+    /// cookie crate's general `Set-Cookie` parser. It reads bytes, so
+    /// another cookie's non-ASCII value cannot hide the session cookie, and
+    /// leaves it to the caller to check the value. Surrounding whitespace and
+    /// double quotes around a value are dropped; anything malformed simply
+    /// matches nothing.
     pub(crate) fn find<'h>(
         &self,
         headers: impl Iterator<Item = &'h HeaderValue>,
-    ) -> impl Iterator<Item = &'h str> {
+    ) -> impl Iterator<Item = &'h [u8]> {
+        let name = self.name.as_bytes();
         headers
             .flat_map(|h| h.as_bytes().split(|b| *b == b';'))
-            .filter_map(|pair| {
-                let eq = pair.iter().position(|b| *b == b'=')?;
-                Some((&pair[..eq], &pair[eq + 1..]))
-            })
-            .filter(|(name, _)| name.trim_ascii() == self.name.as_bytes())
-            .filter_map(|(_, value)| {
-                let value = value.trim_ascii();
-                let value = value
-                    .strip_prefix(b"\"")
-                    .and_then(|v| v.strip_suffix(b"\""))
-                    .unwrap_or(value);
-                std::str::from_utf8(value).ok()
+            .filter_map(move |pair| {
+                // The name is a token (checked with the configuration): no
+                // `=`, no whitespace, so the pair's first `=` follows it.
+                let rest = pair.trim_ascii_start().strip_prefix(name)?;
+                let value = rest.trim_ascii_start().strip_prefix(b"=")?.trim_ascii();
+                Some(
+                    value
+                        .strip_prefix(b"\"")
+                        .and_then(|v| v.strip_suffix(b"\""))
+                        .unwrap_or(value),
+                )
             })
     }
 }
@@ -186,12 +186,16 @@ impl CookieWriter {
 
     /// `Set-Cookie` carrying `value`, with `Expires` for a permanent session.
     pub(crate) fn set(&self, value: &str, expires: Option<SystemTime>) -> HeaderValue {
-        let mut text = String::with_capacity(self.prefix.len() + value.len() + self.attributes.len() + 40);
+        // Sized exactly: the header then takes the buffer as it is, where a
+        // buffer with spare room would cost it an allocation of its own.
+        const EXPIRES: &str = "; Expires=";
+        let dated = expires.map_or(0, |_| EXPIRES.len() + HTTP_DATE_LEN);
+        let mut text = String::with_capacity(self.prefix.len() + value.len() + self.attributes.len() + dated);
         text.push_str(&self.prefix);
         text.push_str(value);
         text.push_str(&self.attributes);
         if let Some(expires) = expires {
-            text.push_str("; Expires=");
+            text.push_str(EXPIRES);
             push_http_date(&mut text, expires);
         }
         // The attributes were checked when the configuration was built and
@@ -206,6 +210,10 @@ impl CookieWriter {
         self.removal.clone()
     }
 }
+
+/// The length of an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`), the same
+/// for every date of a four-digit year. Only sizes a buffer.
+const HTTP_DATE_LEN: usize = 29;
 
 /// Appends `time` as an HTTP date. Every response in the same second gets the
 /// same text, so each thread formats it once per second.
@@ -278,15 +286,16 @@ mod tests {
             HeaderValue::from_static(" session = \"third\" ;sessions=no; xsession=no; session"),
         ];
         let found: Vec<_> = settings().find(headers.iter()).collect();
-        assert_eq!(found, ["first", "second", "third"]);
+        assert_eq!(found, [&b"first"[..], b"second", b"third"]);
     }
 
     #[test]
     fn other_cookies_may_hold_any_bytes() {
         let headers =
             [HeaderValue::from_bytes(b"x=\xc3\xa9; y=\xff\x80; session=good; session=\xffbad").unwrap()];
+        // The value that is not text is found too: the id check refuses it.
         let found: Vec<_> = settings().find(headers.iter()).collect();
-        assert_eq!(found, ["good"]);
+        assert_eq!(found, [&b"good"[..], b"\xffbad"]);
     }
 
     #[test]
@@ -301,6 +310,7 @@ mod tests {
         let mut c = String::new();
         push_http_date(&mut c, t + std::time::Duration::from_secs(1));
         assert_eq!(c, "Sat, 26 Dec 2026 20:01:57 GMT");
+        assert!([&a, &c].iter().all(|date| date.len() == HTTP_DATE_LEN));
     }
 
     fn fixtures() -> serde_json::Value {

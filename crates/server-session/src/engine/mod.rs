@@ -168,7 +168,10 @@ impl Engine {
         let mut presented = Presented::Absent;
         for value in self.cookie.settings().find(headers).take(MAX_CANDIDATES) {
             let sid = match &self.signer {
-                Some(signer) => signer.unsign(value),
+                Some(signer) => std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|value| signer.unsign(value))
+                    .map(str::as_bytes),
                 None => Some(value),
             };
             match sid.and_then(|sid| SessionId::parse(sid, self.config.id_length)) {
