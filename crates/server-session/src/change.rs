@@ -1,9 +1,10 @@
 //! The change log of a request: what a handler did to its session, kept so
 //! that the engine can replay it on the record another request stored.
 //!
-//! The log keeps its keys and values in one buffer of its own, so a request
-//! pays for two allocations however many changes it makes, and a value can
-//! be encoded straight into the log.
+//! The log keeps its keys and values in one buffer of its own and its
+//! entries in another, so a request's changes share two buffers rather than
+//! taking allocations of their own, and a value can be encoded straight into
+//! the log.
 
 use std::ops::Range;
 use std::sync::Arc;

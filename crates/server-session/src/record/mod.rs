@@ -79,6 +79,10 @@ pub(crate) struct Record {
     source: usize,
 }
 
+/// The largest stored record read (no store keeps one this large: Redis
+/// refuses values over 512 MB by default).
+const MAX_STORED: usize = 1 << 30;
+
 /// The bytes a record is given beyond what it holds, so that the values a
 /// request usually sets fit without growing its buffer.
 const ROOM: usize = 64;
@@ -236,6 +240,11 @@ impl Record {
     /// about to change, they are first copied into a buffer with room for
     /// the new values (a fresh buffer costs less than growing this one).
     pub(crate) fn decode_owned(bytes: Vec<u8>, preferred: Format, room: bool) -> Result<Record, CodecError> {
+        // Entries are 32-bit offsets into the buffer, which may hold the
+        // stored bytes and their conversion side by side.
+        if bytes.len() > MAX_STORED {
+            return Err(CodecError("the record is larger than 1 GiB".into()));
+        }
         let parsed = Record::parse(&bytes, preferred)
             .or_else(|first| Record::parse(&bytes, preferred.other()).map_err(|_| first))?;
         if room && bytes.capacity() - bytes.len() < ROOM {
@@ -520,6 +529,19 @@ mod tests {
             assert_eq!(decoded.data_keys().collect::<Vec<_>>(), ["a", "c"]);
         }
         assert_eq!(Record::new().source(), None);
+    }
+
+    #[test]
+    fn a_record_too_large_for_its_offsets_is_refused() {
+        // `{"a": <binary of 1 GiB>}`, well-formed: only its size is refused.
+        // Zeroed memory the refusal never reads: cheap to allocate.
+        let header = [0x81, 0xa1, b'a', 0xc6, 0x40, 0, 0, 0];
+        let mut huge = vec![0u8; header.len() + MAX_STORED];
+        huge[..header.len()].copy_from_slice(&header);
+        assert!(Record::decode_owned(huge, Format::MessagePack, false).is_err());
+        let mut small = header[..4].to_vec();
+        small.extend_from_slice(&[0, 0, 0, 2, 7, 7]);
+        assert!(Record::decode_owned(small, Format::MessagePack, false).is_ok());
     }
 
     #[test]
