@@ -232,7 +232,7 @@ impl Record {
     /// as Flask-Session does (it never falls back to pickle, and neither does
     /// this).
     pub(crate) fn decode(bytes: &[u8], preferred: Format) -> Result<Record, CodecError> {
-        Record::decode_owned(bytes.to_vec(), preferred, false)
+        Ok(Record::parse_either(bytes, preferred)?.into_record(bytes.to_vec()))
     }
 
     /// [`decode`](Self::decode) of bytes the record then keeps: a MessagePack
@@ -240,19 +240,20 @@ impl Record {
     /// about to change, they are first copied into a buffer with room for
     /// the new values (a fresh buffer costs less than growing this one).
     pub(crate) fn decode_owned(bytes: Vec<u8>, preferred: Format, room: bool) -> Result<Record, CodecError> {
-        // Entries are 32-bit offsets into the buffer, which may hold the
-        // stored bytes and their conversion side by side.
-        if bytes.len() > MAX_STORED {
-            return Err(CodecError("the record is larger than 1 GiB".into()));
-        }
-        let parsed = Record::parse(&bytes, preferred)
-            .or_else(|first| Record::parse(&bytes, preferred.other()).map_err(|_| first))?;
+        let parsed = Record::parse_either(&bytes, preferred)?;
         if room && bytes.capacity() - bytes.len() < ROOM {
             let mut roomy = Vec::with_capacity(bytes.len() + ROOM);
             roomy.extend_from_slice(&bytes);
             return Ok(parsed.into_record(roomy));
         }
         Ok(parsed.into_record(bytes))
+    }
+
+    /// Parses `bytes` as `preferred`, else as the other format; the error
+    /// is the preferred format's.
+    fn parse_either(bytes: &[u8], preferred: Format) -> Result<Parsed, CodecError> {
+        Record::parse(bytes, preferred)
+            .or_else(|first| Record::parse(bytes, preferred.other()).map_err(|_| first))
     }
 
     /// Decodes a record in whichever format it is in, and says which.
@@ -268,6 +269,11 @@ impl Record {
     }
 
     fn parse(bytes: &[u8], format: Format) -> Result<Parsed, CodecError> {
+        // Entries are 32-bit offsets into the buffer, which may hold the
+        // stored bytes and their conversion side by side.
+        if bytes.len() > MAX_STORED {
+            return Err(CodecError("the record is larger than 1 GiB".into()));
+        }
         let parsed = match format {
             Format::MessagePack => Parsed::InPlace(Record::parse_msgpack(bytes)?),
             Format::Json => Parsed::Converted(json::decode(bytes)?),
@@ -538,6 +544,7 @@ mod tests {
         let header = [0x81, 0xa1, b'a', 0xc6, 0x40, 0, 0, 0];
         let mut huge = vec![0u8; header.len() + MAX_STORED];
         huge[..header.len()].copy_from_slice(&header);
+        assert!(Record::decode_any(&huge).is_err());
         assert!(Record::decode_owned(huge, Format::MessagePack, false).is_err());
         let mut small = header[..4].to_vec();
         small.extend_from_slice(&[0, 0, 0, 2, 7, 7]);
