@@ -17,13 +17,25 @@ use sha2::Sha256;
 /// get logged. Use [`SessionId::as_str`] where the raw value is really needed.
 ///
 /// Cloning one is cheap: the text is shared.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(Arc<str>);
+#[derive(Clone)]
+pub struct SessionId {
+    /// The store's key prefix followed by the id, in one allocation, so that
+    /// the key a store call needs is at hand (empty for an id made without
+    /// a prefix).
+    keyed: Arc<str>,
+    /// Where the id starts in `keyed`.
+    start: usize,
+}
 
 impl SessionId {
     /// A fresh id of `bytes` bytes (at most 256) from the thread's
     /// cryptographically secure generator, which the operating system seeds.
     pub(crate) fn generate(bytes: usize) -> Self {
+        SessionId::generate_under("", bytes)
+    }
+
+    /// [`generate`](Self::generate), keeping the store key `prefix` with it.
+    pub(crate) fn generate_under(prefix: &str, bytes: usize) -> Self {
         let mut raw = [0u8; 256];
         let raw = &mut raw[..bytes.min(256)];
         rand::rng().fill_bytes(raw);
@@ -31,25 +43,71 @@ impl SessionId {
         let len = URL_SAFE_NO_PAD
             .encode_slice(raw, &mut text)
             .expect("344 bytes hold the text of 256");
-        let text = std::str::from_utf8(&text[..len]).expect("base64 is ASCII");
-        SessionId(text.into())
+        SessionId::joined(prefix, &text[..len]).expect("base64 is ASCII")
     }
 
     /// Accepts `value` only when it is exactly what [`SessionId::generate`]
     /// makes for `bytes`: the right length and only base64url characters.
+    #[cfg(test)]
     pub(crate) fn parse(value: impl AsRef<[u8]>, bytes: usize) -> Option<Self> {
+        SessionId::parse_under("", value, bytes)
+    }
+
+    /// Accepts `value` only when it is exactly what
+    /// [`generate_under`](Self::generate_under) makes for `bytes`: the right
+    /// length and only base64url characters. Keeps the store key `prefix`
+    /// with the id.
+    pub(crate) fn parse_under(prefix: &str, value: impl AsRef<[u8]>, bytes: usize) -> Option<Self> {
         let value = value.as_ref();
-        if value.len() != encoded_len(bytes) || !value.iter().all(|b| BASE64URL[usize::from(*b)]) {
-            return None;
-        }
-        // Only ASCII passes the check above, so this is always text.
-        let text = std::str::from_utf8(value).ok()?;
-        Some(SessionId(text.into()))
+        // No early exit: one pass without a branch per byte.
+        let valid = value.iter().fold(value.len() == encoded_len(bytes), |ok, b| {
+            ok & BASE64URL[usize::from(*b)]
+        });
+        // Only ASCII passes the check above, so the id is always text.
+        valid.then(|| SessionId::joined(prefix, value)).flatten()
+    }
+
+    /// `prefix` and the text `id` in one shared allocation, built without a
+    /// copy in between for the usual lengths; `None` if `id` is not text.
+    fn joined(prefix: &str, id: &[u8]) -> Option<Self> {
+        let len = prefix.len() + id.len();
+        let keyed: Arc<str> = if len <= 128 {
+            let mut buf = [0u8; 128];
+            buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
+            buf[prefix.len()..len].copy_from_slice(id);
+            std::str::from_utf8(&buf[..len]).ok()?.into()
+        } else {
+            [prefix, std::str::from_utf8(id).ok()?].concat().into()
+        };
+        Some(SessionId {
+            keyed,
+            start: prefix.len(),
+        })
     }
 
     /// The id as it appears in the cookie and in the store key.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.keyed[self.start..]
+    }
+
+    /// The store key of this id under `prefix`, if it was made with that
+    /// prefix.
+    pub(crate) fn key_under(&self, prefix: &str) -> Option<&str> {
+        (&self.keyed[..self.start] == prefix).then_some(&*self.keyed)
+    }
+}
+
+impl PartialEq for SessionId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for SessionId {}
+
+impl std::hash::Hash for SessionId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
     }
 }
 
@@ -150,6 +208,31 @@ mod tests {
         assert!(SessionId::parse(&with_dot, 32).is_none());
         let non_ascii = format!("{}é", &good[..41]);
         assert!(SessionId::parse(&non_ascii, 32).is_none());
+    }
+
+    #[test]
+    fn an_id_keeps_its_store_key() {
+        let good = "sWxbru0qwIXHLvgoSunaZCqne0pfluGo_Mb-RUPTSB0";
+        let keyed = SessionId::parse_under("session:", good, 32).unwrap();
+        assert_eq!(keyed.as_str(), good);
+        assert_eq!(
+            keyed.key_under("session:"),
+            Some(format!("session:{good}").as_str())
+        );
+        assert_eq!(keyed.key_under("other:"), None);
+        assert!(SessionId::parse_under("session:", &good[1..], 32).is_none());
+        // The same id, whatever prefix it was made with.
+        let plain = SessionId::parse(good, 32).unwrap();
+        assert_eq!(plain, keyed);
+        let hasher = std::hash::RandomState::new();
+        assert_eq!(
+            std::hash::BuildHasher::hash_one(&hasher, &plain),
+            std::hash::BuildHasher::hash_one(&hasher, &keyed)
+        );
+        let long = "p".repeat(600);
+        let fresh = SessionId::generate_under(&long, 32);
+        assert_eq!(fresh.as_str().len(), 43);
+        assert_eq!(fresh.key_under(&long).map(str::len), Some(643));
     }
 
     #[test]

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use super::Engine;
 use crate::error::SessionError;
-use crate::id::SessionId;
 use crate::record::{self, Record};
 use crate::store::{Expect, SaveOutcome, ScanCursor, ScanPage, StoredEntry};
 
@@ -59,7 +58,7 @@ impl Engine {
             Some(signer) => signer.unsign(value)?,
             None => value,
         };
-        SessionId::parse(sid, self.config.id_length).map(|id| self.key(&id))
+        self.parse_id(sid).map(|id| self.key(&id).into_owned())
     }
 
     /// The member (the key without its prefix) that a key names.

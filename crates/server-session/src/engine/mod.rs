@@ -174,12 +174,32 @@ impl Engine {
                     .map(str::as_bytes),
                 None => Some(value),
             };
-            match sid.and_then(|sid| SessionId::parse(sid, self.config.id_length)) {
+            match sid.and_then(|sid| self.parse_id(sid)) {
                 Some(id) => return Presented::Valid(id),
                 None => presented = Presented::Invalid,
             }
         }
         presented
+    }
+
+    /// `value` as a session id, if it is one, carrying its store key.
+    pub(crate) fn parse_id(&self, value: impl AsRef<[u8]>) -> Option<SessionId> {
+        SessionId::parse_under(self.id_prefix(), value, self.config.id_length)
+    }
+
+    /// A fresh session id, carrying its store key.
+    fn new_id(&self) -> SessionId {
+        SessionId::generate_under(self.id_prefix(), self.config.id_length)
+    }
+
+    /// The prefix an id carries: the key prefix, unless keys hold a hash
+    /// of the id instead.
+    fn id_prefix(&self) -> &str {
+        if self.config.hash_ids {
+            ""
+        } else {
+            &self.config.key_prefix
+        }
     }
 
     pub(super) fn now(&self) -> SystemTime {
@@ -469,7 +489,7 @@ impl Engine {
         index: Option<(&str, SystemTime)>,
     ) -> Result<SessionId, SessionError> {
         for _ in 0..MAX_ID_DRAWS {
-            let id = SessionId::generate(self.config.id_length);
+            let id = self.new_id();
             if let Some((user, until)) = index {
                 self.index_add(user, &id, until).await?;
             }

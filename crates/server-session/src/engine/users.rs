@@ -9,6 +9,7 @@
 //! flight on a revoked session then fails its conditional save and drops
 //! its changes, as after a logout.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -74,15 +75,16 @@ impl Engine {
         }
     }
 
-    /// The store key of the session `id`.
-    pub(crate) fn key(&self, id: &SessionId) -> String {
+    /// The store key of the session `id`: the one the id carries when it
+    /// was made by this engine (see [`Engine::new_id`]), else built.
+    pub(crate) fn key<'i>(&self, id: &'i SessionId) -> Cow<'i, str> {
         if self.config.hash_ids {
-            return self.member_key(&self.member(id));
+            return Cow::Owned(self.member_key(&self.member(id)));
         }
-        let mut key = String::with_capacity(self.config.key_prefix.len() + id.as_str().len());
-        key.push_str(&self.config.key_prefix);
-        key.push_str(id.as_str());
-        key
+        match id.key_under(&self.config.key_prefix) {
+            Some(key) => Cow::Borrowed(key),
+            None => Cow::Owned(self.member_key(id.as_str())),
+        }
     }
 
     pub(super) fn member_key(&self, member: &str) -> String {
