@@ -7,7 +7,6 @@
 //! the log.
 
 use std::ops::Range;
-use std::sync::Arc;
 
 use crate::error::SessionError;
 use crate::record::Record;
@@ -16,7 +15,7 @@ use crate::record::Record;
 /// be re-applied: from the key and its encoded current value, it appends the
 /// encoded new one to the buffer it is given.
 pub(crate) type Updater =
-    Arc<dyn Fn(&str, Option<&[u8]>, &mut Vec<u8>) -> Result<(), SessionError> + Send + Sync>;
+    Box<dyn Fn(&str, Option<&[u8]>, &mut Vec<u8>) -> Result<(), SessionError> + Send + Sync>;
 
 /// One change to a session, as it is made. Keys are a handler's (checked not
 /// to be reserved) or the engine's own metadata keys.
@@ -35,23 +34,56 @@ enum Logged {
     Clear,
 }
 
+/// What is kept of a change besides its effect on the record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// Logged, to be replayed on another request's version of the session.
+    Log,
+    /// Only noted as a change to save: a session that was never stored has
+    /// no other version to replay it on.
+    Note,
+    /// Nothing: the session is never saved.
+    Drop,
+}
+
 /// The changes a request made to its session, in order.
 #[derive(Default)]
 pub(crate) struct ChangeLog {
     /// The keys (UTF-8) and values (MessagePack) the entries point into.
     bytes: Vec<u8>,
     entries: Vec<Logged>,
+    /// Changes were made with [`Keep::Note`].
+    noted: bool,
 }
 
 impl ChangeLog {
+    /// Whether no change is kept, logged or noted.
     pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && !self.noted
     }
 
     /// Forgets every change, keeping the memory for the next ones.
     pub(crate) fn clear(&mut self) {
         self.bytes.clear();
         self.entries.clear();
+        self.noted = false;
+    }
+
+    /// Whether a change made with `keep` is to be logged; notes it when it
+    /// is only noted.
+    fn logs(&mut self, keep: Keep) -> bool {
+        self.noted |= keep == Keep::Note;
+        keep == Keep::Log
+    }
+
+    /// Gives the buffer room for a few keys and values on first use, in one
+    /// allocation rather than one per doubling.
+    fn make_room(&mut self) {
+        /// Enough for the handful of short keys and values most requests set.
+        const ROOM: usize = 64;
+        if self.bytes.capacity() == 0 {
+            self.bytes.reserve(ROOM);
+        }
     }
 
     fn push(&mut self, bytes: &[u8]) -> Range<usize> {
@@ -64,12 +96,12 @@ impl ChangeLog {
         std::str::from_utf8(&self.bytes[range.clone()]).expect("keys enter the log as text")
     }
 
-    /// Applies `change` to `record`, and logs it when `keep` is set.
+    /// Applies `change` to `record`, and keeps it as `keep` says.
     pub(crate) fn apply(
         &mut self,
         change: Change<'_>,
         record: &mut Record,
-        keep: bool,
+        keep: Keep,
     ) -> Result<(), SessionError> {
         let logged = match change {
             Change::Set(key, value) => {
@@ -78,22 +110,24 @@ impl ChangeLog {
             }
             Change::Remove(key) => {
                 record.remove(key);
-                if !keep {
+                if !self.logs(keep) {
                     return Ok(());
                 }
+                self.make_room();
                 Logged::Remove(self.push(key.as_bytes()))
             }
             Change::Update(key, f) => {
                 // The log's buffer is the scratch space of the new value.
+                self.make_room();
                 update(key, &f, record, &mut self.bytes)?;
-                if !keep {
+                if !self.logs(keep) {
                     return Ok(());
                 }
                 Logged::Update(self.push(key.as_bytes()), f)
             }
             Change::Clear => {
                 record.clear_data();
-                if !keep {
+                if !self.logs(keep) {
                     return Ok(());
                 }
                 Logged::Clear
@@ -103,26 +137,33 @@ impl ChangeLog {
         Ok(())
     }
 
-    /// Sets `key` in `record` to the encoded `value`, and logs it when `keep`
-    /// is set.
-    pub(crate) fn set(&mut self, key: &str, value: &[u8], record: &mut Record, keep: bool) {
+    /// Sets `key` in `record` to the encoded `value`, and keeps the change
+    /// as `keep` says.
+    pub(crate) fn set(&mut self, key: &str, value: &[u8], record: &mut Record, keep: Keep) {
         record.set(key, value);
-        if keep {
+        if self.logs(keep) {
+            self.make_room();
             let logged = Logged::Set(self.push(key.as_bytes()), self.push(value));
             self.entries.push(logged);
         }
     }
 
     /// Sets `key` in `record` to the value `encode` appends to the buffer it
-    /// is given, encoded straight into the log; logged when `keep` is set.
-    /// Nothing changes when `encode` fails.
+    /// is given: encoded straight into the log when the change is logged,
+    /// else straight into the record. Nothing changes when `encode` fails.
     pub(crate) fn set_encoded(
         &mut self,
         key: &str,
         encode: impl FnOnce(&mut Vec<u8>) -> Result<(), SessionError>,
         record: &mut Record,
-        keep: bool,
+        keep: Keep,
     ) -> Result<(), SessionError> {
+        if keep != Keep::Log {
+            record.set_encoded(key, encode)?;
+            self.logs(keep);
+            return Ok(());
+        }
+        self.make_room();
         let start = self.bytes.len();
         if let Err(err) = encode(&mut self.bytes) {
             self.bytes.truncate(start);
@@ -130,12 +171,8 @@ impl ChangeLog {
         }
         let value = start..self.bytes.len();
         record.set(key, &self.bytes[value.clone()]);
-        if keep {
-            let key = self.push(key.as_bytes());
-            self.entries.push(Logged::Set(key, value));
-        } else {
-            self.bytes.truncate(start);
-        }
+        let key = self.push(key.as_bytes());
+        self.entries.push(Logged::Set(key, value));
         Ok(())
     }
 
@@ -193,7 +230,7 @@ mod tests {
     }
 
     fn add(n: u8) -> Updater {
-        Arc::new(move |_, current, out| {
+        Box::new(move |_, current, out| {
             out.push(current.map_or(0, |c| c[0]) + n);
             Ok(())
         })
@@ -203,10 +240,11 @@ mod tests {
     fn a_replay_applies_the_logged_changes_in_order() {
         let mut log = ChangeLog::default();
         let mut mine = Record::new();
-        log.apply(Change::Set("a", &[1]), &mut mine, true).unwrap();
-        log.apply(Change::Update("n", add(2)), &mut mine, true).unwrap();
-        log.set_encoded("b", push(7), &mut mine, true).unwrap();
-        log.apply(Change::Remove("a"), &mut mine, true).unwrap();
+        log.apply(Change::Set("a", &[1]), &mut mine, Keep::Log).unwrap();
+        log.apply(Change::Update("n", add(2)), &mut mine, Keep::Log)
+            .unwrap();
+        log.set_encoded("b", push(7), &mut mine, Keep::Log).unwrap();
+        log.apply(Change::Remove("a"), &mut mine, Keep::Log).unwrap();
         assert_eq!(mine.get("n"), Some(&[2][..]));
 
         let mut theirs = Record::new();
@@ -224,8 +262,9 @@ mod tests {
     fn unkept_and_failed_changes_leave_the_log_alone() {
         let mut log = ChangeLog::default();
         let mut record = Record::new();
-        log.apply(Change::Set("a", &[1]), &mut record, false).unwrap();
-        log.set_encoded("b", push(2), &mut record, false).unwrap();
+        log.apply(Change::Set("a", &[1]), &mut record, Keep::Drop)
+            .unwrap();
+        log.set_encoded("b", push(2), &mut record, Keep::Drop).unwrap();
         let failed = log.set_encoded(
             "c",
             |out| {
@@ -233,7 +272,7 @@ mod tests {
                 Err(SessionError::ReservedKey("c".into()))
             },
             &mut record,
-            true,
+            Keep::Log,
         );
         assert!(failed.is_err());
         assert!(log.is_empty());
@@ -241,5 +280,32 @@ mod tests {
         assert_eq!(record.get("a"), Some(&[1][..]));
         assert_eq!(record.get("b"), Some(&[2][..]));
         assert_eq!(record.get("c"), None);
+    }
+
+    #[test]
+    fn noted_changes_are_saved_but_not_logged() {
+        let mut log = ChangeLog::default();
+        let mut record = Record::new();
+        log.set_encoded("a", push(1), &mut record, Keep::Note).unwrap();
+        log.apply(Change::Update("n", add(2)), &mut record, Keep::Note)
+            .unwrap();
+        let failed = log.set_encoded(
+            "c",
+            |out| {
+                out.push(3);
+                Err(SessionError::ReservedKey("c".into()))
+            },
+            &mut record,
+            Keep::Note,
+        );
+        assert!(failed.is_err());
+        assert!(!log.is_empty());
+        assert!(log.entries.is_empty());
+        assert!(!log.names(|_| true));
+        assert_eq!(record.get("a"), Some(&[1][..]));
+        assert_eq!(record.get("n"), Some(&[2][..]));
+        assert_eq!(record.get("c"), None);
+        log.clear();
+        assert!(log.is_empty());
     }
 }

@@ -106,11 +106,7 @@ impl Session {
     {
         check_key(key)?;
         let mut state = self.state.lock().await;
-        let format = state.engine().config().format;
-        let updater: Updater = Arc::new(move |key: &str, current: Option<&[u8]>, out: &mut Vec<u8>| {
-            let current = current.map(|raw| from_raw::<T>(key, raw)).transpose()?;
-            storable(out, key, &f(current), format)
-        });
+        let updater = updater(f, state.engine().config().format);
         state.load_to_change().await?;
         let record = state.apply(Change::Update(key, updater))?;
         let value = record.get(key).expect("an update sets its key");
@@ -296,6 +292,40 @@ impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session").finish_non_exhaustive()
     }
+}
+
+/// The [`Updater`] of [`Session::update`]'s `f`. One closure per format, so
+/// that each holds `f` alone: a closure that captures nothing then needs no
+/// allocation.
+fn updater<T, F>(f: F, format: Format) -> Updater
+where
+    T: Serialize + DeserializeOwned,
+    F: Fn(Option<T>) -> T + Send + Sync + 'static,
+{
+    match format {
+        Format::MessagePack => Box::new(move |key: &str, current: Option<&[u8]>, out: &mut Vec<u8>| {
+            updated(&f, key, current, out, Format::MessagePack)
+        }),
+        Format::Json => Box::new(move |key: &str, current: Option<&[u8]>, out: &mut Vec<u8>| {
+            updated(&f, key, current, out, Format::Json)
+        }),
+    }
+}
+
+/// Appends what `f` makes of the encoded `current` value of `key` to `out`.
+fn updated<T, F>(
+    f: &F,
+    key: &str,
+    current: Option<&[u8]>,
+    out: &mut Vec<u8>,
+    format: Format,
+) -> Result<(), SessionError>
+where
+    T: Serialize + DeserializeOwned,
+    F: Fn(Option<T>) -> T,
+{
+    let current = current.map(|raw| from_raw::<T>(key, raw)).transpose()?;
+    storable(out, key, &f(current), format)
 }
 
 fn check_key(key: &str) -> Result<(), SessionError> {

@@ -9,7 +9,7 @@ use tracing::Instrument as _;
 use tracing::field::Empty;
 
 use super::{Client, Engine, Fetched, Plan, Presented};
-use crate::change::{Change, ChangeLog};
+use crate::change::{Change, ChangeLog, Keep};
 use crate::clock::unix_secs;
 use crate::error::SessionError;
 use crate::id::SessionId;
@@ -269,7 +269,8 @@ impl RequestState {
         let now = self.engine.now();
         if Engine::created(&self.record, now).is_none() {
             let stamp = record::encode_u64(unix_secs(now));
-            self.changes.set(record::CREATED, &stamp, &mut self.record, true);
+            let keep = self.keep();
+            self.changes.set(record::CREATED, &stamp, &mut self.record, keep);
         }
     }
 
@@ -295,7 +296,8 @@ impl RequestState {
 
     fn set_seen(&mut self, now: std::time::SystemTime) {
         let stamp = record::encode_u64(unix_secs(now));
-        self.changes.set(record::SEEN, &stamp, &mut self.record, true);
+        let keep = self.keep();
+        self.changes.set(record::SEEN, &stamp, &mut self.record, keep);
         self.reindex = true;
     }
 
@@ -368,7 +370,7 @@ impl RequestState {
     /// Applies a handler's change to the session, once
     /// [`load_to_change`](Self::load_to_change) has loaded it.
     pub(crate) fn apply(&mut self, change: Change<'_>) -> Result<&Record, SessionError> {
-        let keep = self.keeps_changes();
+        let keep = self.keep();
         self.changes.apply(change, &mut self.record, keep)?;
         Ok(&self.record)
     }
@@ -381,18 +383,24 @@ impl RequestState {
         key: &str,
         encode: impl FnOnce(&mut Vec<u8>) -> Result<(), SessionError>,
     ) -> Result<(), SessionError> {
-        let keep = self.keeps_changes();
+        let keep = self.keep();
         self.changes.set_encoded(key, encode, &mut self.record, keep)
     }
 
-    /// Whether changes are logged to be saved: not in a session detached
-    /// by a failed load, which is never saved.
-    fn keeps_changes(&self) -> bool {
+    /// What is kept of a change: nothing in a session detached by a failed
+    /// load, which is never saved; a note in a session never stored, whose
+    /// save cannot meet another version to replay the changes on; else the
+    /// change itself, in the log.
+    fn keep(&self) -> Keep {
         debug_assert!(
             matches!(self.phase, Phase::Ready | Phase::Detached),
             "changes are made to a loaded session"
         );
-        !matches!(self.phase, Phase::Detached)
+        match (&self.phase, &self.id) {
+            (Phase::Detached, _) => Keep::Drop,
+            (_, None) => Keep::Note,
+            (_, Some(_)) => Keep::Log,
+        }
     }
 
     /// Marks the loaded session for a new id at commit.

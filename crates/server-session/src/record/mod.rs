@@ -151,7 +151,26 @@ impl Record {
     /// Sets `key` to the encoded `value`, keeping its position if it is
     /// already present.
     pub(crate) fn set(&mut self, key: &str, value: &[u8]) {
-        let span = self.append(value);
+        let set = self.set_encoded(key, |buf| {
+            buf.extend_from_slice(value);
+            Ok::<_, std::convert::Infallible>(())
+        });
+        let Ok(()) = set;
+    }
+
+    /// Sets `key` to the value `encode` appends to the record's buffer, as
+    /// [`set`](Self::set) does; when `encode` fails, nothing changes.
+    pub(crate) fn set_encoded<E>(
+        &mut self,
+        key: &str,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let start = self.buf.len();
+        if let Err(err) = encode(&mut self.buf) {
+            self.buf.truncate(start);
+            return Err(err);
+        }
+        let span = (start as u32, self.buf.len() as u32);
         match self.position(key) {
             Some(i) => self.entries[i].value = span,
             None => {
@@ -159,6 +178,7 @@ impl Record {
                 self.entries.push(Entry { key, value: span });
             }
         }
+        Ok(())
     }
 
     /// Removes `key`; tells whether it was there.
