@@ -229,6 +229,14 @@ mod tests {
         }
     }
 
+    /// An encoder that writes `byte`, then fails.
+    fn fail_after(byte: u8) -> impl FnOnce(&mut Vec<u8>) -> Result<(), SessionError> {
+        move |out| {
+            out.push(byte);
+            Err(SessionError::ReservedKey("c".into()))
+        }
+    }
+
     fn add(n: u8) -> Updater {
         Box::new(move |_, current, out| {
             out.push(current.map_or(0, |c| c[0]) + n);
@@ -265,15 +273,7 @@ mod tests {
         log.apply(Change::Set("a", &[1]), &mut record, Keep::Drop)
             .unwrap();
         log.set_encoded("b", push(2), &mut record, Keep::Drop).unwrap();
-        let failed = log.set_encoded(
-            "c",
-            |out| {
-                out.push(3);
-                Err(SessionError::ReservedKey("c".into()))
-            },
-            &mut record,
-            Keep::Log,
-        );
+        let failed = log.set_encoded("c", fail_after(3), &mut record, Keep::Log);
         assert!(failed.is_err());
         assert!(log.is_empty());
         assert!(log.bytes.is_empty());
@@ -289,15 +289,7 @@ mod tests {
         log.set_encoded("a", push(1), &mut record, Keep::Note).unwrap();
         log.apply(Change::Update("n", add(2)), &mut record, Keep::Note)
             .unwrap();
-        let failed = log.set_encoded(
-            "c",
-            |out| {
-                out.push(3);
-                Err(SessionError::ReservedKey("c".into()))
-            },
-            &mut record,
-            Keep::Note,
-        );
+        let failed = log.set_encoded("c", fail_after(3), &mut record, Keep::Note);
         assert!(failed.is_err());
         assert!(!log.is_empty());
         assert!(log.entries.is_empty());
