@@ -85,7 +85,12 @@ impl<R> WalkError<R> {
 /// The length of the one value at the start of `bytes`, checked as
 /// [`walk`] checks it.
 pub(crate) fn value_len(bytes: &[u8]) -> Result<usize, WalkError> {
-    walk(bytes, |_, _| Ok(()))
+    match bytes.first() {
+        // A value of one byte, with nothing to check: a small integer,
+        // nil or a boolean, as most session values and flags are.
+        Some(0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff) => Ok(1),
+        _ => walk(bytes, |_, _| Ok(())),
+    }
 }
 
 /// Walks the one value at the start of `bytes`, calling `visit` with each
@@ -254,6 +259,25 @@ mod tests {
 
     fn length_of(bytes: &[u8]) -> Result<usize, WalkError> {
         value_len(bytes)
+    }
+
+    #[test]
+    fn the_one_byte_shortcut_agrees_with_the_walk() {
+        for marker in 0..=255u8 {
+            // Followed by zeros: enough bytes for any header, and valid
+            // text for any string.
+            let mut bytes = vec![0u8; 64];
+            bytes[0] = marker;
+            let walked =
+                walk(&bytes, |_, _| Ok::<_, std::convert::Infallible>(())).map_err(|e| format!("{e:?}"));
+            let measured = value_len(&bytes).map_err(|e| format!("{e:?}"));
+            assert_eq!(measured, walked, "marker {marker:#04x}");
+            assert_eq!(
+                value_len(&bytes[..1]).is_ok(),
+                walk(&bytes[..1], |_, _| Ok::<_, std::convert::Infallible>(())).is_ok(),
+                "marker {marker:#04x} alone"
+            );
+        }
     }
 
     fn nested(depth: usize, open: u8, inner: &[u8]) -> Vec<u8> {

@@ -134,7 +134,7 @@ impl Record {
     fn position(&self, key: &str) -> Option<usize> {
         self.entries
             .iter()
-            .position(|e| self.slice(e.key) == key.as_bytes())
+            .position(|e| (e.key.1 - e.key.0) as usize == key.len() && self.slice(e.key) == key.as_bytes())
     }
 
     fn append(&mut self, bytes: &[u8]) -> (u32, u32) {
@@ -307,15 +307,29 @@ impl Record {
     /// is sized by a length read from `bytes`.
     fn parse_msgpack(bytes: &[u8]) -> Result<Vec<Entry>, CodecError> {
         let mut rest = bytes;
-        let len =
-            rmp::decode::read_map_len(&mut rest).map_err(|_| CodecError("the record is not a map".into()))?;
+        let len = match rest.split_first() {
+            // A map of up to 15 entries has its length in its marker.
+            Some((marker @ 0x80..=0x8f, tail)) => {
+                rest = tail;
+                u32::from(marker & 0x0f)
+            }
+            _ => rmp::decode::read_map_len(&mut rest)
+                .map_err(|_| CodecError("the record is not a map".into()))?,
+        };
         // An entry takes at least two bytes.
         let mut entries = Vec::with_capacity((len as usize).min(rest.len() / 2));
         let offset = |rest: &[u8]| (bytes.len() - rest.len()) as u32;
         for _ in 0..len {
-            let key_len = rmp::decode::read_str_len(&mut rest)
-                .map_err(|_| CodecError("a top-level key is not a string".into()))?
-                as usize;
+            let key_len = match rest.split_first() {
+                // A string of up to 31 bytes has its length in its marker.
+                Some((marker @ 0xa0..=0xbf, tail)) => {
+                    rest = tail;
+                    usize::from(marker & 0x1f)
+                }
+                _ => rmp::decode::read_str_len(&mut rest)
+                    .map_err(|_| CodecError("a top-level key is not a string".into()))?
+                    as usize,
+            };
             let key = rest
                 .get(..key_len)
                 .ok_or_else(|| CodecError("the record is cut short".into()))?;
