@@ -134,7 +134,7 @@ impl CookieSettings {
     ) -> impl Iterator<Item = &'h [u8]> {
         let name = self.name.as_bytes();
         headers
-            .flat_map(|h| h.as_bytes().split(|b| *b == b';'))
+            .flat_map(|h| Pairs(Some(h.as_bytes())))
             .filter_map(move |pair| {
                 // The name is a token (checked with the configuration): no
                 // `=`, no whitespace, so the pair's first `=` follows it.
@@ -147,6 +147,29 @@ impl CookieSettings {
                         .unwrap_or(value),
                 )
             })
+    }
+}
+
+/// The `;`-separated parts of a `Cookie` header value, as `split` gives
+/// them, each separator found by a vectorized search rather than byte by
+/// byte.
+struct Pairs<'h>(Option<&'h [u8]>);
+
+impl<'h> Iterator for Pairs<'h> {
+    type Item = &'h [u8];
+
+    fn next(&mut self) -> Option<&'h [u8]> {
+        let rest = self.0?;
+        match memchr::memchr(b';', rest) {
+            Some(at) => {
+                self.0 = Some(&rest[at + 1..]);
+                Some(&rest[..at])
+            }
+            None => {
+                self.0 = None;
+                Some(rest)
+            }
+        }
     }
 }
 
@@ -245,6 +268,15 @@ mod tests {
 
     fn settings() -> CookieSettings {
         CookieSettings::default()
+    }
+
+    #[test]
+    fn pairs_split_as_split_does() {
+        for text in ["", ";", "a", "a;", ";a", "a;b", "a; b;;c ;", "x=1; session=abc"] {
+            let ours: Vec<&[u8]> = Pairs(Some(text.as_bytes())).collect();
+            let split: Vec<&[u8]> = text.as_bytes().split(|b| *b == b';').collect();
+            assert_eq!(ours, split, "{text:?}");
+        }
     }
 
     #[test]
