@@ -166,17 +166,22 @@ impl Record {
         encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
     ) -> Result<(), E> {
         let start = self.buf.len();
+        let found = self.position(key);
+        // A new key goes right before its value, so that the encoder copies
+        // the two at once, as it does for the entries of stored bytes.
+        let key = match found {
+            Some(_) => (0, 0),
+            None => self.append(key.as_bytes()),
+        };
+        let value_start = self.buf.len();
         if let Err(err) = encode(&mut self.buf) {
             self.buf.truncate(start);
             return Err(err);
         }
-        let span = (start as u32, self.buf.len() as u32);
-        match self.position(key) {
-            Some(i) => self.entries[i].value = span,
-            None => {
-                let key = self.append(key.as_bytes());
-                self.entries.push(Entry { key, value: span });
-            }
+        let value = (value_start as u32, self.buf.len() as u32);
+        match found {
+            Some(i) => self.entries[i].value = value,
+            None => self.entries.push(Entry { key, value }),
         }
         Ok(())
     }
@@ -234,13 +239,30 @@ impl Record {
         match format {
             Format::MessagePack => {
                 let mut out = Vec::with_capacity(self.buf.len() + 8 + 2 * self.entries.len());
-                let len =
-                    u32::try_from(self.entries.len()).map_err(|_| CodecError("too many keys".into()))?;
-                rmp::encode::write_map_len(&mut out, len).map_err(codec)?;
-                for (key, value) in self.iter() {
-                    rmp::encode::write_str_len(&mut out, key.len() as u32).map_err(codec)?;
-                    out.extend_from_slice(key);
-                    out.extend_from_slice(value);
+                match self.entries.len() {
+                    // A map of up to 15 entries has its length in its marker.
+                    len @ 0..=15 => out.push(0x80 | len as u8),
+                    len => {
+                        let len = u32::try_from(len).map_err(|_| CodecError("too many keys".into()))?;
+                        rmp::encode::write_map_len(&mut out, len).map_err(codec)?;
+                    }
+                }
+                for entry in &self.entries {
+                    let key_len = entry.key.1 - entry.key.0;
+                    match key_len {
+                        // A string of up to 31 bytes has its length in its marker.
+                        0..=31 => out.push(0xa0 | key_len as u8),
+                        _ => {
+                            rmp::encode::write_str_len(&mut out, key_len).map_err(codec)?;
+                        }
+                    }
+                    if entry.key.1 == entry.value.0 {
+                        // Key and value side by side, as parsed or set.
+                        out.extend_from_slice(self.slice((entry.key.0, entry.value.1)));
+                    } else {
+                        out.extend_from_slice(self.slice(entry.key));
+                        out.extend_from_slice(self.slice(entry.value));
+                    }
                 }
                 Ok(out)
             }
@@ -515,6 +537,30 @@ mod tests {
             r.encode(Format::MessagePack).unwrap(),
             [0x82, 0xa1, b'a', 3, 0xa1, b'c', 4]
         );
+    }
+
+    #[test]
+    fn the_encoder_writes_every_header_size_as_rmp_does() {
+        // Maps of 15 and 16 entries, keys of 31 and 32 bytes, and values
+        // replaced after their key (no longer beside it).
+        for (entries, key_len) in [(15, 31), (16, 32), (3, 300)] {
+            let keys: Vec<String> = (0..entries).map(|i| format!("{i:0>key_len$}")).collect();
+            let mut r = Record::default();
+            for key in &keys {
+                r.set(key, &[1]);
+            }
+            r.set(&keys[0], &[0xa1, b'x']);
+            let mut expected = Vec::new();
+            rmp::encode::write_map_len(&mut expected, entries as u32).unwrap();
+            for (i, key) in keys.iter().enumerate() {
+                rmp::encode::write_str(&mut expected, key).unwrap();
+                expected.extend_from_slice(if i == 0 { &[0xa1, b'x'][..] } else { &[1] });
+            }
+            let encoded = r.encode(Format::MessagePack).unwrap();
+            assert_eq!(encoded, expected, "{entries} keys of {key_len} bytes");
+            let decoded = Record::decode(&encoded, Format::MessagePack).unwrap();
+            assert_eq!(decoded.encode(Format::MessagePack).unwrap(), expected);
+        }
     }
 
     #[test]
