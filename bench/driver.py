@@ -267,6 +267,8 @@ def apps(venv):
         App("tower-sessions", "tower-sessions", rust("tower_sessions_app")),
         App("server-session-mt", "server-session, multi-thread runtime", rust("server_session_app"),
             {"BENCH_MULTI_THREAD": "1"}),
+        App("server-session-mt-no-refresh", "server-session, refresh off, multi-thread runtime",
+            rust("server_session_app"), {"BENCH_MULTI_THREAD": "1", "BENCH_NO_REFRESH": "1"}),
         App("tower-sessions-mt", "tower-sessions, multi-thread runtime", rust("tower_sessions_app"),
             {"BENCH_MULTI_THREAD": "1"}),
         App("floor-mt", "floor, multi-thread runtime", rust("floor_app"), {"BENCH_MULTI_THREAD": "1"}),

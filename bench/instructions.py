@@ -11,6 +11,9 @@ route (the kernel's share, the same for every app, is not counted):
     target/bench-venv/bin/python bench/instructions.py [--requests 5000] [--apps server_session_app,floor_app]
 
 (the virtualenv is the one `bench/run` makes; this shares its helpers).
+`CALLGRIND_EXTRA` adds options to valgrind's command line, for example
+`CALLGRIND_EXTRA=--dump-instr=yes` for costs per machine instruction, and
+the apps read their own environment (`BENCH_NO_REFRESH=1` and the rest).
 
 It prints one line per app and route: thousands of instructions per request.
 """
@@ -37,7 +40,8 @@ def total_instructions(path):
 def measure(app, route, redis_port, requests, workdir):
     port = free_port()
     out = os.path.join(workdir, f"{app}-{route}.callgrind")
-    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+    command = ["valgrind", "--tool=callgrind", *os.environ.get("CALLGRIND_EXTRA", "").split(),
+               f"--callgrind-out-file={out}",
                os.path.join(ROOT, "target", "release", app), "--port", str(port),
                "--redis", f"redis://127.0.0.1:{redis_port}/3"]
     process = subprocess.Popen(command, env=dict(os.environ, BENCH_WORKERS="1"),
