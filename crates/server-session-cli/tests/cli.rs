@@ -1,7 +1,7 @@
 //! The operator tool against real servers: sessions made through the
 //! library, a few unusable records written raw, and every command run as an
-//! operator would run it, on one Redis, on a loopback Redis Cluster, and
-//! from Redis into SQLite.
+//! operator would run it, on one Redis, on a loopback Redis Cluster, through
+//! Sentinels (before and after a failover), and from Redis into SQLite.
 //!
 //! `CLI_TEST_SESSIONS` sets the number of sessions of the single-server test
 //! (default 100,000); each test prints the time `stats` took.
@@ -27,7 +27,7 @@ use tower::ServiceExt;
 mod common;
 
 use common::redis::TestRedis;
-use common::servers::{Flavor, TestCluster};
+use common::servers::{Flavor, TestCluster, TestSentinel, cli as server_cli, wait_until};
 
 const CORRUPT: usize = 10;
 const OVERSIZED: usize = 5;
@@ -438,6 +438,101 @@ async fn the_same_commands_work_on_a_cluster() {
     let back = dir.path().join("single.jsonl");
     run(&single_env, &["export", "--output", back.to_str().unwrap()], 0);
     assert_eq!(same_records(&dump, &back), records(&dump).len());
+}
+
+/// Through the Sentinels, each run of the tool asks them for the primary:
+/// after they promote the replica, the same commands reach the new primary
+/// and find every session there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_commands_work_through_sentinels_and_follow_a_failover() {
+    let setup = TestSentinel::start();
+    let sentinels = setup.addrs().join(",");
+    let env = [
+        ("SESSION_TYPE", "redis"),
+        ("SESSION_REDIS_SENTINEL", sentinels.as_str()),
+        ("SESSION_REDIS_SENTINEL_MASTER", setup.master.as_str()),
+    ];
+    let store = RedisStore::sentinel(setup.addrs(), setup.master.as_str())
+        .connect()
+        .await
+        .unwrap();
+    let app = app(SessionLayer::new(store.clone(), config()).unwrap());
+    let sessions = 500;
+    let (alice, bob) = make_sessions(&app, sessions).await;
+    write_raw(&store, false).await;
+
+    let stats = json(&env, &["stats"], 0);
+    assert_eq!(stats["records"], sessions + CORRUPT + OVERSIZED);
+    assert_eq!(stats["sessions_with_user"], ALICE + BOB);
+    let shown = json(&env, &["show", alice[0].split_once('=').unwrap().1], 0);
+    assert_eq!(shown["user"], "alice");
+    let handle = shown["handle"].as_str().unwrap().to_owned();
+
+    // Every write on the replica, then the primary dies.
+    let old = setup.primary_port().unwrap();
+    let synced = server_cli(Flavor::Redis, old, &["WAIT", "1", "5000"]);
+    assert_eq!(synced.trim(), "1", "the replica has every write");
+    setup.primary.kill();
+    tokio::task::block_in_place(|| {
+        wait_until(
+            Duration::from_secs(30),
+            "every Sentinel names the promoted replica, which acts as the primary",
+            || {
+                let named = setup.sentinels.iter().map(|s| {
+                    let answer = server_cli(
+                        Flavor::Redis,
+                        s.port,
+                        &["SENTINEL", "get-master-addr-by-name", &setup.master],
+                    );
+                    answer.lines().nth(1).and_then(|p| p.trim().parse::<u16>().ok())
+                });
+                let named: Vec<_> = named.collect();
+                match named[0] {
+                    Some(new) if new != old && named.iter().all(|p| *p == Some(new)) => {
+                        server_cli(Flavor::Redis, new, &["ROLE"]).starts_with("master")
+                    }
+                    _ => false,
+                }
+            },
+        );
+    });
+
+    let stats = json(&env, &["stats"], 0);
+    assert_eq!(
+        stats["records"],
+        sessions + CORRUPT + OVERSIZED,
+        "on the new primary"
+    );
+    assert_eq!(json(&env, &["show", &handle], 0)["user"], "alice");
+    assert_eq!(
+        run(&env, &["--json", "list", "--user", "bob"], 0).lines().count(),
+        BOB
+    );
+    assert_eq!(json(&env, &["check", "--fix"], 0)["removed"], CORRUPT + OVERSIZED);
+    assert_eq!(json(&env, &["revoke-user", "alice"], 0)["revoked"], ALICE);
+    // The app's store finds the new primary on its own (its first calls
+    // after the failover may fail); then bob's sessions are served and
+    // alice's are gone.
+    let mut served = None;
+    for _ in 0..40 {
+        let read = Request::get("/read").header(header::COOKIE, &bob[0]);
+        let response = app
+            .clone()
+            .oneshot(read.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        served = Some(response.status());
+        if response.status().is_success() {
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+            assert_eq!(body, "1", "bob's session survived the failover");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(served.is_some_and(|s| s.is_success()), "{served:?}");
+    for cookie in &alice {
+        assert_eq!(request(&app, "/read", Some(cookie)).await.0, "none");
+    }
 }
 
 /// A prefix without a trailing `:` also matches the users' indexes
