@@ -478,15 +478,18 @@ async fn the_same_commands_work_through_sentinels_and_follow_a_failover() {
             Duration::from_secs(30),
             "every Sentinel names the promoted replica, which acts as the primary",
             || {
-                let named = setup.sentinels.iter().map(|s| {
-                    let answer = server_cli(
-                        Flavor::Redis,
-                        s.port,
-                        &["SENTINEL", "get-master-addr-by-name", &setup.master],
-                    );
-                    answer.lines().nth(1).and_then(|p| p.trim().parse::<u16>().ok())
-                });
-                let named: Vec<_> = named.collect();
+                let named: Vec<Option<u16>> = setup
+                    .sentinels
+                    .iter()
+                    .map(|s| {
+                        let answer = server_cli(
+                            Flavor::Redis,
+                            s.port,
+                            &["SENTINEL", "get-master-addr-by-name", &setup.master],
+                        );
+                        answer.lines().nth(1).and_then(|p| p.trim().parse().ok())
+                    })
+                    .collect();
                 match named[0] {
                     Some(new) if new != old && named.iter().all(|p| *p == Some(new)) => {
                         server_cli(Flavor::Redis, new, &["ROLE"]).starts_with("master")
