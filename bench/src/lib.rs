@@ -12,6 +12,8 @@
 
 use clap::Parser;
 
+pub mod server_session_app;
+
 /// Where an app listens and which Redis it uses.
 #[derive(Parser, Debug)]
 pub struct Args {
