@@ -272,6 +272,8 @@ def apps(venv):
         App("tower-sessions-mt", "tower-sessions, multi-thread runtime", rust("tower_sessions_app"),
             {"BENCH_MULTI_THREAD": "1"}),
         App("floor-mt", "floor, multi-thread runtime", rust("floor_app"), {"BENCH_MULTI_THREAD": "1"}),
+        App("floor-same-work-mt", "floor doing server-session's store and header work, multi-thread runtime",
+            rust("floor_app"), {"BENCH_MULTI_THREAD": "1", "BENCH_SAME_WORK": "1"}),
         App("actix-session", "actix-session", rust("actix_session_app")),
         App("floor", "floor (axum + redis, no library)", rust("floor_app")),
         App("flask-session", "Flask-Session (gunicorn)", gunicorn),
@@ -629,6 +631,28 @@ def cpu_table(w, results, labels):
     w("")
 
 
+def mt_cpu_ratios(w, results, labels):
+    """server-session's app CPU per request on the multi-thread runtime, as a
+    multiple of each floor's on the same runtime."""
+    ours = results.get("server-session-mt")
+    floors = [k for k in ("floor-mt", "floor-same-work-mt") if k in results]
+    if not ours or not floors:
+        return
+    w("On tokio's multi-thread runtime, server-session's app CPU per request as a multiple of each")
+    w("floor's on the same runtime (aimed for: at most 1.10):")
+    w("")
+    w("| route | " + " | ".join(labels[k] for k in floors) + " |")
+    w("|---|" + "---|" * len(floors))
+    for r in ROUTES:
+        mine = ours["routes"][r].get("app_cpu_us", 0)
+        cells = []
+        for k in floors:
+            theirs = results[k]["routes"][r].get("app_cpu_us", 0)
+            cells.append(f"{mine / theirs:.2f}" if theirs else "-")
+        w(f"| /{r} | " + " | ".join(cells) + " |")
+    w("")
+
+
 def trips_table(w, results, labels):
     """Round trips per request (commands sent, from MONITOR) per app and route."""
     w("| app | " + " | ".join(f"/{r}" for r in ROUTES) + " |")
@@ -728,6 +752,10 @@ def write_report(args, phases, labels, info, micro_results, path, chart_path, co
     w("read-modify-write (`Session::update` for server-session, get-then-insert for the others).")
     w("Every library runs with its defaults and a 31-day lifetime. The floor app is no library at all:")
     w("the cookie names a Redis key, `/read` is one `GET`, `/incr` one `GET` and one `SET ... EX`.")
+    w("The same-work floor, on the multi-thread runtime, is that app doing by hand the store and header")
+    w("work server-session does with its defaults: `SET ... NX` for a new id, `GETEX` for a read (the")
+    w("expiry slides), the same compare-and-set script for a save (tried again on a conflict), and")
+    w("`Set-Cookie`, `Vary` and `Cache-Control` on every response that used the session.")
     w("")
     w(f"![requests per second per route]({os.path.relpath(chart_path, os.path.dirname(path))})")
     w("")
@@ -798,6 +826,7 @@ def write_report(args, phases, labels, info, micro_results, path, chart_path, co
     w("Flask-Session's app column is not comparable.")
     w("")
     cpu_table(w, results, labels)
+    mt_cpu_ratios(w, results, labels)
     w("## Lost increments")
     w("")
     w(f"`/incr` for {args.duration} s with the same connections and session pool, then `/plain` for the")
@@ -942,7 +971,7 @@ def main():
         "--apps",
         default="server-session,server-session-no-refresh,server-session-metrics,server-session-wait,"
                 "server-session-actix,tower-sessions,"
-                "server-session-mt,tower-sessions-mt,floor-mt,actix-session,floor,"
+                "server-session-mt,tower-sessions-mt,floor-mt,floor-same-work-mt,actix-session,floor,"
                 "flask-session",
     )
     parser.add_argument("--phases", default="redis,valkey,cluster,postgres,sqlite", help="backends, in order: " + ", ".join(PHASES))
