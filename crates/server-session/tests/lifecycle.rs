@@ -1,7 +1,8 @@
 //! The request lifecycle, row by row (Flask-Session's open_session /
 //! save_session table, with this project's fixes), the cost contract, id
 //! cycling, destroy, and expiry on a controllable clock; each scenario
-//! through the axum adapter and through the actix-web one.
+//! through the axum adapter (with the layer on the routes, and around the
+//! whole router) and through the actix-web one.
 
 mod common;
 
@@ -84,6 +85,22 @@ macro_rules! on_both_frameworks {
                     }
                 )*
             }
+        }
+        /// On axum with the layer around the whole router, in memory.
+        mod on_axum_around_router {
+            use super::{Framework, On};
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(On { framework: Framework::AxumAroundRouter, redis: None, hashed: false }).await
+                }
+            )*
+            $(
+                #[tokio::test]
+                async fn $memory_only() {
+                    super::$memory_only(On { framework: Framework::AxumAroundRouter, redis: None, hashed: false }).await
+                }
+            )*
         }
         #[cfg(feature = "actix")]
         mod on_actix {

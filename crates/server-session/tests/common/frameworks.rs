@@ -1,5 +1,6 @@
 //! One app, served through the axum adapter or the actix-web one, so that a
-//! suite written once runs on both. Handlers are plain
+//! suite written once runs on both (and on axum with the layer around the
+//! whole router as well as on its routes). Handlers are plain
 //! `async fn(Session, String) -> Result<String, SessionError>`, the string
 //! being what follows a route's `/*` in the path.
 
@@ -10,14 +11,18 @@ use std::sync::Arc;
 use axum::Router;
 use http::Uri;
 use server_session::store::SessionStore;
-use server_session::{Metrics, Session, SessionConfig, SessionError, SessionLayer, Users};
+use server_session::{Metrics, Session, SessionConfig, SessionError, SessionLayer, SessionService, Users};
+use tower::Layer;
 
 use super::Reply;
 
 /// The web framework a suite runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framework {
+    /// axum, with the layer on the router's routes (`Router::layer`).
     Axum,
+    /// axum, with the layer around the whole router (`layer.layer(router)`).
+    AxumAroundRouter,
     Actix,
 }
 
@@ -103,6 +108,7 @@ pub struct Served {
 
 enum Target {
     Axum(Router),
+    AxumAroundRouter(SessionService<Router>),
     #[cfg(feature = "actix")]
     Actix(actix::Server),
 }
@@ -112,6 +118,7 @@ impl Served {
     pub async fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
         match &self.target {
             Target::Axum(router) => super::get(router, path, cookie).await,
+            Target::AxumAroundRouter(app) => super::get(app, path, cookie).await,
             #[cfg(feature = "actix")]
             Target::Actix(server) => server.get(path, cookie).await,
         }
@@ -131,16 +138,20 @@ pub fn serve(
     routes: Routes,
 ) -> Served {
     match framework {
-        Framework::Axum => {
+        Framework::Axum | Framework::AxumAroundRouter => {
             let layer = SessionLayer::new(store, config).unwrap();
             let metrics = {
                 let layer = layer.clone();
                 Box::new(move || layer.metrics())
             };
+            let target = match framework {
+                Framework::Axum => Target::Axum(axum_router(routes).layer(layer.clone())),
+                _ => Target::AxumAroundRouter(layer.layer(axum_router(routes))),
+            };
             Served {
                 framework,
                 users: layer.users(),
-                target: Target::Axum(axum_router(routes, layer)),
+                target,
                 metrics,
             }
         }
@@ -163,20 +174,18 @@ pub fn serve(
     }
 }
 
-/// `routes` as an axum app under `layer`.
-fn axum_router(routes: Routes, layer: SessionLayer) -> Router {
-    Router::new()
-        .fallback(move |session: Session, uri: Uri| {
-            let routes = routes.clone();
-            async move {
-                match routes.call(session, uri.path()).await {
-                    Some(Ok(body)) => Ok((http::StatusCode::OK, body)),
-                    Some(Err(err)) => Err(err),
-                    None => Ok((http::StatusCode::NOT_FOUND, String::new())),
-                }
+/// `routes` as an axum app, without the session layer.
+fn axum_router(routes: Routes) -> Router {
+    Router::new().fallback(move |session: Session, uri: Uri| {
+        let routes = routes.clone();
+        async move {
+            match routes.call(session, uri.path()).await {
+                Some(Ok(body)) => Ok((http::StatusCode::OK, body)),
+                Some(Err(err)) => Err(err),
+                None => Ok((http::StatusCode::NOT_FOUND, String::new())),
             }
-        })
-        .layer(layer)
+        }
+    })
 }
 
 /// A test app listening on a loopback port, for clients that speak HTTP
@@ -191,11 +200,21 @@ pub struct Listening {
 /// Serves `routes` on `framework` over TCP, with the store `config` names.
 pub async fn listen(framework: Framework, config: SessionConfig, routes: Routes) -> Listening {
     match framework {
-        Framework::Axum => {
-            let app = axum_router(routes, SessionLayer::from_config(config).unwrap());
+        Framework::Axum | Framework::AxumAroundRouter => {
+            let layer = SessionLayer::from_config(config).unwrap();
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap().to_string();
-            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            match framework {
+                Framework::Axum => {
+                    let app = axum_router(routes).layer(layer);
+                    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+                }
+                _ => {
+                    let app = layer.layer(axum_router(routes));
+                    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
+                    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+                }
+            }
             Listening {
                 addr,
                 #[cfg(feature = "actix")]

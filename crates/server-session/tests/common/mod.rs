@@ -4,7 +4,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use axum::Router;
 use axum::body::Body;
 use http::{HeaderMap, Request, StatusCode, header};
 use server_session::MemoryStore;
@@ -205,8 +204,31 @@ impl Reply {
     }
 }
 
+/// An axum app: a `Router`, or a router wrapped in a layer from outside.
+pub trait App:
+    tower::Service<
+        Request<Body>,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+        Future: Send,
+    > + Clone
+    + Send
+{
+}
+
+impl<S> App for S where
+    S: tower::Service<
+            Request<Body>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future: Send,
+        > + Clone
+        + Send
+{
+}
+
 /// Sends `GET path` (with `cookie` as the Cookie header) through `app`.
-pub async fn get(app: &Router, path: &str, cookie: Option<&str>) -> Reply {
+pub async fn get(app: &impl App, path: &str, cookie: Option<&str>) -> Reply {
     let mut request = Request::builder().uri(path);
     if let Some(cookie) = cookie {
         request = request.header(header::COOKIE, cookie);
@@ -215,7 +237,7 @@ pub async fn get(app: &Router, path: &str, cookie: Option<&str>) -> Reply {
 }
 
 /// Sends `request` through `app` and reads the whole response.
-pub async fn send(app: &Router, request: Request<Body>) -> Reply {
+pub async fn send(app: &impl App, request: Request<Body>) -> Reply {
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
