@@ -5,13 +5,13 @@
 //!
 //! With `BENCH_SAME_WORK=1` it does by hand the store and header work
 //! server-session does with its defaults, and nothing more: a new id is
-//! written with `SET ... NX`, a read slides the expiry (`GETEX ... EX`), every
-//! response that used the session sends the cookie again with its
-//! `Expires`, an increment is saved with the same compare-and-set script (and tried again on a conflict, so no
-//! increment is lost), and every response that used the session carries
-//! `Vary: Cookie` and `Cache-Control: private`. What is left between it and
-//! server-session is the library's own work: the record's format, the
-//! handle, the change log, the cookie's parsing and checks.
+//! written with `SET ... NX`, a read slides the expiry (`GETEX ... EX`), an
+//! increment is saved with the same compare-and-set script (and applied
+//! again to the stored value on a conflict, so no increment is lost), and
+//! every response that used the session sends the cookie again with its
+//! `Expires`, `Vary: Cookie` and `Cache-Control: private`. What is left
+//! between it and server-session is the library's own work: the record's
+//! format, the handle, the change log, the cookie's parsing and checks.
 
 use std::sync::OnceLock;
 
@@ -136,7 +136,7 @@ async fn read(State(mut redis): State<ConnectionManager>, headers: HeaderMap) ->
 }
 
 async fn incr(State(mut redis): State<ConnectionManager>, headers: HeaderMap) -> Result<Response, Response> {
-    let Some((key, user, mut counter)) = load(&mut redis, &headers, false).await? else {
+    let Some((key, mut user, mut counter)) = load(&mut redis, &headers, false).await? else {
         return Ok(respond(MISSING.into(), None));
     };
     let Some(sha) = same_work() else {
@@ -150,7 +150,6 @@ async fn incr(State(mut redis): State<ConnectionManager>, headers: HeaderMap) ->
     // and the increment is applied to it and saved again.
     let mut loaded = format!("{user}:{counter}");
     loop {
-        let (user, _) = parse(&loaded).unwrap_or((user, counter));
         let saved = format!("{user}:{}", counter + 1);
         let answer: redis::Value = redis::cmd("EVALSHA")
             .arg(sha)
@@ -166,7 +165,10 @@ async fn incr(State(mut redis): State<ConnectionManager>, headers: HeaderMap) ->
             redis::Value::Int(0) => return Ok(respond((counter + 1).to_string(), Some(&key))),
             redis::Value::BulkString(current) => {
                 loaded = String::from_utf8_lossy(&current).into_owned();
-                counter = parse(&loaded).map_or(0, |(_, c)| c);
+                let Some(stored) = parse(&loaded) else {
+                    return Ok(respond(MISSING.into(), None));
+                };
+                (user, counter) = stored;
             }
             _ => return Ok(respond(MISSING.into(), None)),
         }
