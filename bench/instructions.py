@@ -81,14 +81,16 @@ def measure(app, route, redis_port, args, workdir):
         for i in range(200):
             one(i)
         if args.connections:
-            jar = os.path.join(workdir, "cookies.txt")
-            with open(jar, "w") as f:
-                f.write("\n".join(cookies) + "\n")
+            jar = None
+            if route != "login":
+                jar = os.path.join(workdir, "cookies.txt")
+                with open(jar, "w") as f:
+                    f.write("\n".join(cookies) + "\n")
             load = argparse.Namespace(threads=1, connections=args.connections, duration=args.seconds)
-            run_wrk(load, port, route, None if route == "login" else jar)
+            run_wrk(load, port, route, jar)
         subprocess.run(["callgrind_control", "--zero", str(process.pid)], check=True, capture_output=True)
         if args.connections:
-            requests = run_wrk(load, port, route, None if route == "login" else jar)["requests"]
+            requests = run_wrk(load, port, route, jar)["requests"]
         else:
             requests = args.requests
             for i in range(requests):
