@@ -18,6 +18,9 @@ to warm up) costs per request, as the benchmark loads the app, and
 first-level data and instruction cache misses per request, which is where
 the larger futures and buffers of one app show up against another's (a
 miss costs a dozen cycles or more, an instruction often less than one).
+callgrind simulates the caches of the CPU it runs on, so misses compare
+between machines only with the sizes pinned, for example
+`CALLGRIND_EXTRA=--D1=32768,8,64`.
 
 (the virtualenv is the one `bench/run` makes; this shares its helpers).
 `CALLGRIND_EXTRA` adds options to valgrind's command line, for example
