@@ -231,6 +231,68 @@ async fn durable_writes_on_a_cluster_wait_on_the_keys_node() {
     .await;
     assert_eq!(
         session_calls(used),
-        calls(&[("set", 10), ("get", 10), ("evalsha", 10), ("wait", 20)])
+        calls(&[("set", 10), ("getrange", 10), ("evalsha", 10), ("wait", 20)])
     );
+}
+
+/// Sentinels reached over TLS: the primary is reached over TLS too, with
+/// the same CA, the primary's password and the Sentinels' own (from their
+/// URL); a primary that speaks only TLS serves the sessions.
+#[cfg(feature = "redis-tls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinels_over_tls_reach_the_primary_over_tls() {
+    let setup = common::servers::TestTlsSentinel::start(true);
+    let password = setup.password.clone().unwrap();
+    let store = RedisStore::sentinel([setup.url()], setup.master.as_str())
+        .password(password.as_str())
+        .tls_ca_certificate(setup.certs.ca_pem())
+        .connect()
+        .await
+        .unwrap();
+    let app = routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
+    let cookie = request(&app, "/login", None).await.cookie_pair().unwrap();
+    assert_eq!(request(&app, "/incr", Some(&cookie)).await.body, "2");
+    assert_eq!(request(&app, "/read", Some(&cookie)).await.body, "alice");
+
+    // The same by the environment's names, the CA from a file.
+    let layer = SessionLayer::from_config(
+        SessionConfig::from_map([
+            ("SESSION_TYPE", "redis".to_owned()),
+            ("SESSION_REDIS_SENTINEL", setup.url()),
+            ("SESSION_REDIS_SENTINEL_MASTER", setup.master.clone()),
+            ("SESSION_REDIS_PASSWORD", password),
+            ("SESSION_REDIS_TLS_CA", setup.certs.ca.clone()),
+        ])
+        .unwrap(),
+    )
+    .unwrap();
+    let app = routes().layer(layer);
+    assert_eq!(request(&app, "/read", Some(&cookie)).await.body, "alice");
+}
+
+/// Sentinels reached over TLS that name a primary speaking only plain TCP:
+/// the store refuses it with an error that says so, and sends it nothing,
+/// unless told explicitly to reach it in clear.
+#[cfg(feature = "redis-tls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plaintext_primary_behind_tls_sentinels_is_refused() {
+    let setup = common::servers::TestTlsSentinel::start(false);
+    let builder = || {
+        RedisStore::sentinel([setup.url()], setup.master.as_str()).tls_ca_certificate(setup.certs.ca_pem())
+    };
+    let (refused, used) = calls_during(&[setup.primary.port], builder().connect()).await;
+    let err = refused.unwrap_err().to_string();
+    assert!(err.contains("over TLS"), "{err}");
+    assert!(err.contains(&setup.master), "{err}");
+    assert_eq!(
+        session_calls(used.clone()),
+        calls(&[]),
+        "nothing sent in clear: {used:?}"
+    );
+    assert_eq!(used.get("role"), None, "not even the role check: {used:?}");
+
+    let store = builder().primary_tls(false).connect().await.unwrap();
+    let app = routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
+    let cookie = request(&app, "/login", None).await.cookie_pair().unwrap();
+    assert_eq!(request(&app, "/read", Some(&cookie)).await.body, "alice");
 }

@@ -14,6 +14,13 @@ const NAMES: &[&str] = &[
     "SESSION_REDIS_SENTINEL_MASTER",
     "SESSION_REDIS_PASSWORD",
     "SESSION_REDIS_DB",
+    "SESSION_REDIS_SENTINEL_PASSWORD",
+    "SESSION_REDIS_SENTINEL_PRIMARY_TLS",
+    "SESSION_REDIS_TLS_CA",
+    "SESSION_REDIS_CONNECT_TIMEOUT",
+    "SESSION_REDIS_COMMAND_TIMEOUT",
+    "SESSION_REDIS_WAIT_REPLICAS",
+    "SESSION_REDIS_WAIT_TIMEOUT",
     "SESSION_KEY_PREFIX",
     "SESSION_ID_LENGTH",
     "SESSION_PERMANENT",
@@ -36,8 +43,13 @@ const NAMES: &[&str] = &[
     "SESSION_SQLALCHEMY_TABLE",
     "SESSION_SQLALCHEMY_SCHEMA",
     "SESSION_SQLALCHEMY_SEQUENCE",
+    "SESSION_SQLALCHEMY_TIMEOUT",
+    "SESSION_SQLALCHEMY_SLIDE_SLACK",
     "SESSION_CLEANUP_N_REQUESTS",
 ];
+
+/// The longest store timeout a name accepts: an hour.
+const MAX_TIMEOUT_SECS: f64 = 3600.0;
 
 const STORE_TYPES: &str = "one of: memory, redis, sqlalchemy";
 
@@ -60,10 +72,17 @@ impl SessionConfig {
     /// | `SESSION_CLEANUP_N_REQUESTS` | a number, or `None`: accepted; the SQL stores delete expired rows on a timer of their own (see `SqliteStoreBuilder::cleanup_every`) |
     /// | `SQLALCHEMY_DATABASE_URI`, `SESSION_SQLALCHEMY_TABLE`, `SESSION_SQLALCHEMY_SCHEMA` | with `sqlalchemy`: the database (`sqlite:///relative.db` or `sqlite:////absolute.db`, feature `sqlite`; `postgresql://...`, feature `postgres`; `mysql://...`, feature `mysql`), the table (default `sessions`) and its schema |
     /// | `SESSION_SQLALCHEMY_SEQUENCE` | refused when set: the stores create the table with an auto-incrementing `id` |
+    /// | `SESSION_SQLALCHEMY_TIMEOUT` | seconds a call waits for a connection, a lock or a statement (default 5; above 0, at most 3600) |
+    /// | `SESSION_SQLALCHEMY_SLIDE_SLACK` | seconds a read may leave a sliding expiry behind before it writes it (default 60; 0 writes it on every read) |
     /// | `SESSION_REDIS` | a `redis://` or `rediss://` URL (default `redis://127.0.0.1:6379`) |
     /// | `SESSION_REDIS_CLUSTER` | nodes of a Redis Cluster, `host:port` (or URLs) separated by commas, instead of `SESSION_REDIS` |
     /// | `SESSION_REDIS_SENTINEL`, `SESSION_REDIS_SENTINEL_MASTER` | Sentinels, `host:port` separated by commas, and the name they monitor the primary under, instead of `SESSION_REDIS` |
     /// | `SESSION_REDIS_PASSWORD`, `SESSION_REDIS_DB` | override the URL's |
+    /// | `SESSION_REDIS_SENTINEL_PASSWORD` | the Sentinels' own password, overriding their URLs' |
+    /// | `SESSION_REDIS_SENTINEL_PRIMARY_TLS` | `true`/`false`: reach the primary over TLS or not, when it differs from the Sentinels (default: as the Sentinels; see `RedisStoreBuilder::primary_tls`) |
+    /// | `SESSION_REDIS_TLS_CA` | a PEM file of the CA certificates to trust for `rediss://` instead of the system's (feature `redis-tls`) |
+    /// | `SESSION_REDIS_CONNECT_TIMEOUT`, `SESSION_REDIS_COMMAND_TIMEOUT` | seconds (`0.5`, `2`), above 0 and at most 3600; default 1 each |
+    /// | `SESSION_REDIS_WAIT_REPLICAS`, `SESSION_REDIS_WAIT_TIMEOUT` | durable writes: the replicas that must have each write, and the seconds to wait for them (default 1); see `RedisStoreBuilder::wait_for_replicas` |
     /// | `SESSION_KEY_PREFIX` | text |
     /// | `SESSION_ID_LENGTH` | bytes, 16 to 256 |
     /// | `SESSION_PERMANENT`, `SESSION_USE_SIGNER`, `SESSION_REFRESH_EACH_REQUEST` | `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`) |
@@ -124,6 +143,22 @@ impl SessionConfig {
                 }
                 "SESSION_REDIS_PASSWORD" => redis.password = Some(v.to_owned()),
                 "SESSION_REDIS_DB" => redis.db = Some(number(name, v, "a database number")?),
+                "SESSION_REDIS_SENTINEL_PASSWORD" => redis.sentinel_password = Some(v.to_owned()),
+                "SESSION_REDIS_SENTINEL_PRIMARY_TLS" => redis.primary_tls = Some(boolean(name, v)?),
+                "SESSION_REDIS_TLS_CA" => {
+                    redis.tls_ca =
+                        Some(v.trim().into()).filter(|p: &std::path::PathBuf| !p.as_os_str().is_empty())
+                }
+                "SESSION_REDIS_CONNECT_TIMEOUT" => redis.connect_timeout = Some(seconds(name, v, false)?),
+                "SESSION_REDIS_COMMAND_TIMEOUT" => redis.command_timeout = Some(seconds(name, v, false)?),
+                "SESSION_REDIS_WAIT_REPLICAS" => {
+                    let replicas: usize = number(name, v, "a number of replicas, 0 (off) to 64")?;
+                    if replicas > 64 {
+                        return Err(invalid(name, v, "a number of replicas, 0 (off) to 64"));
+                    }
+                    redis.wait_for_replicas = Some(replicas).filter(|n| *n > 0);
+                }
+                "SESSION_REDIS_WAIT_TIMEOUT" => redis.wait_timeout = Some(seconds(name, v, false)?),
                 "SESSION_KEY_PREFIX" => config.key_prefix = v.to_owned(),
                 "SESSION_ID_LENGTH" => {
                     let expected = "a number of bytes, 16 to 256 (128 random bits or more)";
@@ -184,6 +219,8 @@ impl SessionConfig {
                     ));
                 }
                 "SESSION_SQLALCHEMY_SEQUENCE" => {}
+                "SESSION_SQLALCHEMY_TIMEOUT" => sql.timeout = Some(seconds(name, v, false)?),
+                "SESSION_SQLALCHEMY_SLIDE_SLACK" => sql.slide_slack = Some(seconds(name, v, true)?),
                 // Flask-Session deletes expired rows on one request in N; the
                 // SQL stores delete them on their own, in batches on a timer,
                 // so the value is checked and the cleanup left to them.
@@ -272,6 +309,21 @@ fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
 
 fn number<T: std::str::FromStr>(key: &str, value: &str, expected: &str) -> Result<T, ConfigError> {
     value.trim().parse().map_err(|_| invalid(key, value, expected))
+}
+
+/// Seconds, whole or not (`2`, `0.5`), at most an hour; zero only where
+/// `zero` allows it.
+fn seconds(key: &str, value: &str, zero: bool) -> Result<Duration, ConfigError> {
+    let expected = if zero {
+        "seconds, such as 60 or 0.5, from 0 to 3600"
+    } else {
+        "seconds, such as 1 or 0.5, above 0 and at most 3600"
+    };
+    let secs: f64 = number(key, value, expected)?;
+    if !(0.0..=MAX_TIMEOUT_SECS).contains(&secs) || (secs == 0.0 && !zero) {
+        return Err(invalid(key, value, expected));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// `host:port` (or URL) entries separated by commas.
@@ -396,6 +448,60 @@ mod tests {
             ])
             .contains("SESSION_REDIS_CLUSTER is set")
         );
+    }
+
+    #[test]
+    fn deployment_settings_have_names() {
+        let config = SessionConfig::from_map([
+            ("SESSION_TYPE", "redis"),
+            ("SESSION_REDIS_SENTINEL", "rediss://s1:26379"),
+            ("SESSION_REDIS_SENTINEL_MASTER", "m"),
+            ("SESSION_REDIS_SENTINEL_PASSWORD", "sentinel-secret"),
+            ("SESSION_REDIS_SENTINEL_PRIMARY_TLS", "false"),
+            ("SESSION_REDIS_TLS_CA", "/etc/ssl/private-ca.pem"),
+            ("SESSION_REDIS_CONNECT_TIMEOUT", "0.25"),
+            ("SESSION_REDIS_COMMAND_TIMEOUT", "2"),
+            ("SESSION_REDIS_WAIT_REPLICAS", "1"),
+            ("SESSION_REDIS_WAIT_TIMEOUT", "0.5"),
+        ])
+        .unwrap();
+        let StoreType::Redis(redis) = &config.store else {
+            panic!("{:?}", config.store)
+        };
+        assert_eq!(redis.sentinel_password.as_deref(), Some("sentinel-secret"));
+        assert_eq!(redis.primary_tls, Some(false));
+        assert_eq!(redis.tls_ca.as_deref(), Some("/etc/ssl/private-ca.pem".as_ref()));
+        assert_eq!(redis.connect_timeout, Some(Duration::from_millis(250)));
+        assert_eq!(redis.command_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(redis.wait_for_replicas, Some(1));
+        assert_eq!(redis.wait_timeout, Some(Duration::from_millis(500)));
+        assert!(!format!("{config:?}").contains("sentinel-secret"));
+        let config = SessionConfig::from_map([
+            ("SESSION_TYPE", "sqlalchemy"),
+            ("SQLALCHEMY_DATABASE_URI", "sqlite:///s.db"),
+            ("SESSION_SQLALCHEMY_TIMEOUT", "1.5"),
+            ("SESSION_SQLALCHEMY_SLIDE_SLACK", "0"),
+        ])
+        .unwrap();
+        let StoreType::Sql(sql) = &config.store else {
+            panic!("{:?}", config.store)
+        };
+        assert_eq!(sql.timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(sql.slide_slack, Some(Duration::ZERO));
+        for (name, value) in [
+            ("SESSION_REDIS_CONNECT_TIMEOUT", "0"),
+            ("SESSION_REDIS_COMMAND_TIMEOUT", "-1"),
+            ("SESSION_REDIS_COMMAND_TIMEOUT", "NaN"),
+            ("SESSION_REDIS_WAIT_TIMEOUT", "1e9"),
+            ("SESSION_SQLALCHEMY_TIMEOUT", "5s"),
+            ("SESSION_SQLALCHEMY_SLIDE_SLACK", "-0.1"),
+            ("SESSION_REDIS_WAIT_REPLICAS", "65"),
+            ("SESSION_REDIS_SENTINEL_PRIMARY_TLS", "maybe"),
+        ] {
+            let text = err(&[(name, value)]);
+            assert!(text.starts_with(&format!("{name}: ")), "{text}");
+            assert!(!text.contains('\n'), "one sentence: {text}");
+        }
     }
 
     #[test]

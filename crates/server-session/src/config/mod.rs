@@ -132,6 +132,12 @@ pub struct SqlSettings {
     /// The schema the table is in (PostgreSQL's schema, MySQL's database);
     /// default: the connection's own.
     pub schema: Option<String>,
+    /// How long a call waits for a connection, a lock or a statement
+    /// (`SESSION_SQLALCHEMY_TIMEOUT`); default the store's (5 seconds).
+    pub timeout: Option<Duration>,
+    /// How far behind a read may leave a sliding expiry
+    /// (`SESSION_SQLALCHEMY_SLIDE_SLACK`); default the store's (a minute).
+    pub slide_slack: Option<Duration>,
 }
 
 impl Default for SqlSettings {
@@ -140,6 +146,8 @@ impl Default for SqlSettings {
             url: String::new(),
             table: "sessions".into(),
             schema: None,
+            timeout: None,
+            slide_slack: None,
         }
     }
 }
@@ -150,6 +158,8 @@ impl fmt::Debug for SqlSettings {
             .field("url", &redacted_url(&self.url))
             .field("table", &self.table)
             .field("schema", &self.schema)
+            .field("timeout", &self.timeout)
+            .field("slide_slack", &self.slide_slack)
             .finish()
     }
 }
@@ -181,6 +191,26 @@ pub struct RedisSettings {
     pub password: Option<String>,
     /// A database number overriding the URL's.
     pub db: Option<i64>,
+    /// The Sentinels' own password, overriding their URLs'
+    /// (`SESSION_REDIS_SENTINEL_PASSWORD`).
+    pub sentinel_password: Option<String>,
+    /// Under Sentinel, whether the primary is reached over TLS when that
+    /// differs from the Sentinels (`SESSION_REDIS_SENTINEL_PRIMARY_TLS`);
+    /// default: as the Sentinels are.
+    pub primary_tls: Option<bool>,
+    /// A PEM file of the CA certificates to trust for `rediss://`
+    /// (`SESSION_REDIS_TLS_CA`); default the system's.
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// How long to wait for a connection (`SESSION_REDIS_CONNECT_TIMEOUT`).
+    pub connect_timeout: Option<Duration>,
+    /// How long to wait for an answer (`SESSION_REDIS_COMMAND_TIMEOUT`).
+    pub command_timeout: Option<Duration>,
+    /// Durable writes: the replicas that must have each write
+    /// (`SESSION_REDIS_WAIT_REPLICAS`).
+    pub wait_for_replicas: Option<usize>,
+    /// How long a durable write waits for them (`SESSION_REDIS_WAIT_TIMEOUT`,
+    /// default one second).
+    pub wait_timeout: Option<Duration>,
 }
 
 impl Default for RedisSettings {
@@ -192,6 +222,13 @@ impl Default for RedisSettings {
             sentinel_master: None,
             password: None,
             db: None,
+            sentinel_password: None,
+            primary_tls: None,
+            tls_ca: None,
+            connect_timeout: None,
+            command_timeout: None,
+            wait_for_replicas: None,
+            wait_timeout: None,
         }
     }
 }
@@ -237,10 +274,18 @@ pub(crate) fn redacted_url(url: &str) -> String {
 
 impl fmt::Debug for RedisSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hidden = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
         f.debug_struct("RedisSettings")
             .field("target", &self.redacted())
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("password", &hidden(&self.password))
             .field("db", &self.db)
+            .field("sentinel_password", &hidden(&self.sentinel_password))
+            .field("primary_tls", &self.primary_tls)
+            .field("tls_ca", &self.tls_ca)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("wait_for_replicas", &self.wait_for_replicas)
+            .field("wait_timeout", &self.wait_timeout)
             .finish()
     }
 }

@@ -85,101 +85,22 @@ impl TestRedis {
     }
 
     /// A private server speaking only TLS, with a certificate for
-    /// `localhost` from a throwaway CA (made with the `openssl` CLI); returns
-    /// it and the CA's PEM.
+    /// `localhost` from a throwaway CA ([`TestCerts`]); returns it and the
+    /// CA's PEM.
     pub fn start_tls() -> (TestRedis, Vec<u8>) {
-        let dir = TempDir::new().unwrap();
-        let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
-        let openssl = |args: &[&str]| {
-            let status = Command::new("openssl")
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-            assert!(
-                status
-                    .expect("openssl must be installed (.ci/run installs it)")
-                    .success(),
-                "{args:?}"
-            );
-        };
-        let (ca_key, ca, key, csr, cert, ext) = (
-            path("ca.key"),
-            path("ca.crt"),
-            path("s.key"),
-            path("s.csr"),
-            path("s.crt"),
-            path("ext.cnf"),
-        );
-        std::fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &ca_key,
-            "-out",
-            &ca,
-            "-days",
-            "1",
-            "-subj",
-            "/CN=test-ca",
-        ]);
-        // (-subj keeps openssl from asking questions on stdin.)
-        openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            "/CN=localhost",
-        ]);
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &ca,
-            "-CAkey",
-            &ca_key,
-            "-CAcreateserial",
-            "-out",
-            &cert,
-            "-days",
-            "1",
-            "-extfile",
-            &ext,
-        ]);
+        let certs = TestCerts::make();
         let port = free_port();
-        let tls = [
-            "--tls-port",
-            &port.to_string(),
-            "--tls-cert-file",
-            &cert,
-            "--tls-key-file",
-            &key,
-            "--tls-ca-cert-file",
-            &ca,
-            "--tls-auth-clients",
-            "no",
-        ];
+        let mut extra = vec!["--tls-port".to_owned(), port.to_string()];
+        extra.extend(certs.server_args());
         let mut server = TestRedis {
             child: None,
             port,
             url: format!("rediss://localhost:{port}"),
-            extra: tls.iter().map(|s| s.to_string()).collect(),
+            extra,
             dir: None,
         };
-        let ca_pem = std::fs::read(&ca).unwrap();
-        server.dir = Some(dir);
+        let ca_pem = certs.ca_pem();
+        server.dir = Some(certs.dir);
         server.launch_on_port_flag(false);
         (server, ca_pem)
     }
@@ -367,6 +288,114 @@ impl Monitor {
 }
 
 const SENTINEL: &str = "end-of-measurement";
+
+/// A throwaway CA and a certificate it signed for `localhost` and
+/// `127.0.0.1`, made with the `openssl` CLI in a temporary directory.
+pub struct TestCerts {
+    pub dir: TempDir,
+    pub ca: String,
+    pub cert: String,
+    pub key: String,
+}
+
+impl TestCerts {
+    pub fn make() -> TestCerts {
+        let dir = TempDir::new().unwrap();
+        let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+        let openssl = |args: &[&str]| {
+            let status = Command::new("openssl")
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            assert!(
+                status
+                    .expect("openssl must be installed (.ci/run installs it)")
+                    .success(),
+                "{args:?}"
+            );
+        };
+        let (ca_key, ca, key, csr, cert, ext) = (
+            path("ca.key"),
+            path("ca.crt"),
+            path("s.key"),
+            path("s.csr"),
+            path("s.crt"),
+            path("ext.cnf"),
+        );
+        std::fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+        // (-subj keeps openssl from asking questions on stdin.)
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca,
+            "-days",
+            "1",
+            "-subj",
+            "/CN=test-ca",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            "/CN=localhost",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &cert,
+            "-days",
+            "1",
+            "-extfile",
+            &ext,
+        ]);
+        TestCerts { dir, ca, cert, key }
+    }
+
+    /// The CA's certificate, PEM.
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(&self.ca).unwrap()
+    }
+
+    /// `redis-server` arguments serving this certificate, clients
+    /// unauthenticated (the TLS port is the caller's).
+    pub fn server_args(&self) -> Vec<String> {
+        [
+            "--tls-cert-file",
+            &self.cert,
+            "--tls-key-file",
+            &self.key,
+            "--tls-ca-cert-file",
+            &self.ca,
+            "--tls-auth-clients",
+            "no",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+}
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -435,3 +435,76 @@ impl TestSentinel {
         });
     }
 }
+
+/// A Sentinel that listens only on TLS, with a password of its own,
+/// watching one primary: a primary that also speaks only TLS, with a
+/// password (the Sentinel reaches it with `tls-replication yes`), or one
+/// that speaks only plain TCP, with none (so `MONITOR` can watch it).
+pub struct TestTlsSentinel {
+    pub certs: super::redis::TestCerts,
+    pub primary: Process,
+    pub sentinel: Process,
+    pub master: String,
+    /// The TLS primary's password (`requirepass`).
+    pub password: Option<String>,
+    /// The Sentinel's own password.
+    pub sentinel_password: String,
+}
+
+impl TestTlsSentinel {
+    pub fn start(tls_primary: bool) -> TestTlsSentinel {
+        let certs = super::redis::TestCerts::make();
+        let dir = certs.dir.path().to_owned();
+        let password = tls_primary.then(|| "primary-pw".to_owned());
+        let sentinel_password = "sentinel-pw".to_owned();
+        let port = free_port();
+        let mut args = base_args(port, &dir);
+        if let Some(password) = &password {
+            args[1] = "0".into();
+            args.extend(["--requirepass".to_owned(), password.clone()]);
+            args.extend(["--tls-port".to_owned(), port.to_string()]);
+            args.extend(certs.server_args());
+        }
+        let primary = Process::spawn("redis-server".as_ref(), &args, port);
+        let master = "tls-sessions".to_owned();
+        let sentinel_port = free_port();
+        let conf = dir.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port 0\ntls-port {sentinel_port}\nbind 127.0.0.1\ndir {dir}\n\
+                 tls-cert-file {cert}\ntls-key-file {key}\ntls-ca-cert-file {ca}\ntls-auth-clients no\n\
+                 tls-replication {replication}\nrequirepass {sentinel_password}\n\
+                 sentinel monitor {master} 127.0.0.1 {port} 1\n{auth}\
+                 sentinel down-after-milliseconds {master} 1000\n",
+                dir = dir.display(),
+                cert = certs.cert,
+                key = certs.key,
+                ca = certs.ca,
+                replication = if tls_primary { "yes" } else { "no" },
+                auth = password
+                    .as_ref()
+                    .map_or(String::new(), |pw| format!("sentinel auth-pass {master} {pw}\n")),
+            ),
+        )
+        .unwrap();
+        let args = vec![conf.to_str().unwrap().to_owned(), "--sentinel".to_owned()];
+        let sentinel = Process::spawn("redis-server".as_ref(), &args, sentinel_port);
+        TestTlsSentinel {
+            certs,
+            primary,
+            sentinel,
+            master,
+            password,
+            sentinel_password,
+        }
+    }
+
+    /// The Sentinel's URL, with its password.
+    pub fn url(&self) -> String {
+        format!(
+            "rediss://:{}@localhost:{}",
+            self.sentinel_password, self.sentinel.port
+        )
+    }
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use redis::cluster::ClusterClient;
 use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
-use redis::{Client, ConnectionInfo, RedisError, Script};
+use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError, Script};
 
 use super::connection::{Connection, Pool, Timeouts, Topology};
 use super::{CAS_UNKNOWN, Durability, Inner, RedisStore, SAVE};
@@ -42,6 +42,8 @@ pub struct RedisStoreBuilder {
     durable_connections: usize,
     #[cfg(feature = "redis-tls")]
     ca_certificate: Option<Vec<u8>>,
+    #[cfg(feature = "redis-tls")]
+    primary_tls: Option<bool>,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -97,6 +99,8 @@ impl RedisStoreBuilder {
             durable_connections: DEFAULT_DURABLE_CONNECTIONS,
             #[cfg(feature = "redis-tls")]
             ca_certificate: None,
+            #[cfg(feature = "redis-tls")]
+            primary_tls: None,
         }
     }
 
@@ -113,7 +117,9 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// The password of the Sentinels themselves, when they have one.
+    /// The password of the Sentinels themselves, when they have one
+    /// (`SESSION_REDIS_SENTINEL_PASSWORD`), overriding the Sentinel URLs'
+    /// (`redis://user:password@host:26379`).
     pub fn sentinel_password(mut self, password: impl Into<String>) -> Self {
         self.sentinel_password = Some(password.into());
         self
@@ -162,11 +168,27 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// Trust this CA (PEM) instead of the system's roots for `rediss://`, for
-    /// a Redis whose certificate comes from a private CA.
+    /// Trust this CA (PEM) instead of the system's roots for `rediss://`
+    /// (`SESSION_REDIS_TLS_CA`, a file), for a Redis whose certificate comes
+    /// from a private CA: every node of a cluster, and under Sentinel both
+    /// the Sentinels and the primary.
     #[cfg(feature = "redis-tls")]
     pub fn tls_ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.ca_certificate = Some(pem.into());
+        self
+    }
+
+    /// Under Sentinel: whether the primary is reached over TLS
+    /// (`SESSION_REDIS_SENTINEL_PRIMARY_TLS`). By default it is exactly when
+    /// the Sentinels are (`rediss://` Sentinel URLs), with the same
+    /// certificates, and a primary that does not speak TLS is refused,
+    /// never fallen back to in clear. Set this only where the Sentinels and
+    /// the primary really differ: `true` for a TLS primary behind plain
+    /// Sentinels, `false` for a plain primary behind TLS ones (its password
+    /// and the sessions then cross the network in clear).
+    #[cfg(feature = "redis-tls")]
+    pub fn primary_tls(mut self, tls: bool) -> Self {
+        self.primary_tls = Some(tls);
         self
     }
 
@@ -253,15 +275,12 @@ impl RedisStoreBuilder {
                 })
             }
             Target::Sentinel { sentinels, master } => {
-                let addrs = sentinels
+                let sentinels = sentinels
                     .into_iter()
-                    .map(|info| info.map(|info| info.addr().clone()).map_err(invalid))
+                    .map(|info| info.map_err(invalid))
                     .collect::<Result<Vec<_>, _>>()?;
-                if addrs.is_empty() {
-                    return Err(StoreError::Backend(
-                        "Sentinel needs at least one sentinel address".into(),
-                    ));
-                }
+                let reach = SentinelReach::of(&sentinels)?;
+                let addrs = sentinels.iter().map(|info| info.addr().clone());
                 let mut builder = SentinelClientBuilder::new(addrs, &master, SentinelServerType::Master)
                     .map_err(invalid)?;
                 if let Some(username) = &self.username {
@@ -270,14 +289,40 @@ impl RedisStoreBuilder {
                 if let Some(password) = &self.password {
                     builder = builder.set_client_to_redis_password(password);
                 }
-                if let Some(password) = &self.sentinel_password {
-                    builder = builder.set_client_to_sentinel_password(password);
-                }
                 if let Some(db) = self.db {
                     builder = builder.set_client_to_redis_db(db);
                 }
+                if let Some(username) = &reach.username {
+                    builder = builder.set_client_to_sentinel_username(username);
+                }
+                if let Some(password) = self.sentinel_password.as_ref().or(reach.password.as_ref()) {
+                    builder = builder.set_client_to_sentinel_password(password);
+                }
+                #[cfg(feature = "redis-tls")]
+                let primary_tls = {
+                    let certificates = self.certificates();
+                    if let (Some(_), Some(certificates)) = (reach.tls, &certificates) {
+                        builder = builder.set_client_to_sentinel_certificates(certificates.clone());
+                    }
+                    let primary_tls = self.primary_tls.unwrap_or(reach.tls.is_some());
+                    if primary_tls {
+                        // As the Sentinels are reached: `#insecure` in their
+                        // URLs skips verification for the primary too.
+                        let mode = match reach.tls {
+                            Some(true) => redis::TlsMode::Insecure,
+                            _ => redis::TlsMode::Secure,
+                        };
+                        builder = builder.set_client_to_redis_tls_mode(mode);
+                        if let Some(certificates) = certificates {
+                            builder = builder.set_client_to_redis_certificates(certificates);
+                        }
+                    }
+                    primary_tls
+                };
+                #[cfg(not(feature = "redis-tls"))]
+                let primary_tls = false;
                 let client = builder.build().map_err(invalid)?;
-                Ok(Connection::sentinel(client, master, timeouts))
+                Ok(Connection::sentinel(client, master, primary_tls, timeouts))
             }
         }
     }
@@ -324,6 +369,93 @@ impl RedisStoreBuilder {
             let _ = prepare.prepare().await;
         });
         Ok(store)
+    }
+}
+
+/// What is wrong with `url` as a Redis server's address, in a few words
+/// fit for a configuration error, or `None` when nothing obvious is.
+pub(crate) fn url_problem(url: &str) -> Option<String> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Some("it is empty".into());
+    }
+    let Some((scheme, _)) = url.split_once("://") else {
+        return Some("it has no scheme: write redis://host:port, or rediss://host:port for TLS".into());
+    };
+    let known = [
+        "redis",
+        "rediss",
+        "valkey",
+        "valkeys",
+        "redis+unix",
+        "valkey+unix",
+        "unix",
+    ];
+    if !known.contains(&scheme) {
+        return Some(format!(
+            "its scheme {scheme:?} is not one of redis, rediss (TLS), redis+unix, valkey, valkeys"
+        ));
+    }
+    if cfg!(not(feature = "redis-tls")) && matches!(scheme, "rediss" | "valkeys") {
+        return Some("TLS URLs need server-session's `redis-tls` cargo feature".into());
+    }
+    if redis::parse_redis_url(url).is_none() {
+        return Some("it does not parse as redis://[user:password@]host[:port][/db]".into());
+    }
+    match url.into_connection_info() {
+        Ok(_) => None,
+        Err(err) => Some(
+            format!("{err}")
+                .trim_end_matches("- InvalidClientConfig")
+                .trim()
+                .to_lowercase(),
+        ),
+    }
+}
+
+/// How the Sentinels are reached, the same for all of them: over TLS or not
+/// (and then whether certificates are verified), and with which credentials.
+struct SentinelReach {
+    /// `Some(insecure)` over TLS.
+    tls: Option<bool>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+impl SentinelReach {
+    fn of(sentinels: &[ConnectionInfo]) -> Result<SentinelReach, StoreError> {
+        let Some(first) = sentinels.first() else {
+            return Err(StoreError::Backend(
+                "Sentinel needs at least one sentinel address".into(),
+            ));
+        };
+        let reach = |info: &ConnectionInfo| {
+            let tls = match info.addr() {
+                ConnectionAddr::TcpTls { insecure, .. } => Some(*insecure),
+                _ => None,
+            };
+            let settings = info.redis_settings();
+            SentinelReach {
+                tls,
+                username: settings.username().map(str::to_owned),
+                password: settings.password().map(str::to_owned),
+            }
+        };
+        let first = reach(first);
+        for other in sentinels[1..].iter().map(reach) {
+            if other.tls != first.tls {
+                return Err(StoreError::Backend(
+                    "the Sentinels must all be reached the same way: all with rediss:// URLs (TLS) or none"
+                        .into(),
+                ));
+            }
+            if other.username != first.username || other.password != first.password {
+                return Err(StoreError::Backend(
+                    "the Sentinel URLs must all carry the same credentials, or none".into(),
+                ));
+            }
+        }
+        Ok(first)
     }
 }
 

@@ -99,6 +99,8 @@ pub(super) struct Sentinel {
     primary: RwLock<Option<(Client, ConnectionManager)>>,
     config: ConnectionManagerConfig,
     master: String,
+    /// Whether the primary is reached over TLS.
+    tls: bool,
 }
 
 /// Settings of connections made later.
@@ -151,12 +153,18 @@ impl Connection {
         }
     }
 
-    pub(super) fn sentinel(client: SentinelClient, master: String, timeouts: &Timeouts) -> Topology {
+    pub(super) fn sentinel(
+        client: SentinelClient,
+        master: String,
+        tls: bool,
+        timeouts: &Timeouts,
+    ) -> Topology {
         Topology::Sentinel(Sentinel {
             discovery: Mutex::new(client),
             primary: RwLock::new(None),
             config: timeouts.manager(),
             master,
+            tls,
         })
     }
 
@@ -231,7 +239,10 @@ impl Connection {
         if let Some(known) = sentinel.known() {
             return Ok(known);
         }
-        let client = discovery.async_get_client().await?;
+        let client = discovery
+            .async_get_client()
+            .await
+            .map_err(|err| sentinel.explain(err))?;
         let shared = ConnectionManager::new_with_config(client.clone(), sentinel.config.clone()).await?;
         tracing::info!(
             master = %sentinel.master,
@@ -272,6 +283,24 @@ impl Connection {
 }
 
 impl Sentinel {
+    /// A failure to find the primary, saying that it was wanted over TLS
+    /// when it was: a primary that does not speak TLS fails the handshake,
+    /// and is never used in clear instead.
+    fn explain(&self, err: RedisError) -> RedisError {
+        if !self.tls || !(err.is_io_error() || err.kind() == redis::ErrorKind::Client) {
+            return err;
+        }
+        RedisError::from((
+            err.kind(),
+            "the primary could not be reached over TLS",
+            format!(
+                "the Sentinels name a primary for {:?}, which must speak TLS as the Sentinels do \
+                 (RedisStoreBuilder::primary_tls to choose otherwise): {err}",
+                self.master
+            ),
+        ))
+    }
+
     fn known(&self) -> Option<(Client, ConnectionManager)> {
         self.primary.read().unwrap_or_else(|e| e.into_inner()).clone()
     }

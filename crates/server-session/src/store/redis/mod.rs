@@ -20,6 +20,7 @@ mod scan;
 
 pub use builder::RedisStoreBuilder;
 use builder::Target;
+pub(crate) use builder::url_problem;
 use connection::{Connection, Handle, Pool};
 
 /// The conditional update of an existing session, on one key (so it runs
