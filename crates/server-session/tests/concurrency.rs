@@ -111,7 +111,7 @@ impl<S: SessionStore + Clone> App<S> {
 
     async fn stored(&self, cookie: &str) -> Option<rmpv::Value> {
         let key = format!("session:{}", cookie.split_once('=').unwrap().1);
-        let bytes = self.store.inner.load(&key, None).await.unwrap()?;
+        let bytes = self.store.inner.load(&key, None, common::LIMIT).await.unwrap()?;
         Some(rmpv::decode::read_value(&mut &bytes[..]).unwrap())
     }
 
@@ -257,7 +257,7 @@ async fn in_flight_requests_do_not_resurrect_a_destroyed_session<S: SessionStore
     }
     assert_eq!(t.stored(&cookie).await, None, "the session stays destroyed");
     for key in t.store.saved_keys() {
-        let found = t.store.inner.load(&key, None).await.unwrap();
+        let found = t.store.inner.load(&key, None, common::LIMIT).await.unwrap();
         assert_eq!(found, None, "nothing was recreated under any id");
     }
     assert!(t.app.metrics().gone >= 10, "{:?}", t.app.metrics());

@@ -379,7 +379,7 @@ fn main() {
 async fn load_settled(store: &RedisStore, key: &str) -> Option<Vec<u8>> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        match store.load(key, None).await {
+        match store.load(key, None, common::LIMIT).await {
             Ok(stored) => return stored,
             Err(err) if Instant::now() < deadline => {
                 eprintln!("reading a session after the failover: {err}; retrying");

@@ -26,7 +26,7 @@ async fn request(app: &Served, path: &str, cookie: Option<&str>) -> common::Repl
 async fn stored<S: SessionStore>(store: &S, cookie: &str) -> Vec<u8> {
     let id = cookie.split_once('=').unwrap().1;
     store
-        .load(&format!("session:{id}"), None)
+        .load(&format!("session:{id}"), None, common::LIMIT)
         .await
         .unwrap()
         .expect("stored")

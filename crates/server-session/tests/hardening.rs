@@ -88,7 +88,7 @@ impl Backend {
     /// What the store holds under `key`, read without the engine.
     async fn raw(&self, key: &str) -> Option<Vec<u8>> {
         match self {
-            Backend::Memory(store) => store.load(key, None).await.unwrap(),
+            Backend::Memory(store) => store.load(key, None, common::LIMIT).await.unwrap(),
             #[cfg(feature = "redis")]
             Backend::Redis(_, url) => {
                 let mut raw = redis::Client::open(url.as_str())
@@ -131,11 +131,12 @@ impl SessionStore for Backend {
         &self,
         key: &str,
         slide: Option<Duration>,
+        limit: usize,
     ) -> Result<Option<Vec<u8>>, server_session::store::StoreError> {
         match self {
-            Backend::Memory(store) => store.load(key, slide).await,
+            Backend::Memory(store) => store.load(key, slide, limit).await,
             #[cfg(feature = "redis")]
-            Backend::Redis(store, _) => store.load(key, slide).await,
+            Backend::Redis(store, _) => store.load(key, slide, limit).await,
         }
     }
 
@@ -461,7 +462,7 @@ async fn stores_take_any_ttl_without_panicking() {
         .await;
     assert_eq!(saved.unwrap(), server_session::store::SaveOutcome::Saved);
     store.touch("k", max).await.unwrap();
-    assert!(store.load("k", Some(max)).await.unwrap().is_some());
+    assert!(store.load("k", Some(max), common::LIMIT).await.unwrap().is_some());
     #[cfg(feature = "redis")]
     {
         let server = common::redis::TestRedis::shared();
@@ -474,7 +475,13 @@ async fn stores_take_any_ttl_without_panicking() {
             .await;
         assert_eq!(saved.unwrap(), server_session::store::SaveOutcome::Saved);
         store.touch(&key, max).await.unwrap();
-        assert!(store.load(&key, Some(max)).await.unwrap().is_some());
+        assert!(
+            store
+                .load(&key, Some(max), common::LIMIT)
+                .await
+                .unwrap()
+                .is_some()
+        );
         assert!(server.ttl(&key) > 0, "the key still expires");
     }
 }
@@ -578,8 +585,9 @@ impl<S: SessionStore + Clone> SessionStore for Faulty<S> {
         &self,
         key: &str,
         slide: Option<Duration>,
+        limit: usize,
     ) -> Result<Option<Vec<u8>>, server_session::store::StoreError> {
-        self.inner.load(key, slide).await
+        self.inner.load(key, slide, limit).await
     }
 
     async fn save(
@@ -825,7 +833,73 @@ async fn records_json_cannot_hold_stay_writable(backend: Backend) {
     assert_eq!(reply.body, "ext,nan,list_key,written");
 }
 
+/// A record planted over the size limit, a valid session but for its size,
+/// is not read: it is discarded like an undecodable one, and the request
+/// gets a fresh session.
+async fn planted_records_over_the_size_limit_are_discarded(backend: Backend) {
+    let (app, layer) = backend.app(SessionConfig::default().max_record_size(1024));
+    let (cookie, key) = session();
+    backend.plant(&key, &common::attack::huge_record(5000)).await;
+    let reply = on_worker(&app, "/keys", Some(cookie.clone())).await;
+    assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, ""));
+    assert_eq!(backend.raw(&key).await, None, "the record is deleted");
+    assert_eq!(layer.metrics().undecodable, 1);
+    assert_eq!(layer.metrics().store_errors, 0, "not a store failure");
+    let (cookie, key) = session();
+    let fits = common::attack::huge_record(1000);
+    backend.plant(&key, &fits).await;
+    let reply = on_worker(&app, "/keys", Some(cookie)).await;
+    assert_eq!(reply.body, "blob,n", "a record within the limit is read");
+}
+
+/// A 100 MiB record planted under a session key, requested by ten
+/// attackers at once, does not hold up another user's requests on the
+/// shared connection: their answers all succeed (how much slower they are
+/// is printed), Redis sends out a few times the size limit at most, and
+/// the record is gone.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_planted_record_stalls_no_one_on_redis() {
+    let server = common::redis::TestRedis::start();
+    let store = server_session::RedisStore::connect(server.url.as_str())
+        .await
+        .unwrap();
+    let app = common::redis::routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
+    let (cookie, key) = session();
+    let mut raw = server.connection();
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg(common::attack::huge_record(common::attack::HUGE))
+        .arg("EX")
+        .arg(3600)
+        .query(&mut raw)
+        .unwrap();
+    let sent = |raw: &mut redis::Connection| -> u64 {
+        let info: String = redis::cmd("INFO").arg("stats").query(raw).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_net_output_bytes:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap()
+    };
+    let before = sent(&mut raw);
+    let (quiet, attacked, statuses) = common::attack::measure(app, cookie, 10, Duration::from_secs(2)).await;
+    let out = sent(&mut raw) - before;
+    println!("redis: quiet {quiet:?}, attacked {attacked:?}, {out} bytes sent");
+    assert_eq!((quiet.failed, attacked.failed), (0, 0), "{attacked:?}");
+    assert!(
+        out < 16 << 20,
+        "{out} bytes sent: the record crossed the connection"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "the attackers get fresh sessions"
+    );
+    let exists: bool = redis::cmd("EXISTS").arg(&key).query(&mut raw).unwrap();
+    assert!(!exists, "the record is deleted");
+}
+
 on_backends!(
+    planted_records_over_the_size_limit_are_discarded,
     hostile_records_give_a_fresh_session,
     the_deepest_allowed_value_round_trips,
     lifetimes_never_overflow,

@@ -253,7 +253,7 @@ impl Harness {
         };
         self.store
             .inner
-            .load(&format!("session:{name}"), None)
+            .load(&format!("session:{name}"), None, common::LIMIT)
             .await
             .unwrap()
     }

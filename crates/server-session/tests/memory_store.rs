@@ -75,7 +75,7 @@ async fn a_full_store_makes_room_by_removing_the_sessions_closest_to_expiry() {
             for u in 0..100 {
                 assert!(
                     store
-                        .load(&format!("user{u}"), Some(minute * 30))
+                        .load(&format!("user{u}"), Some(minute * 30), 1 << 20)
                         .await
                         .unwrap()
                         .is_some(),
@@ -91,11 +91,11 @@ async fn a_full_store_makes_room_by_removing_the_sessions_closest_to_expiry() {
         store.len()
     );
     assert!(
-        store.load("flood9999", None).await.unwrap().is_some(),
+        store.load("flood9999", None, 1 << 20).await.unwrap().is_some(),
         "the newest is kept"
     );
     assert!(
-        store.load("flood0", None).await.unwrap().is_none(),
+        store.load("flood0", None, 1 << 20).await.unwrap().is_none(),
         "the oldest made room"
     );
 }

@@ -58,9 +58,14 @@ impl FlakyStore {
 }
 
 impl SessionStore for FlakyStore {
-    async fn load(&self, key: &str, slide: Option<Duration>) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn load(
+        &self,
+        key: &str,
+        slide: Option<Duration>,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         self.call(0)?;
-        self.inner.load(key, slide).await
+        self.inner.load(key, slide, limit).await
     }
 
     async fn save(

@@ -197,3 +197,39 @@ async fn a_schema_holds_the_table() {
     let bad = PostgresStore::builder(&server.url).schema("a b").build();
     assert!(bad.is_err());
 }
+
+/// A 100 MiB record planted in a row, requested by ten attackers at once:
+/// another user's requests all succeed, and the row is deleted. The load
+/// reads the value's size, not the value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_planted_record_stalls_no_one() {
+    let server = TestPostgres::shared();
+    let name = table();
+    let store = PostgresStore::builder(&server.url)
+        .table(name.clone())
+        .open()
+        .await
+        .unwrap();
+    let app = common::redis::routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
+    let pool = pool(server).await;
+    let plant = async |key: &str, record: Vec<u8>| {
+        sqlx::query(&format!(
+            "INSERT INTO \"{name}\" (session_id, data, expiry) \
+             VALUES ($1, $2, (now() at time zone 'utc') + interval '1 hour')"
+        ))
+        .bind(key)
+        .bind(record)
+        .execute(&pool)
+        .await
+        .unwrap();
+    };
+    let exists = async |key: &str| {
+        sqlx::query(&format!("SELECT 1 FROM \"{name}\" WHERE session_id = $1"))
+            .bind(key)
+            .fetch_optional(&pool)
+            .await
+            .unwrap()
+            .is_some()
+    };
+    common::attack::huge_record_stalls_no_one("postgres", app, plant, exists).await;
+}

@@ -70,15 +70,15 @@ async fn commands_per_request_match_the_cost_contract() {
     assert_eq!(reply.body, "alice");
     assert_eq!(
         used,
-        calls(&[("getex", 1)]),
-        "a read: one GETEX that also slides the expiry"
+        calls(&[("expire", 1), ("getrange", 1)]),
+        "a read: one round trip, a GETRANGE bounded by the record size limit and the EXPIRE that slides it"
     );
 
     let (reply, used) = server.calls_during(request(&app, "/incr", Some(&cookie))).await;
     assert_eq!(reply.body, "2");
     assert_eq!(
         used,
-        calls(&[("evalsha", 1), ("get", 1)]),
+        calls(&[("evalsha", 1), ("getrange", 1)]),
         "a change: a load that leaves the expiry to the save, and one EVALSHA"
     );
 
@@ -91,14 +91,14 @@ async fn commands_per_request_match_the_cost_contract() {
 }
 
 #[tokio::test]
-async fn without_refresh_a_read_is_one_get() {
+async fn without_refresh_a_read_is_one_getrange() {
     let server = TestRedis::start();
     let store = RedisStore::connect(server.url.as_str()).await.unwrap();
     let app = app(store, SessionConfig::default().refresh_each_request(false));
     let cookie = request(&app, "/login", None).await.cookie_pair().unwrap();
     let (reply, used) = server.calls_during(request(&app, "/read", Some(&cookie))).await;
     assert_eq!(reply.body, "alice");
-    assert_eq!(used, calls(&[("get", 1)]));
+    assert_eq!(used, calls(&[("getrange", 1)]));
 }
 
 #[tokio::test]
@@ -135,7 +135,10 @@ async fn cycle_id_creates_the_new_key_then_deletes_the_old() {
     let (reply, used) = server.calls_during(request(&app, "/cycle", Some(&cookie))).await;
     let new_cookie = reply.cookie_pair().unwrap();
     // Load, create the new key, retire the old one conditionally, delete it.
-    assert_eq!(used, calls(&[("del", 1), ("evalsha", 1), ("get", 1), ("set", 1)]));
+    assert_eq!(
+        used,
+        calls(&[("del", 1), ("evalsha", 1), ("getrange", 1), ("set", 1)])
+    );
     assert!(
         !used.contains_key("rename"),
         "no RENAME: keys may sit in different cluster slots"
@@ -158,11 +161,14 @@ async fn the_script_is_reloaded_after_a_flush() {
         .unwrap();
     let (reply, used) = server.calls_during(request(&app, "/incr", Some(&cookie))).await;
     assert_eq!(reply.body, "2");
-    assert_eq!(used, calls(&[("evalsha", 2), ("get", 1), ("script|load", 1)]));
+    assert_eq!(
+        used,
+        calls(&[("evalsha", 2), ("getrange", 1), ("script|load", 1)])
+    );
     let (_, used) = server.calls_during(request(&app, "/incr", Some(&cookie))).await;
     assert_eq!(
         used,
-        calls(&[("evalsha", 1), ("get", 1)]),
+        calls(&[("evalsha", 1), ("getrange", 1)]),
         "loaded again for good"
     );
 }
@@ -239,7 +245,7 @@ async fn a_server_that_never_answers_times_out() {
         .unwrap();
     for attempt in 0..3 {
         let started = Instant::now();
-        let err = store.load("session:x", None).await.unwrap_err();
+        let err = store.load("session:x", None, common::LIMIT).await.unwrap_err();
         assert!(
             matches!(err, StoreError::Timeout(_) | StoreError::Unavailable(_)),
             "{err:?}"
@@ -294,7 +300,7 @@ async fn password_acl_user_and_db_from_the_url_or_the_builder() {
         .await;
     let store = store.unwrap();
     assert_eq!(
-        store.load("k", None).await.unwrap(),
+        store.load("k", None, common::LIMIT).await.unwrap(),
         None,
         "db 5 is another database"
     );
@@ -388,7 +394,11 @@ async fn rediss_urls_speak_tls() {
         SaveOutcome::Saved
     );
     assert_eq!(
-        store.load("session:t", Some(ttl)).await.unwrap().as_deref(),
+        store
+            .load("session:t", Some(ttl), common::LIMIT)
+            .await
+            .unwrap()
+            .as_deref(),
         Some(&b"\x80"[..])
     );
     // Without the private CA the certificate is not trusted: a clear error.
@@ -436,10 +446,14 @@ async fn user_sessions_keep_the_cost_contract() {
     let (_, used) = server.calls_during(request(&app, "/noop", Some(&cookie))).await;
     assert_eq!(used, calls(&[]), "untouched: nothing");
     let (_, used) = server.calls_during(request(&app, "/read", Some(&cookie))).await;
-    assert_eq!(used, calls(&[("getex", 1)]), "a read: one call");
+    assert_eq!(
+        used,
+        calls(&[("expire", 1), ("getrange", 1)]),
+        "a read: one round trip"
+    );
     let (reply, used) = server.calls_during(request(&app, "/incr", Some(&cookie))).await;
     assert_eq!(reply.body, "2");
-    assert_eq!(used, calls(&[("evalsha", 1), ("get", 1)]), "a change: two");
+    assert_eq!(used, calls(&[("evalsha", 1), ("getrange", 1)]), "a change: two");
 
     let (reply, used) = server.calls_during(request(&app, "/signin", Some(&cookie))).await;
     assert_eq!(reply.status, 200);
@@ -449,7 +463,7 @@ async fn user_sessions_keep_the_cost_contract() {
             ("del", 1),
             ("evalsha", 1),
             ("expireat", 2),
-            ("get", 1),
+            ("getrange", 1),
             ("set", 1),
             ("zadd", 1),
             ("zrem", 1)
@@ -463,7 +477,7 @@ async fn user_sessions_keep_the_cost_contract() {
         used,
         calls(&[
             ("evalsha", 2),
-            ("get", 2),
+            ("getrange", 2),
             ("zrange", 2),
             ("zrem", 2),
             ("zremrangebyscore", 2)
@@ -476,7 +490,7 @@ async fn user_sessions_keep_the_cost_contract() {
     let (_, used) = server.calls_during(request(&app, "/logout", Some(&third))).await;
     assert_eq!(
         used,
-        calls(&[("del", 1), ("get", 1), ("zrem", 1)]),
+        calls(&[("del", 1), ("getrange", 1), ("zrem", 1)]),
         "with user sessions on, a logout reads the user to unindex the session"
     );
 }

@@ -221,7 +221,7 @@ async fn run<D: Database>(db: &D, rows: u64, batch: u32) -> Report {
     .await;
     let clear = started.elapsed();
     assert!(
-        store.load(&key, None).await.unwrap().is_some(),
+        store.load(&key, None, common::LIMIT).await.unwrap().is_some(),
         "the live session stays"
     );
     assert_ne!(

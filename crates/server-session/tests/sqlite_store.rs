@@ -197,10 +197,13 @@ async fn a_row_without_data_is_no_session() {
         .execute(&pool)
         .await
         .unwrap();
-    assert_eq!(store.load("session:empty", None).await.unwrap(), None);
+    assert_eq!(
+        store.load("session:empty", None, common::LIMIT).await.unwrap(),
+        None
+    );
     assert_eq!(
         store
-            .load("session:empty", Some(Duration::from_secs(60)))
+            .load("session:empty", Some(Duration::from_secs(60)), common::LIMIT)
             .await
             .unwrap(),
         None
@@ -234,7 +237,7 @@ async fn a_read_slides_the_expiry_once_it_lags_by_more_than_the_slack() {
         .await
         .unwrap();
     assert_eq!(
-        store.load("session:s", Some(hour)).await.unwrap(),
+        store.load("session:s", Some(hour), common::LIMIT).await.unwrap(),
         Some(b"x".to_vec())
     );
     assert!(
@@ -246,7 +249,7 @@ async fn a_read_slides_the_expiry_once_it_lags_by_more_than_the_slack() {
         .await
         .unwrap();
     assert_eq!(
-        store.load("session:s", Some(hour)).await.unwrap(),
+        store.load("session:s", Some(hour), common::LIMIT).await.unwrap(),
         Some(b"x".to_vec())
     );
     assert!((3590.0..3601.0).contains(&left().await), "10 min behind: slid");
@@ -274,7 +277,7 @@ async fn a_locked_file_is_unavailable_within_the_timeout() {
     let save = store.save("session:l", b"y", ttl, Expect::Unchanged(b"x"));
     common::sql::unavailable_within(Duration::from_secs(2), save).await;
     assert_eq!(
-        store.load("session:l", None).await.unwrap(),
+        store.load("session:l", None, common::LIMIT).await.unwrap(),
         Some(b"x".to_vec()),
         "reads go on"
     );
@@ -286,4 +289,84 @@ async fn a_locked_file_is_unavailable_within_the_timeout() {
             .unwrap(),
         SaveOutcome::Saved
     );
+}
+
+/// A 100 MiB record planted in a row, requested by ten attackers at once:
+/// another user's requests all succeed, and the row is deleted. The load
+/// reads the blob's length from its header, not the blob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_planted_record_stalls_no_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::builder(file(&dir)).open().await.unwrap();
+    let app = common::redis::routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file(&dir)))
+        .await
+        .unwrap();
+    let plant = async |key: &str, record: Vec<u8>| {
+        sqlx::query(
+            "INSERT INTO sessions (session_id, data, expiry) VALUES (?, ?, datetime('now', '+1 hour'))",
+        )
+        .bind(key)
+        .bind(record)
+        .execute(&pool)
+        .await
+        .unwrap();
+        // The 100 MiB the insert put in the log are moved into the file
+        // now, rather than by whichever commit comes next: what is measured
+        // is the record being requested, not it being planted.
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&pool)
+            .await
+            .unwrap();
+    };
+    let exists = async |key: &str| {
+        sqlx::query("SELECT 1 FROM sessions WHERE session_id = ?")
+            .bind(key)
+            .fetch_optional(&pool)
+            .await
+            .unwrap()
+            .is_some()
+    };
+    common::attack::huge_record_stalls_no_one("sqlite", app, plant, exists).await;
+}
+
+/// A row whose `data` is text, not a blob (which neither Flask nor this
+/// store writes), is discarded like an undecodable record: the request
+/// gets a fresh session that it can save, instead of failing every write.
+#[tokio::test]
+async fn a_row_with_text_data_is_discarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::builder(file(&dir)).open().await.unwrap();
+    let layer = SessionLayer::new(store, SessionConfig::default()).unwrap();
+    let app = common::redis::routes().layer(layer.clone());
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file(&dir)))
+        .await
+        .unwrap();
+    let id = "t".repeat(43);
+    // A record that would decode: {"n": 1}, stored as text.
+    sqlx::query(
+        "INSERT INTO sessions (session_id, data, expiry) \
+         VALUES (?, CAST(X'81A16E01' AS TEXT), datetime('now', '+1 hour'))",
+    )
+    .bind(format!("session:{id}"))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let cookie = format!("session={id}");
+    let reply = common::get(&app, "/incr", Some(&cookie)).await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.body.as_str()),
+        (200, "1"),
+        "a fresh session"
+    );
+    let fresh = reply.cookie_pair().unwrap();
+    assert_ne!(fresh, cookie, "under a new id");
+    assert_eq!(common::get(&app, "/incr", Some(&fresh)).await.body, "2");
+    let left: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM sessions WHERE session_id = ?")
+        .bind(format!("session:{id}"))
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, None, "the text row is deleted");
+    assert_eq!(layer.metrics().undecodable, 1);
 }

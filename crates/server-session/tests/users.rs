@@ -182,7 +182,7 @@ impl<S: Stored> App<S> {
             id.to_owned()
         };
         let key = format!("session:{name}");
-        let stored = self.store.inner.load(&key, None).await.unwrap();
+        let stored = self.store.inner.load(&key, None, common::LIMIT).await.unwrap();
         stored.is_none_or(|bytes| bytes == [0x80])
     }
 }
@@ -328,7 +328,7 @@ async fn revocation_wins_over_requests_in_flight<S: Stored>(framework: Framework
         assert_eq!(t.whoami(cookie).await, "None");
     }
     for key in t.store.saved_keys() {
-        let found = t.store.inner.load(&key, None).await.unwrap();
+        let found = t.store.inner.load(&key, None, common::LIMIT).await.unwrap();
         assert!(
             found.is_none_or(|bytes| bytes.len() <= 1),
             "nothing was recreated under any id"
@@ -482,6 +482,7 @@ fn settings_that_cannot_work_are_refused() {
             &self,
             _: &str,
             _: Option<Duration>,
+            _: usize,
         ) -> Result<Option<Vec<u8>>, server_session::store::StoreError> {
             Ok(None)
         }
@@ -588,7 +589,12 @@ async fn forged_times_are_unknown() {
     ]);
     let mut bytes = Vec::new();
     rmpv::encode::write_value(&mut bytes, &forged).unwrap();
-    let current = store.inner.load(&key, None).await.unwrap().unwrap();
+    let current = store
+        .inner
+        .load(&key, None, common::LIMIT)
+        .await
+        .unwrap()
+        .unwrap();
     let saved = store
         .inner
         .save(

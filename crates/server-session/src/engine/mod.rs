@@ -304,7 +304,7 @@ impl Engine {
         let bytes = match self.load_key(&key, slide).await {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Fetched::Missing,
-            Err(err @ StoreError::WrongType) => {
+            Err(err @ (StoreError::WrongType | StoreError::TooLarge { .. })) => {
                 self.undecodable(&key, id, &err).await;
                 return Fetched::Missing;
             }
@@ -345,15 +345,17 @@ impl Engine {
         Fetched::Found { record, refreshed }
     }
 
-    /// The store's `load` of `key`, timed, and counted when it answers.
-    /// Plain futures rather than `async fn`s, here and below, so that a
-    /// store call adds no layer of state to the request's future.
+    /// The store's `load` of `key`, at most the record size limit, timed,
+    /// and counted when it answers. Plain futures rather than `async fn`s,
+    /// here and below, so that a store call adds no layer of state to the
+    /// request's future.
     fn load_key<'a>(
         &'a self,
         key: &'a str,
         slide: Option<Duration>,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + 'a {
-        let load = self.telemetry.timed(Op::Load, self.store.load(key, slide));
+        let limit = self.config.max_record_size;
+        let load = self.telemetry.timed(Op::Load, self.store.load(key, slide, limit));
         load.inspect(|loaded| {
             if loaded.is_ok() {
                 self.telemetry.count(Event::Load);

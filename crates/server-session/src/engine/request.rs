@@ -197,7 +197,7 @@ impl RequestState {
 
     /// Loads the presented session on first use, to change it: as
     /// [`load`](Self::load), but the load leaves the expiry alone, since the
-    /// save that follows sets it anyway (a plain `GET` instead of `GETEX` on
+    /// save that follows sets it anyway (no `EXPIRE` beside the read on
     /// Redis, which spares the server an expiry update per change).
     pub(crate) async fn load_to_change(&mut self) -> Result<&Record, SessionError> {
         self.load_for(false).await

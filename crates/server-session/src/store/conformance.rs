@@ -27,6 +27,9 @@ use crate::id::SessionId;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
+/// The record size limit of the suite's loads.
+const LIMIT: usize = 1 << 20;
+
 /// Runs every check against `store`, panicking with a description at the first
 /// failure. `advance` must let at least the given time pass for the store: move
 /// its clock, or sleep for a store that keeps real time (about two seconds in
@@ -42,6 +45,7 @@ where
     basic(store, &key("basic")).await;
     conditions(store, &key("cond")).await;
     binary_values(store, &key("binary")).await;
+    limits(store, &key("limit")).await;
     concurrent_writers(store, &key("race")).await;
     expiry(store, &key("ttl"), advance).await;
 }
@@ -69,8 +73,47 @@ async fn basic<S: SessionStore>(store: &S, key: &str) {
         .await
         .expect("touching a missing key is not an error");
     assert_eq!(load(store, key).await, None, "touch does not create a key");
-    let slid = store.load(key, Some(MINUTE)).await.expect("load with slide");
+    let slid = store
+        .load(key, Some(MINUTE), LIMIT)
+        .await
+        .expect("load with slide");
     assert_eq!(slid, None, "a sliding load of a missing key does not create it");
+}
+
+/// A load reads a record up to its limit, and refuses a longer one,
+/// sliding or not.
+async fn limits<S: SessionStore>(store: &S, key: &str) {
+    let record = vec![0x5a; 1000];
+    assert_eq!(
+        save(store, key, &record, Expect::Absent).await,
+        SaveOutcome::Saved
+    );
+    for slide in [None, Some(MINUTE)] {
+        assert_eq!(
+            store.load(key, slide, 1000).await.expect("load"),
+            Some(record.clone()),
+            "a record as long as the limit loads"
+        );
+        let err = store.load(key, slide, 999).await.unwrap_err();
+        assert!(
+            matches!(err, super::StoreError::TooLarge { limit: 999 }),
+            "a longer one is TooLarge: {err:?}"
+        );
+        assert_eq!(
+            store
+                .load(&format!("{key}:missing"), slide, 10)
+                .await
+                .expect("load"),
+            None,
+            "a missing key is None whatever the limit"
+        );
+    }
+    assert_eq!(
+        load(store, key).await,
+        Some(record),
+        "refusing to read changes nothing"
+    );
+    store.delete(key).await.expect("delete");
 }
 
 async fn conditions<S: SessionStore>(store: &S, key: &str) {
@@ -189,7 +232,13 @@ where
         .await
         .expect("save");
     store.touch(&touched, MINUTE).await.expect("touch");
-    assert!(store.load(&slid, Some(MINUTE)).await.expect("load").is_some());
+    assert!(
+        store
+            .load(&slid, Some(MINUTE), LIMIT)
+            .await
+            .expect("load")
+            .is_some()
+    );
     assert!(load(store, &read).await.is_some(), "a live key loads");
 
     advance(Duration::from_millis(2100)).await;
@@ -465,7 +514,7 @@ where
 }
 
 async fn load<S: SessionStore>(store: &S, key: &str) -> Option<Vec<u8>> {
-    store.load(key, None).await.expect("load")
+    store.load(key, None, LIMIT).await.expect("load")
 }
 
 async fn save<S: SessionStore>(store: &S, key: &str, value: &[u8], expect: Expect<'_>) -> SaveOutcome {

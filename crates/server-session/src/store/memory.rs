@@ -247,15 +247,24 @@ fn expiry(now: SystemTime, ttl: Duration) -> SystemTime {
 }
 
 impl SessionStore for MemoryStore {
-    async fn load(&self, key: &str, slide: Option<Duration>) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn load(
+        &self,
+        key: &str,
+        slide: Option<Duration>,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let now = self.inner.clock.now();
         let mut shard = self.lock(key);
-        Ok(shard.live(key, now).map(|entry| {
-            if let Some(ttl) = slide {
-                entry.expires_at = expiry(now, ttl);
-            }
-            entry.value.clone()
-        }))
+        let Some(entry) = shard.live(key, now) else {
+            return Ok(None);
+        };
+        if entry.value.len() > limit {
+            return Err(StoreError::TooLarge { limit });
+        }
+        if let Some(ttl) = slide {
+            entry.expires_at = expiry(now, ttl);
+        }
+        Ok(Some(entry.value.clone()))
     }
 
     async fn save(
@@ -472,7 +481,7 @@ mod tests {
             .await
             .unwrap();
         clock.advance(Duration::from_secs(2));
-        assert_eq!(store.load("k", None).await.unwrap(), None);
+        assert_eq!(store.load("k", None, 64).await.unwrap(), None);
         assert_eq!(resident(&store), 0);
     }
 }

@@ -1,7 +1,8 @@
 //! Where session records live.
 //!
 //! A store does four things, each atomic on its own: [`load`](SessionStore::load)
-//! (optionally sliding the expiry in the same operation),
+//! (optionally sliding the expiry in the same round trip, and never reading
+//! more than a limit),
 //! [`save`](SessionStore::save) (a conditional write), [`delete`](SessionStore::delete)
 //! and [`touch`](SessionStore::touch). Everything else (merging concurrent
 //! changes, retries, cookies, expiry rules) lives in the engine, once, for
@@ -149,6 +150,14 @@ pub enum StoreError {
     /// as an undecodable record: logged, deleted, a fresh session.
     #[error("the session key holds a value of another type")]
     WrongType,
+    /// The record is longer than the limit the load was given, and was not
+    /// read. The engine treats it as an undecodable record: logged, deleted,
+    /// a fresh session.
+    #[error("the stored record is larger than {limit} bytes; not read")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// The store answered with an error.
     #[error("session store error: {0}")]
     Backend(#[source] BoxError),
@@ -160,13 +169,14 @@ pub enum StoreError {
 impl StoreError {
     /// A short fixed name of the error's variant, for metrics labels and
     /// logs: `unavailable`, `timeout`, `not_replicated`, `wrong_type`,
-    /// `backend` or `unsupported`.
+    /// `too_large`, `backend` or `unsupported`.
     pub fn kind(&self) -> &'static str {
         match self {
             StoreError::Unavailable(_) => "unavailable",
             StoreError::Timeout(_) => "timeout",
             StoreError::NotReplicated { .. } => "not_replicated",
             StoreError::WrongType => "wrong_type",
+            StoreError::TooLarge { .. } => "too_large",
             StoreError::Backend(_) => "backend",
             StoreError::Unsupported(_) => "unsupported",
         }
@@ -189,6 +199,7 @@ impl StoreError {
 /// let store = MemoryStore::new();
 /// let ttl = Duration::from_secs(60);
 /// assert_eq!(store.save("session:a", b"v1", ttl, Expect::Absent).await?, SaveOutcome::Saved);
+/// assert_eq!(store.load("session:a", None, 1024).await?, Some(b"v1".to_vec()));
 /// // A second creation of the same key reports what is there instead.
 /// assert_eq!(
 ///     store.save("session:a", b"v2", ttl, Expect::Absent).await?,
@@ -198,12 +209,16 @@ impl StoreError {
 /// ```
 pub trait SessionStore: Send + Sync + 'static {
     /// Reads the record at `key`; with `slide`, also resets its expiry to
-    /// `slide` from now, in the same operation. A key that holds something
-    /// other than bytes is [`StoreError::WrongType`].
+    /// `slide` from now, in the same round trip. A record longer than
+    /// `limit` bytes is [`StoreError::TooLarge`], and the store reads no
+    /// more of it than it must to tell (a store shared by many requests must
+    /// not stall them all transferring one huge record). A key that holds
+    /// something other than bytes is [`StoreError::WrongType`].
     fn load(
         &self,
         key: &str,
         slide: Option<Duration>,
+        limit: usize,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
 
     /// Writes `value` at `key`, to expire after `ttl`, if `expect` holds. A
@@ -304,8 +319,9 @@ impl<S: SessionStore> SessionStore for Arc<S> {
         &self,
         key: &str,
         slide: Option<Duration>,
+        limit: usize,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send {
-        (**self).load(key, slide)
+        (**self).load(key, slide, limit)
     }
 
     fn save(
@@ -378,6 +394,7 @@ pub(crate) trait DynStore: Send + Sync + 'static {
         &'a self,
         key: &'a str,
         slide: Option<Duration>,
+        limit: usize,
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
     fn save<'a>(
         &'a self,
@@ -416,8 +433,9 @@ impl<S: SessionStore> DynStore for S {
         &'a self,
         key: &'a str,
         slide: Option<Duration>,
+        limit: usize,
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
-        Box::pin(SessionStore::load(self, key, slide))
+        Box::pin(SessionStore::load(self, key, slide, limit))
     }
 
     fn save<'a>(

@@ -107,6 +107,12 @@ impl MySqlStore {
     }
 }
 
+/// `data` if no longer than the first parameter, else NULL.
+const DATA: &str = "IF(LENGTH(data) <= ?, data, NULL)";
+
+/// The size of `data`.
+const SIZE: &str = "CAST(LENGTH(data) AS SIGNED)";
+
 /// The seconds from the first parameter to `expiry`.
 const LEFT: &str = "TIMESTAMPDIFF(MICROSECOND, ?, expiry) / 1e6";
 
@@ -122,9 +128,9 @@ fn statements(schema: Option<&str>, table: &str) -> Result<Statements, StoreErro
              \n\tsession_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, \
              \n\tdata MEDIUMBLOB, \n\texpiry DATETIME, \n\tPRIMARY KEY (id), \n\tUNIQUE (session_id)\n)"
         ),
-        select: format!("SELECT data FROM {t} WHERE session_id = ? AND expiry > ?"),
+        select: format!("SELECT {DATA}, {SIZE} FROM {t} WHERE session_id = ? AND expiry > ?"),
         select_stale: format!(
-            "SELECT data, CAST(expiry < ? AS SIGNED) FROM {t} WHERE session_id = ? AND expiry > ?"
+            "SELECT {DATA}, {SIZE}, CAST(expiry < ? AS SIGNED) FROM {t} WHERE session_id = ? AND expiry > ?"
         ),
         insert: format!("INSERT INTO {t} (session_id, data, expiry) VALUES (?, ?, ?)"),
         replace_expired: Some(format!(

@@ -83,6 +83,9 @@ impl PostgresStore {
     }
 }
 
+/// `data` if no longer than the first parameter, else NULL.
+const DATA: &str = "CASE WHEN octet_length(data) <= $1 THEN data END";
+
 /// The seconds from the first parameter to `expiry`.
 const LEFT: &str = "EXTRACT(EPOCH FROM (expiry - $1::timestamp))::float8";
 
@@ -98,10 +101,14 @@ fn statements(schema: Option<&str>, table: &str) -> Result<Statements, StoreErro
              \n\tdata BYTEA, \n\texpiry TIMESTAMP WITHOUT TIME ZONE, \n\tPRIMARY KEY (id), \
              \n\tUNIQUE (session_id)\n)"
         ),
-        select: format!("SELECT data FROM {t} WHERE session_id = $1 AND expiry > $2::timestamp"),
+        // `octet_length` reads a stored value's size, not the value.
+        select: format!(
+            "SELECT {DATA}, octet_length(data)::int8 FROM {t} WHERE session_id = $2 AND expiry > $3::timestamp"
+        ),
         select_stale: format!(
-            "SELECT data, CASE WHEN expiry < $1::timestamp THEN 1::int8 ELSE 0::int8 END FROM {t} \
-             WHERE session_id = $2 AND expiry > $3::timestamp"
+            "SELECT {DATA}, octet_length(data)::int8, \
+             CASE WHEN expiry < $2::timestamp THEN 1::int8 ELSE 0::int8 END FROM {t} \
+             WHERE session_id = $3 AND expiry > $4::timestamp"
         ),
         // Takes the place of an expired row, never of a live one.
         insert: format!(

@@ -130,7 +130,15 @@ where
         if write().await? == 1 {
             return Ok(SaveOutcome::Saved);
         }
-        match (current().await?, expect) {
+        let current = match current().await {
+            // Not a record (SQLite text): no session, as on Redis.
+            Err(StoreError::WrongType) if expect == Expect::Absent => {
+                return Ok(SaveOutcome::Conflict(Vec::new()));
+            }
+            Err(StoreError::WrongType) => return Ok(SaveOutcome::Gone),
+            current => current?,
+        };
+        match (current, expect) {
             (Some(now), Expect::Unchanged(loaded)) if now == loaded => continue,
             (Some(now), _) => return Ok(SaveOutcome::Conflict(now)),
             (None, Expect::Unchanged(_)) => return Ok(SaveOutcome::Gone),
@@ -185,17 +193,32 @@ pub(super) fn spawn_cleanup<S: Cleaned>(store: Weak<S>, every: Duration) {
     });
 }
 
-/// The `data` of a row, if any: a row whose `data` is NULL (which no
-/// writer of this table stores) holds no session.
-pub(super) fn data<R: sqlx::Row>(row: Option<R>) -> Result<Option<Vec<u8>>, StoreError>
+/// The record a `select` row holds, if any, as a load at most `limit` long
+/// sees it: a row whose `data` is NULL (which no writer of this table
+/// stores) holds no session; a longer one is [`StoreError::TooLarge`], and
+/// data that is not binary (SQLite's text) [`StoreError::WrongType`].
+pub(super) fn bounded<R: sqlx::Row>(row: Option<R>, limit: usize) -> Result<Option<Vec<u8>>, StoreError>
 where
     usize: sqlx::ColumnIndex<R>,
     Option<Vec<u8>>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<i64>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    match row {
-        Some(row) => row.try_get::<Option<Vec<u8>>, _>(0).map_err(classify),
-        None => Ok(None),
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let data: Option<Vec<u8>> = row.try_get(0).map_err(classify)?;
+    let size: Option<i64> = row.try_get(1).map_err(classify)?;
+    match (data, size) {
+        (_, Some(size)) if size < 0 => Err(StoreError::WrongType),
+        (Some(data), _) => Ok(Some(data)),
+        (None, Some(_)) => Err(StoreError::TooLarge { limit }),
+        (None, None) => Ok(None),
     }
+}
+
+/// A limit as the databases take it.
+pub(super) fn limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
 /// A pool of `connections`, each wait for one bounded by `timeout`. A
@@ -242,10 +265,12 @@ impl<O, P> Source<O, P> {
 pub(super) struct Statements {
     pub(super) table: String,
     pub(super) create_table: String,
-    /// `data` at `(key, now)`, if live.
+    /// At `(limit, key, now)`, if live: `data` if at most `limit` bytes long
+    /// (else NULL), and its size (a 64-bit integer, NULL for NULL data, -1
+    /// for data that is not binary).
     pub(super) select: String,
-    /// `data` at `(threshold, key, now)`, if live, and `1` (an integer)
-    /// when its expiry is before `threshold`, `0` otherwise.
+    /// As `select`, at `(limit, threshold, key, now)`, and `1` (an integer)
+    /// when the expiry is before `threshold`, `0` otherwise.
     pub(super) select_stale: String,
     /// Writes `(key, value, expiry)`: with `replace_expired`, a plain insert
     /// that fails on a duplicate; without, one that also takes `now` and
@@ -337,15 +362,21 @@ macro_rules! sql_store {
                     .map(drop)
             }
 
-            /// The current bytes at `key`, if live.
-            async fn current(&self, key: &str, now: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            /// The bytes at `key`, if live, up to `limit`.
+            async fn current(
+                &self,
+                key: &str,
+                now: &str,
+                limit: usize,
+            ) -> Result<Option<Vec<u8>>, StoreError> {
                 let row = sqlx::query(&self.inner.sql.select)
+                    .bind(sql::limit(limit))
                     .bind(key)
                     .bind(now)
                     .fetch_optional(&self.inner.pool)
                     .await
                     .map_err(sql::classify)?;
-                sql::data(row)
+                sql::bounded(row, limit)
             }
         }
 
@@ -435,17 +466,23 @@ macro_rules! sql_store {
                 self.delete_expired().await
             }
 
-            async fn load(&self, key: &str, slide: Option<Duration>) -> Result<Option<Vec<u8>>, StoreError> {
+            async fn load(
+                &self,
+                key: &str,
+                slide: Option<Duration>,
+                limit: usize,
+            ) -> Result<Option<Vec<u8>>, StoreError> {
                 self.ready().await?;
                 let now = SystemTime::now();
                 let Some(ttl) = slide else {
-                    return self.current(key, &sql::stamp(now)).await;
+                    return self.current(key, &sql::stamp(now), limit).await;
                 };
                 // The expiry is written again only once it lags the one this
                 // read sets by more than the slack: a read is then one
                 // statement that writes nothing.
                 let threshold = sql::expiry(now, ttl.saturating_sub(self.inner.slack.min(ttl / 10)));
                 let row = sqlx::query(&self.inner.sql.select_stale)
+                    .bind(sql::limit(limit))
                     .bind(threshold)
                     .bind(key)
                     .bind(sql::stamp(now))
@@ -455,8 +492,8 @@ macro_rules! sql_store {
                 let Some(row) = row else {
                     return Ok(None);
                 };
-                let stale: i64 = sqlx::Row::try_get(&row, 1).map_err(sql::classify)?;
-                let found = sql::data(Some(row))?;
+                let stale: i64 = sqlx::Row::try_get(&row, 2).map_err(sql::classify)?;
+                let found = sql::bounded(Some(row), limit)?;
                 if found.is_some() && stale != 0 {
                     self.touch_at(key, ttl, now).await?;
                 }
@@ -518,7 +555,12 @@ macro_rules! sql_store {
                     };
                     Ok(done.map_err(sql::classify)?.rows_affected())
                 };
-                let current = || async { self.current(key, &sql::stamp(SystemTime::now())).await };
+                // What a conflict hands the engine to merge with is not
+                // bounded by a limit: saves know none.
+                let current = || async {
+                    self.current(key, &sql::stamp(SystemTime::now()), usize::MAX)
+                        .await
+                };
                 sql::save(expect, write, current).await
             }
 

@@ -89,6 +89,15 @@ impl SqliteStore {
     }
 }
 
+/// `data` if it is a blob no longer than the first parameter, else NULL.
+const DATA: &str = "CASE WHEN typeof(data) = 'blob' AND length(data) <= ?1 THEN data END";
+
+/// Whether `data` is longer than the first parameter.
+const LONG: &str = "length(data) > ?1";
+
+/// The size of `data`: NULL for NULL, -1 for anything but a blob.
+const SIZE: &str = "CASE typeof(data) WHEN 'blob' THEN length(data) WHEN 'null' THEN NULL ELSE -1 END";
+
 /// The seconds from the first parameter to `expiry`.
 const LEFT: &str = "(julianday(expiry) - julianday(?1)) * 86400.0";
 
@@ -102,8 +111,16 @@ fn statements(table: &str) -> Result<Statements, StoreError> {
             "CREATE TABLE IF NOT EXISTS {t} (\n\tid INTEGER NOT NULL, \n\tsession_id VARCHAR(255), \
              \n\tdata BLOB, \n\texpiry DATETIME, \n\tPRIMARY KEY (id), \n\tUNIQUE (session_id)\n)"
         ),
-        select: format!("SELECT data FROM {t} WHERE session_id = ?1 AND expiry > ?2"),
-        select_stale: format!("SELECT data, expiry < ?1 FROM {t} WHERE session_id = ?2 AND expiry > ?3"),
+        // `length` of a blob reads no more of it than its header; data
+        // stored as text (never by Flask or this store) reads as -1. A
+        // record over the limit is answered whatever its expiry: `expiry`
+        // comes after `data` in the row, and reading it would mean walking
+        // every overflow page of the record.
+        select: format!("SELECT {DATA}, {SIZE} FROM {t} WHERE session_id = ?2 AND ({LONG} OR expiry > ?3)"),
+        select_stale: format!(
+            "SELECT {DATA}, {SIZE}, CASE WHEN {LONG} THEN 0 ELSE expiry < ?2 END FROM {t} \
+             WHERE session_id = ?3 AND ({LONG} OR expiry > ?4)"
+        ),
         // Takes the place of an expired row, never of a live one.
         insert: format!(
             "INSERT INTO {t} (session_id, data, expiry) VALUES (?1, ?2, ?3) \

@@ -10,6 +10,9 @@ use server_session::MemoryStore;
 use server_session::store::{Expect, Fingerprint, SaveOutcome, SessionStore, StoreError};
 use tower::ServiceExt;
 
+/// The record size limit of the tests' own loads.
+pub const LIMIT: usize = 1 << 20;
+
 /// One store call, as the engine made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
@@ -82,12 +85,17 @@ impl<S> Counting<S> {
 }
 
 impl<S: SessionStore + Clone> SessionStore for Counting<S> {
-    async fn load(&self, key: &str, slide: Option<Duration>) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn load(
+        &self,
+        key: &str,
+        slide: Option<Duration>,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         self.push(Call::Load {
             key: key.into(),
             slide,
         });
-        self.inner.load(key, slide).await
+        self.inner.load(key, slide, limit).await
     }
 
     async fn save(
@@ -326,6 +334,8 @@ pub fn fixtures() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+#[cfg(feature = "redis")]
+pub mod attack;
 #[cfg(all(feature = "redis", feature = "mysql"))]
 pub mod mariadb;
 #[cfg(all(feature = "redis", feature = "postgres"))]
@@ -440,11 +450,16 @@ pub enum AnyStore {
 }
 
 impl SessionStore for AnyStore {
-    async fn load(&self, key: &str, slide: Option<Duration>) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn load(
+        &self,
+        key: &str,
+        slide: Option<Duration>,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
-            AnyStore::Memory(store) => store.load(key, slide).await,
+            AnyStore::Memory(store) => store.load(key, slide, limit).await,
             #[cfg(feature = "redis")]
-            AnyStore::Redis(store) => store.load(key, slide).await,
+            AnyStore::Redis(store) => store.load(key, slide, limit).await,
         }
     }
 

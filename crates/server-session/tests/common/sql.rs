@@ -29,7 +29,7 @@ pub async fn expired_rows_are_never_returned_and_are_deleted<S: SessionStore>(
         .await
         .unwrap();
     expire_old().await;
-    let load = async |key: &str, slide| store.load(key, slide).await.unwrap();
+    let load = async |key: &str, slide| store.load(key, slide, super::LIMIT).await.unwrap();
     assert_eq!(load("session:old7", None).await, None, "expired: not returned");
     assert_eq!(
         load("session:old8", Some(ttl)).await,
@@ -61,7 +61,11 @@ pub async fn expired_rows_are_never_returned_and_are_deleted<S: SessionStore>(
 /// second) fail as unavailable within two seconds.
 pub async fn unavailable_while_stopped<S: SessionStore>(store: &S) {
     for _ in 0..3 {
-        unavailable_within(Duration::from_secs(2), store.load("session:a", None)).await;
+        unavailable_within(
+            Duration::from_secs(2),
+            store.load("session:a", None, super::LIMIT),
+        )
+        .await;
     }
 }
 
@@ -81,7 +85,7 @@ pub async fn unavailable_within<T: std::fmt::Debug>(
 pub async fn back_after_restart<S: SessionStore>(store: &S) {
     let mut back = None;
     for _ in 0..100 {
-        if let Ok(found) = store.load("session:a", None).await {
+        if let Ok(found) = store.load("session:a", None, super::LIMIT).await {
             back = Some(found);
             break;
         }

@@ -266,7 +266,10 @@ impl Connection {
                 || err.is_connection_refusal()
                 || err.is_connection_dropped()
                 || err.is_timeout()
-                || matches!(err.code(), Some("READONLY" | "MASTERDOWN" | "LOADING"))
+                || matches!(
+                    super::error_code(err).as_deref(),
+                    Some("READONLY" | "MASTERDOWN" | "LOADING")
+                )
         });
         if gone
             && sentinel

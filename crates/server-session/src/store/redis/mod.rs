@@ -51,8 +51,9 @@ const CAS_SCRIPT: u8 = 2;
 /// value, the expiry as its TTL, exactly as Flask-Session 0.8 stores them.
 ///
 /// Every request uses one shared, multiplexed connection that reconnects by
-/// itself. A read is one `GET` (or `GETEX ... EX` when the expiry slides); a
-/// new session is one `SET ... NX GET EX`; a change is one conditional
+/// itself. A read is one `GETRANGE` of at most the record size limit (with
+/// an `EXPIRE` in the same round trip when the expiry slides); a new
+/// session is one `SET ... NX GET EX`; a change is one conditional
 /// write: `SET ... IFEQ ... GET EX` where the server has it (Valkey 8.1 and
 /// later, Redis 8.4 and later), else one `EVALSHA` of a script that writes
 /// only if the record is still the one the request loaded. Each call is
@@ -440,17 +441,28 @@ fn seconds(ttl: Duration) -> u64 {
     ttl.min(TTL_CEILING).as_secs().max(1)
 }
 
+/// The server's error code in `err`, also when a command of a pipeline
+/// failed (the first failure's).
+pub(super) fn error_code(err: &RedisError) -> Option<String> {
+    if let Some(code) = err.code() {
+        return Some(code.to_owned());
+    }
+    let failed = err.clone().into_server_errors()?;
+    failed.first().map(|(_, failure)| failure.code().to_owned())
+}
+
 /// A Redis error as a store error.
 fn classify(err: RedisError, deadline: Duration) -> StoreError {
+    let code = error_code(&err);
     if err.is_timeout() {
         StoreError::Timeout(deadline)
-    } else if err.code() == Some("WRONGTYPE") {
+    } else if code.as_deref() == Some("WRONGTYPE") {
         StoreError::WrongType
     } else if err.is_io_error()
         || err.is_connection_refusal()
         || err.is_connection_dropped()
         || matches!(
-            err.code(),
+            code.as_deref(),
             Some("READONLY" | "MASTERDOWN" | "LOADING" | "CLUSTERDOWN" | "TRYAGAIN")
         )
     {
@@ -461,18 +473,41 @@ fn classify(err: RedisError, deadline: Duration) -> StoreError {
 }
 
 impl SessionStore for RedisStore {
-    async fn load(&self, key: &str, slide: Option<Duration>) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut command = command(
-            if slide.is_some() { "GETEX" } else { "GET" },
-            3,
-            key.len() + 2 + NUMBER,
-        );
-        command.arg(key);
-        if let Some(ttl) = slide {
-            command.arg("EX").arg(seconds(ttl));
+    /// `GETRANGE key 0 limit`, which reads at most one byte more than the
+    /// limit (so a huge record planted under a session key never crosses
+    /// the shared connection), with `EXPIRE` in the same pipeline when the
+    /// expiry slides: one round trip, at about 1.6 times `GETEX`'s server
+    /// time, where a script checking `STRLEN` first would take six times.
+    /// A missing key reads as an empty string, which no record is.
+    async fn load(
+        &self,
+        key: &str,
+        slide: Option<Duration>,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let end = limit.min(i64::MAX as usize - 1);
+        let found = match slide {
+            None => {
+                let mut command = command("GETRANGE", 3, key.len() + 1 + NUMBER);
+                command.arg(key).arg(0).arg(end);
+                self.shared(|mut handle| async move { command.query_async::<Vec<u8>>(&mut handle).await })
+                    .await?
+            }
+            Some(ttl) => {
+                let mut pipe = redis::Pipeline::with_capacity(2);
+                pipe.cmd("GETRANGE").arg(key).arg(0).arg(end);
+                pipe.cmd("EXPIRE").arg(key).arg(seconds(ttl)).ignore();
+                let (found,): (Vec<u8>,) = self
+                    .shared(|mut handle| async move { pipe.query_async(&mut handle).await })
+                    .await?;
+                found
+            }
+        };
+        match found.len() {
+            0 => Ok(None),
+            n if n > limit => Err(StoreError::TooLarge { limit }),
+            _ => Ok(Some(found)),
         }
-        self.shared(|mut handle| async move { command.query_async(&mut handle).await })
-            .await
     }
 
     async fn save(
