@@ -610,3 +610,63 @@ async fn forged_times_are_unknown() {
     assert_eq!(listed.len(), 1);
     assert_eq!((listed[0].created, listed[0].last_seen), (None, None));
 }
+
+/// Members a store writer planted in a user's Redis index (one that is not
+/// text, one whose key holds a hash, one whose record is over the size
+/// limit) break neither the listing nor "log out everywhere else", and
+/// every session of the user can still be revoked: the member that is not
+/// text is dropped, the unreadable records are discarded.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_index_members_do_not_block_revocation() {
+    let server = common::redis::TestRedis::start();
+    let store = server_session::RedisStore::connect(server.url.as_str())
+        .await
+        .unwrap();
+    let t = app(Framework::Axum, store, UserSessions::default(), Routes::new());
+    let a = t.login("carol").await;
+    let b = t.login("carol").await;
+    let c = t.login("carol").await;
+    let index = format!("session_users:{}", t.u("carol"));
+    let mut raw = server.connection();
+    let mut run = |name: &str, args: &[&[u8]]| {
+        let mut command = ::redis::cmd(name);
+        for arg in args {
+            command.arg(*arg);
+        }
+        command.query::<::redis::Value>(&mut raw).unwrap()
+    };
+    let index = index.as_bytes();
+    let forever = b"9999999999".as_slice();
+    run("ZADD", &[index, forever, b"\xff\xfe"]);
+    run("ZADD", &[index, forever, b"planted-hash"]);
+    run("HSET", &[b"session:planted-hash", b"f", b"v"]);
+    run("ZADD", &[index, forever, b"planted-huge"]);
+    run(
+        "SET",
+        &[b"session:planted-huge", &common::attack::huge_record(300_000)],
+    );
+
+    let listed = t.get("/sessions", Some(&a)).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(t.sessions(&a).await.len(), 3, "only the sessions are listed");
+    assert_eq!(
+        run("ZSCORE", &[index, b"\xff\xfe"]),
+        ::redis::Value::Nil,
+        "the member that is not text is dropped"
+    );
+    for key in [&b"session:planted-hash"[..], b"session:planted-huge"] {
+        assert_eq!(
+            run("EXISTS", &[key]),
+            ::redis::Value::Int(0),
+            "unreadable: discarded"
+        );
+    }
+    run("ZADD", &[index, forever, b"\xc0\xc1"]);
+    let revoked = t.get("/revoke_others", Some(&a)).await;
+    assert_eq!((revoked.status.as_u16(), revoked.body.as_str()), (200, "2"));
+    assert!(t.ended(&b).await && t.ended(&c).await);
+    run("ZADD", &[index, forever, b"\xff"]);
+    assert_eq!(t.app.users.revoke_all(&t.u("carol")).await.unwrap(), 1);
+    assert!(t.ended(&a).await);
+}

@@ -21,7 +21,7 @@ use rand::Rng as _;
 use sha2::{Digest, Sha256};
 
 use super::Engine;
-use super::telemetry::Op;
+use super::telemetry::{Event, Op};
 use crate::clock::unix_secs;
 use crate::error::SessionError;
 use crate::id::SessionId;
@@ -248,11 +248,24 @@ impl Engine {
         }
     }
 
-    /// What the store holds for a member.
+    /// What the store holds for a member; nothing for what no request can
+    /// read (a key of another type, a record over the size limit), which
+    /// is discarded as a request's load would discard it, so that it can
+    /// neither break a listing nor keep a revocation from ending the rest.
     async fn member_bytes(&self, member: &str) -> Result<Option<Vec<u8>>, SessionError> {
-        self.load_key(&self.member_key(member), None)
-            .await
-            .map_err(|err| self.unscoped_failure(err, "load a listed session"))
+        let key = self.member_key(member);
+        match self.load_key(&key, None).await {
+            Ok(bytes) => Ok(bytes),
+            Err(err @ (StoreError::WrongType | StoreError::TooLarge { .. })) => {
+                self.telemetry.count(Event::Undecodable);
+                tracing::warn!(error = %err, "discarding an unreadable record listed in a user's index");
+                if let Err(err) = self.delete_key(&key).await {
+                    return Err(self.unscoped_failure(err, "delete an unreadable record"));
+                }
+                Ok(None)
+            }
+            Err(err) => Err(self.unscoped_failure(err, "load a listed session")),
+        }
     }
 
     /// `bytes` as a record, if they are a live session of `user`.

@@ -625,16 +625,42 @@ impl SessionStore for RedisStore {
             .arg(score(now))
             .ignore();
         pipe.cmd("ZRANGE").arg(index).arg(0).arg(-1).arg("WITHSCORES");
-        let (members,): (Vec<(String, f64)>,) = self
+        let (members,): (Vec<(Vec<u8>, f64)>,) = self
             .shared(|mut handle| async move { pipe.query_async(&mut handle).await })
             .await?;
-        Ok(members
-            .into_iter()
-            .map(|(member, at)| {
-                let millis = (at.max(0.0) * 1000.0).round() as u64;
-                (member, SystemTime::UNIX_EPOCH + Duration::from_millis(millis))
+        let mut listed = Vec::with_capacity(members.len());
+        let mut foreign = Vec::new();
+        for (member, at) in members {
+            match String::from_utf8(member) {
+                Ok(member) => {
+                    let millis = (at.max(0.0) * 1000.0).round() as u64;
+                    listed.push((member, SystemTime::UNIX_EPOCH + Duration::from_millis(millis)));
+                }
+                Err(err) => foreign.push(err.into_bytes()),
+            }
+        }
+        if !foreign.is_empty() {
+            // No writer of this library puts them there, and no session
+            // has such a name: dropped, so they cannot break a listing.
+            tracing::warn!(
+                members = foreign.len(),
+                "dropping index members that are not text, which name no session"
+            );
+            let mut command = command(
+                "ZREM",
+                1 + foreign.len(),
+                index.len() + foreign.iter().map(Vec::len).sum::<usize>(),
+            );
+            command.arg(index);
+            for member in &foreign {
+                command.arg(member.as_slice());
+            }
+            self.write(index, |mut handle| async move {
+                command.query_async::<i64>(&mut handle).await
             })
-            .collect())
+            .await?;
+        }
+        Ok(listed)
     }
 }
 
