@@ -758,6 +758,36 @@ async fn no_debug_or_error_text_shows_a_password() {
     }
 }
 
+/// A password in a database URL's query string shows in no `Debug` output
+/// and no error, whether the URL works or not.
+#[cfg(all(feature = "postgres", feature = "mysql"))]
+#[tokio::test]
+async fn no_debug_or_error_text_shows_a_password_in_a_query_string() {
+    use server_session::{SqlSettings, StoreType};
+    let urls = [
+        "postgresql://app@db.internal/app?password=Zq7x9w0rd&sslmode=require",
+        "postgresql://app@db.internal:notaport/app?password=Zq7x9w0rd",
+        "postgresql://app@db.internal/app?sslmode=nonsense&sslpassword=Zq7x9w0rd",
+        "mysql://app@db.internal/app?password=Zq7x9w0rd",
+        "mysql://app@db.internal:notaport/app?ssl-mode=required&password=Zq7x9w0rd",
+    ];
+    for url in urls {
+        let mut settings = SqlSettings::default();
+        settings.url = url.into();
+        let config = SessionConfig::default().store_type(StoreType::Sql(settings));
+        let texts = [
+            format!("{config:?}"),
+            match SessionLayer::from_config(config) {
+                Ok(layer) => format!("{layer:?}"),
+                Err(err) => format!("{err} / {err:?}"),
+            },
+        ];
+        for text in texts {
+            assert!(!text.contains("Zq7x9w0rd"), "{url}: {text}");
+        }
+    }
+}
+
 #[test]
 fn ids_shorter_than_128_bits_are_refused_and_short_secrets_warned_about() {
     for bytes in [8, 15] {

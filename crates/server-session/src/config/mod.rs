@@ -254,9 +254,11 @@ impl RedisSettings {
     }
 }
 
-/// `url` without its credentials. Everything up to the last `@` is hidden,
-/// since a password may hold `@` too (and `/`, `?` or `#` when it is not
-/// percent-encoded).
+/// `url` without its credentials: everything up to the last `@` before the
+/// host is hidden, since a password may hold `@` too (and `/`, `?` or `#`
+/// when it is not percent-encoded), and so is the value of every query
+/// parameter that may carry one (`?password=...`, `sslpassword`, a token,
+/// a key).
 pub(crate) fn redacted_url(url: &str) -> String {
     let (scheme, rest) = match url.split_once("://") {
         Some((scheme, rest)) => (Some(scheme), rest),
@@ -266,10 +268,31 @@ pub(crate) fn redacted_url(url: &str) -> String {
         Some((_, host)) => format!("<credentials>@{host}"),
         None => rest.to_owned(),
     };
+    let rest = match rest.split_once('?') {
+        Some((path, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((name, _)) if is_credential(name) => format!("{name}=<redacted>"),
+                    _ => param.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", params.join("&"))
+        }
+        None => rest,
+    };
     match scheme {
         Some(scheme) => format!("{scheme}://{rest}"),
         None => rest,
     }
+}
+
+/// Whether a URL query parameter may carry a credential.
+fn is_credential(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["pass", "pwd", "secret", "token", "auth", "key", "credential"]
+        .iter()
+        .any(|word| name.contains(word))
 }
 
 impl fmt::Debug for RedisSettings {
@@ -586,7 +609,12 @@ impl SessionConfig {
             }
         }
         let secure = self.cookie.secure;
-        if name.starts_with("__Host-") {
+        // Browsers match the prefixes whatever their case (RFC 6265bis).
+        let prefixed = |prefix: &str| {
+            name.get(..prefix.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+        };
+        if prefixed("__Host-") {
             if !secure {
                 return fail(format!("a {name} cookie (__Host- prefix) must be Secure"));
             }
@@ -597,7 +625,7 @@ impl SessionConfig {
                 return fail(format!("a {name} cookie (__Host- prefix) must have Path=/"));
             }
         }
-        if name.starts_with("__Secure-") && !secure {
+        if prefixed("__Secure-") && !secure {
             return fail(format!("a {name} cookie (__Secure- prefix) must be Secure"));
         }
         if self.cookie.same_site == Some(SameSite::None) && !secure {
@@ -705,6 +733,14 @@ mod tests {
             "Path=/",
         );
         invalid(c().cookie_name("__Secure-s"), "must be Secure");
+        invalid(c().cookie_name("__host-s"), "must be Secure");
+        invalid(
+            c().cookie_name("__HOST-s")
+                .cookie_secure(true)
+                .cookie_path("/app"),
+            "Path=/",
+        );
+        invalid(c().cookie_name("__secure-s"), "must be Secure");
         invalid(c().cookie_same_site(Some(SameSite::None)), "SameSite=None");
         invalid(c().cookie_partitioned(true), "Partitioned");
         invalid(c().cookie_name("a b"), "cookie name");
@@ -752,6 +788,14 @@ mod tests {
         );
         assert_eq!(redacted_url("redis://u:p/s@h"), "redis://<credentials>@h");
         assert_eq!(redacted_url("u:secret@h:1"), "<credentials>@h:1");
+        assert_eq!(
+            redacted_url("postgresql://app@db/app?password=s3cret&sslmode=require&SSLPassword=k3y"),
+            "postgresql://<credentials>@db/app?password=<redacted>&sslmode=require&SSLPassword=<redacted>"
+        );
+        assert_eq!(
+            redacted_url("mysql://db/app?user=app&pwd=x&auth_token=y&ssl-key=/k.pem"),
+            "mysql://db/app?user=app&pwd=<redacted>&auth_token=<redacted>&ssl-key=<redacted>"
+        );
         for url in ["redis://u:Zq@x9@w0rd@h/1", "redis://u:Zq/x9@w0rd@h"] {
             let settings = RedisSettings {
                 url: url.into(),
