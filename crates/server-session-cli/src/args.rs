@@ -101,7 +101,10 @@ pub enum Command {
         output: Option<PathBuf>,
     },
     /// Reads records written by `export` into this store, with the time
-    /// they had left.
+    /// they had left. Every line is checked before any is written (a
+    /// session key of this configuration, a record this configuration can
+    /// read, at most 400 days left); the file is trusted otherwise, as the
+    /// store is: it holds session ids, and sessions bound to users.
     Import {
         /// The file to read (default: standard input).
         #[arg(long, short)]
@@ -110,6 +113,10 @@ pub enum Command {
         /// and the exit code is 1).
         #[arg(long)]
         overwrite: bool,
+        /// Leaves out the lines that cannot be imported (they are listed,
+        /// and the exit code is 1) instead of importing nothing.
+        #[arg(long)]
+        skip_invalid: bool,
     },
     /// Removes expired records now (SQL stores; Redis expires keys by
     /// itself).

@@ -48,14 +48,14 @@ pub async fn list(
         let mut line = format!(
             "{:<24} {:<20} {:>8} {:>10} {:>12}",
             output::name(&entry, &examined),
-            examined.user.as_deref().unwrap_or("-"),
+            output::escaped(examined.user.as_deref().unwrap_or("-"), false),
             examined.size,
             output::ttl_text(entry.ttl),
             output::ago_text(examined.last_seen),
         );
         if show_ids {
             line.push_str("  ");
-            line.push_str(&entry.key);
+            line.push_str(&output::escaped(&entry.key, false));
         }
         let value = describe(&entry, &examined, show_ids);
         rows.push((examined.last_seen, entry.key, value, line));
@@ -130,7 +130,7 @@ pub async fn revoke_user(
         .collect::<Result<Vec<_>, _>>()?;
     let revoked = admin.end_user(user, &except).await?;
     out.emit(&json!({ "user": user, "revoked": revoked }), || {
-        format!("revoked {revoked} sessions of {user}")
+        format!("revoked {revoked} sessions of {}", output::escaped(user, false))
     })?;
     Ok(Outcome::Done)
 }
@@ -173,11 +173,12 @@ pub async fn check(
         }
         out.emit(&value, || {
             let key = if show_ids {
-                format!(" ({})", entry.key)
+                format!(" ({})", output::escaped(&entry.key, false))
             } else {
                 String::new()
             };
             let done = if fix { ", removed" } else { "" };
+            let problem = output::escaped(&problem, false);
             format!("{}{key}: {problem}{done}", output::name(entry, examined))
         })?;
     }

@@ -68,7 +68,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("error: {err}");
+            eprintln!("error: {}", output::escaped(&err.to_string(), false));
             ExitCode::from(err.code())
         }
     }
@@ -100,9 +100,11 @@ async fn run(cli: Cli) -> Result<Outcome, Failure> {
         Command::RevokeUser { user, except } => commands::revoke_user(&admin, &out, &user, &except).await,
         Command::Check { fix, show_ids } => commands::check(&admin, &out, batch, fix, show_ids).await,
         Command::Export { output } => transfer::export(&admin, &out, batch, output.as_deref()).await,
-        Command::Import { input, overwrite } => {
-            transfer::import(&admin, &out, input.as_deref(), overwrite).await
-        }
+        Command::Import {
+            input,
+            overwrite,
+            skip_invalid,
+        } => transfer::import(&admin, &out, input.as_deref(), overwrite, skip_invalid).await,
         Command::Gc => commands::gc(&admin, &out).await,
     }
 }

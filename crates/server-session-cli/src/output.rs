@@ -2,6 +2,7 @@
 //! bar on a terminal's standard error (nothing on a pipe), and names for
 //! records that never show a session id.
 
+use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, SystemTime};
 
@@ -23,12 +24,15 @@ impl Output {
         Output { json }
     }
 
-    /// Prints `value` as one JSON line, or `text` for a person.
+    /// Prints `value` as one JSON line, or `text` for a person, its
+    /// control characters escaped but for the line breaks it lays out
+    /// (values from the store that go into it are escaped whole, with
+    /// [`escaped`]).
     pub fn emit(&self, value: &Value, text: impl FnOnce() -> String) -> Result<(), Failure> {
         let mut stdout = std::io::stdout().lock();
         match self.json {
             true => writeln!(stdout, "{value}")?,
-            false => writeln!(stdout, "{}", text())?,
+            false => writeln!(stdout, "{}", escaped(&text(), true))?,
         }
         Ok(())
     }
@@ -47,6 +51,29 @@ impl Output {
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
     }
+}
+
+/// `text` with its control characters written as escapes (`\u{1b}`), and
+/// the characters that reorder text on screen too, so that a value from the
+/// store (a user name, a key) cannot move the cursor, clear the screen,
+/// retitle the terminal or start a line of its own; line breaks are kept
+/// with `keep_newlines`, for text this tool lays out itself.
+pub fn escaped(text: &str, keep_newlines: bool) -> Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        (c.is_control() && !(keep_newlines && c == '\n'))
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match unsafe_char(c) {
+            true => out.extend(c.escape_unicode()),
+            false => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// Walks every record under the prefix, with a progress bar.
@@ -108,5 +135,20 @@ pub fn ago_text(time: Option<SystemTime>) -> String {
     match time.and_then(|t| SystemTime::now().duration_since(t).ok()) {
         Some(ago) => format!("{} ago", ttl_text(Some(ago))),
         None => "-".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escaped("alice", false), "alice");
+        assert_eq!(
+            escaped("a\u{1b}]0;owned\u{7}\nforged\r\u{9b}2J\u{202e}", false),
+            "a\\u{1b}]0;owned\\u{7}\\u{a}forged\\u{d}\\u{9b}2J\\u{202e}"
+        );
+        assert_eq!(escaped("one\ntwo\u{1b}", true), "one\ntwo\\u{1b}");
     }
 }

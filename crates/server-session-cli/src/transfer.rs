@@ -15,7 +15,7 @@ use server_session::store::StoredEntry;
 use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::task::JoinSet;
 
-use crate::output::Output;
+use crate::output::{self, Output};
 use crate::{Failure, Outcome};
 
 /// Records written at once by an import.
@@ -124,22 +124,119 @@ pub async fn export(
     Ok(Outcome::Done)
 }
 
+/// Bad lines named at most in an error.
+const BAD_LINES_SHOWN: usize = 20;
+
+/// The longest a user name may be in an imported record.
+const MAX_USER: usize = 1024;
+
+/// Why the record `entry` cannot be imported into `admin`'s store, if it
+/// cannot: a key that is no session key of this configuration, a record it
+/// could not read back (undecodable, over the size limit), a time left
+/// beyond what a session may have, or a user binding no login makes.
+fn refusal(admin: &Admin, entry: &StoredEntry) -> Option<String> {
+    if !entry.key.starts_with(admin.prefix()) {
+        return Some(format!(
+            "the key is not under this configuration's prefix {:?} (SESSION_KEY_PREFIX)",
+            admin.prefix()
+        ));
+    }
+    if !admin.is_session_key(&entry.key) {
+        return Some(
+            "the key holds no session id of this configuration (SESSION_ID_LENGTH, SESSION_HASH_IDS)".into(),
+        );
+    }
+    let examined = admin.examine(entry);
+    if let Some(problem) = &examined.problem {
+        return Some(format!("the record is {problem}"));
+    }
+    if entry
+        .ttl
+        .is_some_and(|ttl| ttl > server_session::SessionConfig::MAX_LIFETIME)
+    {
+        return Some("the record has more than 400 days left, more than any session may".into());
+    }
+    match examined.user.as_deref() {
+        Some(user) if user.is_empty() || user.len() > MAX_USER || user.chars().any(char::is_control) => Some(
+            "the record is bound to a user name no login gives (empty, too long, or with control characters)"
+                .into(),
+        ),
+        _ => None,
+    }
+}
+
+/// The records of an export, every line checked: the ones to write, the
+/// number of those that had expired, and the bad lines by number.
+async fn read_lines(
+    admin: &Admin,
+    source: impl tokio::io::AsyncRead + Unpin,
+) -> Result<(Vec<StoredEntry>, u64, Vec<(u64, String)>), Failure> {
+    let mut lines = BufReader::new(source).lines();
+    let (mut entries, mut expired, mut bad) = (Vec::new(), 0u64, Vec::new());
+    // A walk may return a key twice, so an export may hold it twice.
+    let mut seen = std::collections::HashSet::new();
+    let mut number = 0u64;
+    while let Some(text) = lines.next_line().await? {
+        number += 1;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let entry = match parse(&text, SystemTime::now()) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => {
+                expired += 1;
+                continue;
+            }
+            Err(why) => {
+                bad.push((number, why));
+                continue;
+            }
+        };
+        if let Some(why) = refusal(admin, &entry) {
+            bad.push((number, why));
+        } else if seen.insert(entry.key.clone()) {
+            entries.push(entry);
+        }
+    }
+    Ok((entries, expired, bad))
+}
+
 pub async fn import(
     admin: &Admin,
     out: &Output,
     path: Option<&Path>,
     overwrite: bool,
+    skip_invalid: bool,
 ) -> Result<Outcome, Failure> {
     let source: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match path {
         Some(path) => Box::new(tokio::fs::File::open(path).await?),
         None => Box::new(tokio::io::stdin()),
     };
-    let mut lines = BufReader::new(source).lines();
+    // Every line is read and checked before anything is written: a bad
+    // file writes nothing, unless told to leave its bad lines out.
+    let (entries, expired, bad) = read_lines(admin, source).await?;
+    if !bad.is_empty() {
+        let shown: Vec<String> = bad
+            .iter()
+            .take(BAD_LINES_SHOWN)
+            .map(|(number, why)| format!("line {number}: {}", output::escaped(why, false)))
+            .collect();
+        let more = match bad.len() > BAD_LINES_SHOWN {
+            true => format!("; and {} more", bad.len() - BAD_LINES_SHOWN),
+            false => String::new(),
+        };
+        if !skip_invalid {
+            return Err(Failure::Input(format!(
+                "{} lines cannot be imported, so nothing was (--skip-invalid imports the others): {}{more}",
+                bad.len(),
+                shown.join("; ")
+            )));
+        }
+        eprintln!("left out {} lines: {}{more}", bad.len(), shown.join("; "));
+    }
     let bar = out.progress("importing");
     let mut writes = JoinSet::new();
-    let (mut written, mut kept, mut number, mut expired) = (0u64, 0u64, 0u64, 0u64);
-    // A walk may return a key twice, so an export may hold it twice.
-    let mut seen = std::collections::HashSet::new();
+    let (mut written, mut kept) = (0u64, 0u64);
     let mut settle = |done: Result<Result<bool, server_session::SessionError>, tokio::task::JoinError>| {
         match done
             .map_err(|err| Failure::Io(std::io::Error::other(format!("an import task failed: {err}"))))??
@@ -150,25 +247,7 @@ pub async fn import(
         bar.inc(1);
         Ok::<_, Failure>(())
     };
-    while let Some(text) = lines.next_line().await? {
-        number += 1;
-        if text.trim().is_empty() {
-            continue;
-        }
-        let parsed = parse(&text, SystemTime::now());
-        let Some(entry) = parsed.map_err(|err| Failure::Input(format!("line {number}: {err}")))? else {
-            expired += 1;
-            continue;
-        };
-        if !entry.key.starts_with(admin.prefix()) {
-            return Err(Failure::Input(format!(
-                "line {number}: the key is not under this configuration's prefix {:?} (SESSION_KEY_PREFIX)",
-                admin.prefix()
-            )));
-        }
-        if !seen.insert(entry.key.clone()) {
-            continue;
-        }
+    for entry in entries {
         if writes.len() >= IN_FLIGHT
             && let Some(done) = writes.join_next().await
         {
@@ -181,12 +260,18 @@ pub async fn import(
         settle(done)?;
     }
     bar.finish_and_clear();
+    let invalid = bad.len();
     out.emit(
-        &json!({ "imported": written, "kept_existing": kept, "expired": expired }),
-        || format!("imported {written} records; {kept} already existed and were kept; {expired} had expired"),
+        &json!({ "imported": written, "kept_existing": kept, "expired": expired, "invalid": invalid }),
+        || {
+            format!(
+                "imported {written} records; {kept} already existed and were kept; {expired} had expired; \
+                 {invalid} lines left out"
+            )
+        },
     )?;
-    Ok(match kept {
-        0 => Outcome::Done,
+    Ok(match (kept, invalid) {
+        (0, 0) => Outcome::Done,
         _ => Outcome::Found,
     })
 }

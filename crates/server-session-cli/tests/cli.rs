@@ -580,6 +580,160 @@ async fn indexes_are_not_records_and_an_import_rebuilds_them() {
     assert_eq!(layer.users().revoke_all("bob").await.unwrap(), BOB);
 }
 
+/// Text a store writer controls (a user name with terminal escapes and a
+/// line break) reaches the terminal escaped, in every command's text
+/// output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_from_the_store_are_escaped() {
+    let redis = TestRedis::start();
+    let env = [("SESSION_TYPE", "redis"), ("SESSION_REDIS", redis.url.as_str())];
+    let store = RedisStore::builder(redis.url.as_str()).connect().await.unwrap();
+    let app = app(SessionLayer::new(store, config()).unwrap());
+    // ESC ] 0 ; owned BEL (a new window title), a line break, ESC [ 2 J.
+    let (_, cookie) = request(&app, "/login/eve%1B%5D0%3Bowned%07%0Aforged%1B%5B2J", None).await;
+    assert!(cookie.is_some());
+    let user = "eve\u{1b}]0;owned\u{7}\nforged\u{1b}[2J";
+    for args in [
+        vec!["list"],
+        vec!["list", "--user", user],
+        vec!["list", "--show-ids"],
+        vec!["stats"],
+        vec!["check"],
+        vec!["revoke-user", user],
+    ] {
+        let out = run(&env, &args, 0);
+        assert!(
+            !out.contains('\u{1b}') && !out.contains('\u{7}'),
+            "{args:?}: {out:?}"
+        );
+        assert!(
+            !out.lines().any(|line| line.starts_with("forged")),
+            "{args:?}: {out:?}"
+        );
+    }
+    assert!(
+        run(&env, &["list"], 0).lines().count() == 1,
+        "the session is revoked"
+    );
+}
+
+/// A PostgreSQL row whose expiry is `infinity` (no writer of the table
+/// stores one) breaks none of the commands, the one that cleans up
+/// included: it counts as a session that never expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_infinite_expiry_breaks_no_command() {
+    let server = common::postgres::TestPostgres::start();
+    let store = server_session::PostgresStore::builder(&server.url)
+        .open()
+        .await
+        .unwrap();
+    // (SQL stores keep no index of users' sessions: the sessions are
+    // bound, and found by a walk.)
+    let app = app(SessionLayer::new(store, SessionConfig::default()).unwrap());
+    request(&app, "/login/alice", None).await;
+    request(&app, "/make", None).await;
+    psql(&server.url, "UPDATE sessions SET expiry = 'infinity'");
+    let env = [
+        ("SESSION_TYPE", "sqlalchemy"),
+        ("SQLALCHEMY_DATABASE_URI", server.url.as_str()),
+    ];
+    let stats = json(&env, &["stats"], 0);
+    assert_eq!(
+        (stats["sessions"].as_u64(), stats["ttl"]["never"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(run(&env, &["list"], 0).lines().count(), 3);
+    assert_eq!(run(&env, &["list", "--user", "alice"], 0).lines().count(), 2);
+    assert_eq!(json(&env, &["check", "--fix"], 0)["problems"], 0);
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("sessions.jsonl");
+    run(&env, &["export", "--output", dump.to_str().unwrap()], 0);
+    assert_eq!(records(&dump).len(), 2);
+    assert_eq!(json(&env, &["revoke-user", "alice"], 0)["revoked"], 1);
+}
+
+/// An import checks every line before it writes any: a file with bad
+/// lines writes nothing and names them by number; with --skip-invalid the
+/// good lines are written and the exit code says something was left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_checks_every_line_before_writing_any() {
+    use base64::Engine as _;
+    let redis = TestRedis::start();
+    let env = [("SESSION_TYPE", "redis"), ("SESSION_REDIS", redis.url.as_str())];
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let id = |n: u8| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([n; 32]);
+    // {"n": "1"}, {"n": <300,000 characters>}, {"_ss_user": "root ESC [2J"}.
+    let good = b"\x81\xa1n\xa11".to_vec();
+    let mut large = b"\x81\xa1n\xdb".to_vec();
+    large.extend_from_slice(&300_000u32.to_be_bytes());
+    large.resize(large.len() + 300_000, b'x');
+    let bound = b"\x81\xa8_ss_user\xa8root\x1b[2J".to_vec();
+    let line = |key: &str, bytes: &[u8], ttl_ms: u64| {
+        serde_json::json!({"key": key, "record": b64(bytes), "ttl_ms": ttl_ms, "expires_at_ms": null})
+            .to_string()
+    };
+    let lines = [
+        line(&format!("session:{}", id(1)), &good, 60_000),
+        line("session:short", &good, 60_000),
+        line(&format!("session:{}", id(2)), b"\xc1not a record", 60_000),
+        line(&format!("session:{}", id(3)), &large, 60_000),
+        line(&format!("session:{}", id(4)), &good, u64::MAX),
+        line(&format!("session:{}", id(5)), &bound, 60_000),
+        "not json".to_owned(),
+        line(&format!("session:{}", id(6)), &good, 60_000),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("import.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let out = cli(&env, &["import", "--input", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for number in 2..=7 {
+        assert!(
+            stderr.contains(&format!("line {number}:")),
+            "line {number}: {stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains("line 1:") && !stderr.contains("line 8:"),
+        "{stderr}"
+    );
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query(&mut redis.connection())
+        .unwrap();
+    assert!(keys.is_empty(), "nothing written: {keys:?}");
+
+    let done = json(
+        &env,
+        &["import", "--skip-invalid", "--input", file.to_str().unwrap()],
+        1,
+    );
+    assert_eq!(
+        (done["imported"].as_u64(), done["invalid"].as_u64()),
+        (Some(2), Some(6))
+    );
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query(&mut redis.connection())
+        .unwrap();
+    keys.sort();
+    assert_eq!(keys, [format!("session:{}", id(1)), format!("session:{}", id(6))]);
+    for key in &keys {
+        let ttl: i64 = redis::cmd("TTL").arg(key).query(&mut redis.connection()).unwrap();
+        assert!((1..=60).contains(&ttl), "{key}: {ttl}");
+    }
+}
+
+/// Runs `statement` on the PostgreSQL database at `url`, with `psql`.
+fn psql(url: &str, statement: &str) {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-c", statement])
+        .output()
+        .expect("psql runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 #[test]
 fn bad_configuration_and_usage_have_their_exit_codes() {
     let out = cli(&[("SESSION_TYPE", "nonsense")], &["stats"]);

@@ -162,6 +162,13 @@ impl Admin {
         self.engine.cookie_key(cookie)
     }
 
+    /// Whether `key` can be a session's key: this configuration's key
+    /// prefix, then a well-formed session id (or, with
+    /// [`hash_ids`](SessionConfig::hash_ids), an id's hash).
+    pub fn is_session_key(&self, key: &str) -> bool {
+        self.engine.is_session_key(key)
+    }
+
     /// The record `target` names: a session cookie's value, else a
     /// [`SessionHandle`] (found by walking the records: it costs a walk).
     pub async fn find(&self, target: &str) -> Result<Option<StoredEntry>, SessionError> {

@@ -370,3 +370,30 @@ async fn a_row_with_text_data_is_discarded() {
     assert_eq!(left, None, "the text row is deleted");
     assert_eq!(layer.metrics().undecodable, 1);
 }
+
+/// A row whose expiry is not a time (no writer of the table stores one;
+/// as text it compares as later than now) is walked and inspected as a
+/// record that never expires, not as an error.
+#[tokio::test]
+async fn an_expiry_that_is_not_a_time_never_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::builder(file(&dir)).open().await.unwrap();
+    store
+        .save("session:odd", b"\x80", Duration::from_secs(60), Expect::Absent)
+        .await
+        .unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file(&dir)))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE sessions SET expiry = 'infinity'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let entry = store.inspect("session:odd").await.unwrap().unwrap();
+    assert_eq!(entry.ttl, None);
+    let page = store
+        .scan("session:", &server_session::store::ScanCursor::start(), 10)
+        .await
+        .unwrap();
+    assert_eq!(page.entries, [entry]);
+}

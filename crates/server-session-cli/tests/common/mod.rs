@@ -1,6 +1,8 @@
 //! The library's test servers, shared with its own integration tests.
 #![allow(dead_code)]
 
+#[path = "../../../server-session/tests/common/postgres.rs"]
+pub mod postgres;
 #[path = "../../../server-session/tests/common/python.rs"]
 pub mod python;
 #[path = "../../../server-session/tests/common/redis.rs"]

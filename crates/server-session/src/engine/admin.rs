@@ -61,6 +61,24 @@ impl Engine {
         self.parse_id(sid).map(|id| self.key(&id).into_owned())
     }
 
+    /// Whether `key` can be a session's key under this configuration: the
+    /// key prefix, then a well-formed id (or, with hashed ids, an id's
+    /// hash).
+    pub(crate) fn is_session_key(&self, key: &str) -> bool {
+        let Some(member) = self.member_of(key) else {
+            return false;
+        };
+        match self.config.hash_ids {
+            true => {
+                member.len() == super::users::HASHED_LEN
+                    && member
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            }
+            false => self.parse_id(member).is_some(),
+        }
+    }
+
     /// The member (the key without its prefix) that a key names.
     pub(crate) fn member_of<'k>(&self, key: &'k str) -> Option<&'k str> {
         key.strip_prefix(self.config.key_prefix.as_str())

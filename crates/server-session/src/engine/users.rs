@@ -32,6 +32,9 @@ use crate::users::{SessionHandle, SessionInfo, UserSessions};
 /// Characters of a [`SessionHandle`]: 128 bits, base64url.
 pub(crate) const HANDLE_LEN: usize = 22;
 
+/// Characters of a hashed id: a SHA-256, base64url.
+pub(crate) const HASHED_LEN: usize = 43;
+
 /// Rounds of listing and revoking before "revoke all" stops looking for
 /// sessions that appeared meanwhile (a login at that very moment is a new
 /// session, not one that came back).

@@ -86,8 +86,11 @@ impl PostgresStore {
 /// `data` if no longer than the first parameter, else NULL.
 const DATA: &str = "CASE WHEN octet_length(data) <= $1 THEN data END";
 
-/// The seconds from the first parameter to `expiry`.
-const LEFT: &str = "EXTRACT(EPOCH FROM (expiry - $1::timestamp))::float8";
+/// The seconds from the first parameter to `expiry`: infinite for an
+/// `infinity` expiry (which no writer of this table stores, and which
+/// PostgreSQL cannot subtract from).
+const LEFT: &str = "CASE WHEN isfinite(expiry) THEN EXTRACT(EPOCH FROM (expiry - $1::timestamp))::float8 \
+                    ELSE 'Infinity'::float8 END";
 
 /// The statements, for one table. Times travel as text and are cast to
 /// `timestamp`.

@@ -98,8 +98,10 @@ const LONG: &str = "length(data) > ?1";
 /// The size of `data`: NULL for NULL, -1 for anything but a blob.
 const SIZE: &str = "CASE typeof(data) WHEN 'blob' THEN length(data) WHEN 'null' THEN NULL ELSE -1 END";
 
-/// The seconds from the first parameter to `expiry`.
-const LEFT: &str = "(julianday(expiry) - julianday(?1)) * 86400.0";
+/// The seconds from the first parameter to `expiry`: infinite for an
+/// expiry that is not a time (which no writer of this table stores; as
+/// text, it may still compare as later than now).
+const LEFT: &str = "COALESCE((julianday(expiry) - julianday(?1)) * 86400.0, 1e999)";
 
 /// The statements, for one table.
 fn statements(table: &str) -> Result<Statements, StoreError> {
