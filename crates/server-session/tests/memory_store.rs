@@ -47,7 +47,7 @@ async fn keeps_indexes() {
 }
 
 #[tokio::test]
-async fn a_full_store_makes_room_by_removing_the_sessions_closest_to_expiry() {
+async fn a_full_store_makes_room_with_the_oldest_sessions_nobody_used_again() {
     let clock = ManualClock::new();
     let store = MemoryStore::builder()
         .clock(clock.clone())
@@ -98,6 +98,40 @@ async fn a_full_store_makes_room_by_removing_the_sessions_closest_to_expiry() {
         store.load("flood0", None, 1 << 20).await.unwrap().is_none(),
         "the oldest made room"
     );
+}
+
+/// A flood of new sessions nobody uses again (requests without a cookie
+/// that write) evicts no session a user came back with, however much later
+/// than it the flood's sessions expire: they are on probation and make room
+/// for each other.
+#[tokio::test]
+async fn a_flood_of_new_sessions_does_not_evict_one_in_use() {
+    let clock = ManualClock::new();
+    let store = MemoryStore::builder().clock(clock.clone()).build();
+    let month = Duration::from_secs(31 * 24 * 3600);
+    store.save("user", b"u", month, Expect::Absent).await.unwrap();
+    clock.advance(Duration::from_secs(1));
+    assert!(store.load("user", Some(month), 1 << 20).await.unwrap().is_some());
+    store.save("idle", b"i", month, Expect::Absent).await.unwrap();
+    for i in 0..250_000 {
+        if i % 10_000 == 0 {
+            clock.advance(Duration::from_secs(1));
+        }
+        let saved = store
+            .save(&format!("flood{i}"), b"f", month, Expect::Absent)
+            .await;
+        assert_eq!(saved.unwrap(), SaveOutcome::Saved);
+    }
+    assert!(store.len() <= 100_000, "{}", store.len());
+    assert!(
+        store.load("user", None, 1 << 20).await.unwrap().is_some(),
+        "the session in use stays"
+    );
+    assert!(
+        store.load("idle", None, 1 << 20).await.unwrap().is_none(),
+        "one never used again goes in its turn"
+    );
+    assert!(store.load("flood249999", None, 1 << 20).await.unwrap().is_some());
 }
 
 #[tokio::test]

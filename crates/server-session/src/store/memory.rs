@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{Expect, SaveOutcome, ScanCursor, ScanPage, SessionStore, StoreError, StoredEntry, TTL_CEILING};
 use crate::clock::{Clock, SystemClock};
@@ -23,10 +23,13 @@ const DEFAULT_MAX_ENTRIES: usize = 100_000;
 ///
 /// The store holds at most [`max_entries`](MemoryStoreBuilder::max_entries)
 /// sessions (100,000 by default), so a flood of new sessions cannot exhaust
-/// the process's memory. When full, a new session makes room by removing the
-/// sessions closest to expiring, a few at a time: expired ones first, then,
-/// as expiries slide on every read, those unused for longest. Live users
-/// keep their sessions; what a flood created goes first once it is older.
+/// the process's memory. When full, a new session makes room by removing a
+/// few sessions at a time: expired ones first, then the sessions never used
+/// since they were created, oldest first (a new session is on probation
+/// until a request comes back with it), and only then, among the sessions
+/// in use, those closest to expiring. A flood of requests without a cookie
+/// creates sessions nobody uses again: they make room for each other, and
+/// the users who came back keep theirs.
 ///
 /// ```
 /// use server_session::{MemoryStore, SessionConfig, SessionLayer};
@@ -62,11 +65,18 @@ struct Shard {
     next_sweep: Option<SystemTime>,
     /// The most entries this shard holds.
     capacity: usize,
+    /// Entries stored under a new key so far: each one's birth order.
+    born: u64,
 }
 
 struct Entry {
     value: Vec<u8>,
     expires_at: SystemTime,
+    /// The entry's place in the order keys were created.
+    born: u64,
+    /// Whether it was read or rewritten since it was created: until then,
+    /// it is on probation, the first to go when the shard is full.
+    used: bool,
 }
 
 /// Builds a [`MemoryStore`] with a non-default clock or capacity.
@@ -107,6 +117,7 @@ impl MemoryStoreBuilder {
                     map: HashMap::new(),
                     next_sweep: None,
                     capacity: base + usize::from(i < extra),
+                    born: 0,
                 })
             })
             .collect();
@@ -206,28 +217,32 @@ impl Shard {
         }
     }
 
-    /// Makes room for one more entry: removes the entries closest to
-    /// expiring, a sixteenth of the shard at once, so a full shard pays for
-    /// one scan per batch rather than one per new session.
-    fn make_room(&mut self) {
+    /// Makes room for one more entry at `now`: removes the expired entries,
+    /// and if that is not enough, a sixteenth of the shard at once (so a full
+    /// shard pays for one scan per batch rather than one per new session):
+    /// the entries on probation first, oldest first, then the used ones
+    /// closest to expiring.
+    fn make_room(&mut self, now: SystemTime) {
+        if self.map.len() < self.capacity {
+            return;
+        }
+        self.map.retain(|_, e| e.expires_at > now);
         if self.map.len() < self.capacity {
             return;
         }
         let batch = (self.capacity / 16).max(1);
-        let mut expiries: Vec<SystemTime> = self.map.values().map(|e| e.expires_at).collect();
-        let (sooner, threshold, _) = expiries.select_nth_unstable(batch - 1);
-        let threshold = *threshold;
-        // Everything expiring before the threshold goes, and as many of the
-        // entries expiring at it as complete the batch.
-        let mut ties = batch - sooner.iter().filter(|at| **at < threshold).count();
-        self.map.retain(|_, e| {
-            let tie = e.expires_at == threshold && ties > 0;
-            ties -= usize::from(tie);
-            e.expires_at > threshold || (e.expires_at == threshold && !tie)
-        });
+        // Every entry's place in the order they go: unique, as births are.
+        let order = |e: &Entry| match e.used {
+            false => (false, UNIX_EPOCH, e.born),
+            true => (true, e.expires_at, e.born),
+        };
+        let mut places: Vec<(bool, SystemTime, u64)> = self.map.values().map(order).collect();
+        let (_, last, _) = places.select_nth_unstable(batch - 1);
+        let last = *last;
+        self.map.retain(|_, e| order(e) > last);
         tracing::debug!(
             removed = batch,
-            "memory session store full; removed the sessions closest to expiring"
+            "memory session store full; removed the sessions on probation, then those closest to expiring"
         );
     }
 }
@@ -264,6 +279,7 @@ impl SessionStore for MemoryStore {
         if let Some(ttl) = slide {
             entry.expires_at = expiry(now, ttl);
         }
+        entry.used = true;
         Ok(Some(entry.value.clone()))
     }
 
@@ -283,12 +299,20 @@ impl SessionStore for MemoryStore {
             (Some(current), Expect::Unchanged(expected)) if current.value != expected => {
                 return Ok(SaveOutcome::Conflict(current.value.clone()));
             }
-            (None, Expect::Absent) => shard.make_room(),
-            _ => {}
+            (None, Expect::Absent) => shard.make_room(now),
+            (Some(current), Expect::Unchanged(_)) => {
+                current.value = value.to_vec();
+                current.expires_at = expiry(now, ttl);
+                current.used = true;
+                return Ok(SaveOutcome::Saved);
+            }
         }
+        shard.born += 1;
         let entry = Entry {
             value: value.to_vec(),
             expires_at: expiry(now, ttl),
+            born: shard.born,
+            used: false,
         };
         shard.map.insert(key.to_owned(), entry);
         Ok(SaveOutcome::Saved)
@@ -303,6 +327,7 @@ impl SessionStore for MemoryStore {
         let now = self.inner.clock.now();
         if let Some(entry) = self.lock(key).live(key, now) {
             entry.expires_at = expiry(now, ttl);
+            entry.used = true;
         }
         Ok(())
     }
