@@ -12,18 +12,23 @@
 //! the other. Sessions live in memory by default, in Redis with the
 //! quickstart's variables (`SESSION_TYPE=redis`, `SESSION_REDIS=...`, built
 //! with `--features redis`). Every form carries a token bound to the session
-//! (CSRF); the pages are plain HTML rendered on the server.
+//! (CSRF), a new one from login on; failed logins are throttled per user
+//! and per client address; the pages are plain HTML rendered on the server.
 
+use std::collections::HashMap;
+use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Argon2, PasswordHash};
 use axum::Router;
-use axum::extract::{Form, State};
+use axum::extract::{ConnectInfo, Form, FromRequestParts, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
@@ -33,9 +38,11 @@ use server_session::{
     Session, SessionConfig, SessionError, SessionHandle, SessionInfo, SessionLayer, UserSessions,
 };
 
-/// The demo's users: a name and an Argon2 hash of the password.
+/// The demo's users: a name and an Argon2 hash of the password, and the
+/// failed logins lately.
 pub struct Accounts {
     users: Vec<(String, String)>,
+    throttle: Throttle,
 }
 
 impl Accounts {
@@ -55,7 +62,11 @@ impl Accounts {
             users.push((name.to_string(), hash));
             passwords.push((name.to_string(), password));
         }
-        (Accounts { users }, passwords)
+        let accounts = Accounts {
+            users,
+            throttle: Throttle::default(),
+        };
+        (accounts, passwords)
     }
 
     fn check(&self, user: &str, password: &str) -> bool {
@@ -68,6 +79,104 @@ impl Accounts {
         Argon2::default()
             .verify_password(password.as_bytes(), &hash)
             .is_ok()
+    }
+}
+
+/// Failed logins within the last [`Throttle::WINDOW`], by user name and by
+/// client address: past a few, logins for that name, or from that address,
+/// are refused whatever the password (and without hashing it), until the
+/// oldest failure leaves the window. A guesser gets a handful of tries per
+/// user and per address each quarter of an hour.
+#[derive(Default)]
+struct Throttle {
+    failures: Mutex<HashMap<String, Vec<Instant>>>,
+}
+
+impl Throttle {
+    const WINDOW: Duration = Duration::from_secs(15 * 60);
+    /// Failures a user name may have in the window.
+    const PER_USER: usize = 5;
+    /// Failures an address may have in the window, all names together.
+    const PER_ADDRESS: usize = 20;
+    /// Names and addresses remembered at most: the oldest are forgotten
+    /// first, so guessing with many names cannot grow the map for ever.
+    const KEYS: usize = 100_000;
+
+    fn keys(user: &str, address: Option<IpAddr>) -> [(Option<String>, usize); 2] {
+        [
+            (Some(format!("user {user}")), Self::PER_USER),
+            (
+                address.map(|a| format!("address {}", Self::network(a))),
+                Self::PER_ADDRESS,
+            ),
+        ]
+    }
+
+    /// An IPv4 address, or an IPv6 address's /64 (one host's, usually).
+    fn network(address: IpAddr) -> String {
+        match address {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        }
+    }
+
+    /// Whether a login for `user` from `address` may be tried now.
+    fn allows(&self, user: &str, address: Option<IpAddr>) -> bool {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        Self::keys(user, address).into_iter().all(|(key, max)| {
+            let Some(times) = key.and_then(|key| failures.get_mut(&key)) else {
+                return true;
+            };
+            times.retain(|at| now.duration_since(*at) < Self::WINDOW);
+            times.len() < max
+        })
+    }
+
+    fn failed(&self, user: &str, address: Option<IpAddr>) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if failures.len() >= Self::KEYS {
+            failures.retain(|_, times| {
+                times
+                    .last()
+                    .is_some_and(|at| now.duration_since(*at) < Self::WINDOW)
+            });
+        }
+        if failures.len() >= Self::KEYS {
+            // Still full of recent failures: the sixteenth seen least
+            // recently goes, in one pass.
+            let mut last: Vec<Instant> = failures.values().filter_map(|t| t.last().copied()).collect();
+            let (_, cut, _) = last.select_nth_unstable(Self::KEYS / 16);
+            let cut = *cut;
+            failures.retain(|_, times| times.last().is_some_and(|at| *at > cut));
+        }
+        for (key, _) in Self::keys(user, address) {
+            if let Some(key) = key {
+                failures.entry(key).or_default().push(now);
+            }
+        }
+    }
+
+    fn succeeded(&self, user: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures.remove(&format!("user {user}"));
+    }
+}
+
+/// The client's address, when the server knows it (served with
+/// `into_make_service_with_connect_info`).
+struct Peer(Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let info = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        Ok(Peer(info.map(|ConnectInfo(addr)| addr.ip())))
     }
 }
 
@@ -134,6 +243,11 @@ async fn csrf_token(session: &Session) -> Result<String, SessionError> {
     if let Some(token) = session.get::<String>("csrf").await? {
         return Ok(token);
     }
+    new_csrf_token(session).await
+}
+
+/// A new CSRF token for the session, replacing any it had.
+async fn new_csrf_token(session: &Session) -> Result<String, SessionError> {
     let mut raw = [0u8; 32];
     rand::rng().fill_bytes(&mut raw);
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
@@ -196,17 +310,32 @@ struct LoginForm {
 
 async fn login(
     State(accounts): State<Arc<Accounts>>,
+    Peer(address): Peer,
     session: Session,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, Failure> {
     check_csrf(&session, &form.csrf).await?;
+    if !accounts.throttle.allows(&form.user, address) {
+        let token = csrf_token(&session).await?;
+        let page = login_page(
+            &token,
+            Some("Too many failed logins. Try again in a quarter of an hour."),
+        );
+        return Ok((StatusCode::TOO_MANY_REQUESTS, page).into_response());
+    }
     if !accounts.check(&form.user, &form.password) {
+        accounts.throttle.failed(&form.user, address);
         let token = csrf_token(&session).await?;
         let page = login_page(&token, Some("Wrong user or password."));
         return Ok((StatusCode::UNAUTHORIZED, page).into_response());
     }
-    // A new id, bound to the user: what was planted before cannot ride along.
+    accounts.throttle.succeeded(&form.user);
+    // Nothing of the anonymous session rides along: not its id (login
+    // gives a new one), not its data, not its CSRF token, which a page
+    // seen before logging in may have leaked.
+    session.clear().await?;
     session.login(&form.user).await?;
+    new_csrf_token(&session).await?;
     Ok(Redirect::to("/").into_response())
 }
 
@@ -372,7 +501,19 @@ fn page(title: &str, body: &str) -> Html<String> {
 
 #[allow(dead_code)] // The browser test uses the rest of this file, not `main`.
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    // A misconfiguration is told as a sentence, not as a debug dump.
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[allow(dead_code)]
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let config = session_config(SessionConfig::from_env()?);
     let sessions = SessionLayer::from_config(config)?;
     let (accounts, passwords) = Accounts::generate(&["alice", "bob"]);

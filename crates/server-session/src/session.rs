@@ -157,6 +157,12 @@ impl Session {
     /// on, so an [absolute timeout](crate::SessionConfig::absolute_timeout)
     /// counts from the last login.
     ///
+    /// It keeps the session's data: what a handler stored before the login
+    /// (a cart, a locale, a CSRF token) is still there after it. Remove or
+    /// replace what must not cross a change of privilege, a CSRF token
+    /// above all (a page seen before logging in may have leaked it); call
+    /// [`clear`](Self::clear) first to keep nothing.
+    ///
     /// ```
     /// use server_session::{Session, SessionError};
     ///

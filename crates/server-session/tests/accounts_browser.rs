@@ -3,7 +3,9 @@
 //! and revokes the other, then logs out everywhere else. Needs `chromium` and
 //! `chromedriver` (Debian's `chromium` and `chromium-driver`), which the
 //! test starts itself on a free port. Saves a screenshot of the sessions
-//! page as `target/accounts-sessions.png`.
+//! page as `accounts-sessions.png` in the target directory's `tmp`. Then,
+//! without a browser, the demo's login: a new CSRF token, and throttled
+//! failures.
 
 #[path = "../examples/accounts.rs"]
 #[allow(dead_code)]
@@ -117,7 +119,7 @@ async fn two_browsers_list_and_revoke_each_other() {
     assert!(text.contains("Headless Chrome on Linux"), "{text}");
     assert!(text.contains("127.0.0.0/24"), "{text}");
     let png = a.screenshot().await.unwrap();
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/accounts-sessions.png");
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("accounts-sessions.png");
     std::fs::write(&target, png).unwrap();
 
     // A ends B's session: B's next page is the login form.
@@ -135,4 +137,117 @@ async fn two_browsers_list_and_revoke_each_other() {
 
     a.close().await.unwrap();
     b.close().await.unwrap();
+}
+
+/// The demo on the memory store, and the password of alice and of bob.
+fn demo() -> (axum::Router, String, String) {
+    let (accounts, passwords) = accounts::Accounts::generate(&["alice", "bob"]);
+    let layer = SessionLayer::new(
+        MemoryStore::new(),
+        accounts::session_config(SessionConfig::default()),
+    )
+    .unwrap();
+    let app = accounts::app(accounts, layer);
+    (app, passwords[0].1.clone(), passwords[1].1.clone())
+}
+
+/// The CSRF token a page's forms carry.
+fn token(page: &str) -> String {
+    let (_, rest) = page
+        .split_once("name=\"csrf\" value=\"")
+        .expect("a form with a token");
+    rest.split('"').next().unwrap().to_owned()
+}
+
+/// `form` posted to `path` with `cookie`, from `from` when given (the
+/// address a server with connect info would see).
+async fn post(
+    app: &axum::Router,
+    path: &str,
+    cookie: &str,
+    form: &[(&str, &str)],
+    from: Option<SocketAddr>,
+) -> common::Reply {
+    let body = form
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut request = http::Request::post(path)
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    if let Some(from) = from {
+        request.extensions_mut().insert(axum::extract::ConnectInfo(from));
+    }
+    common::send(app, request).await
+}
+
+/// A fresh visit: the cookie and the login form's token.
+async fn visit(app: &axum::Router) -> (String, String) {
+    let reply = common::get(app, "/", None).await;
+    (reply.cookie_pair().unwrap(), token(&reply.body))
+}
+
+/// Logging in keeps nothing of the anonymous session: a token a page showed
+/// before login does not pass a form after it.
+#[tokio::test]
+async fn login_gives_a_new_csrf_token() {
+    let (app, alice, _) = demo();
+    let (cookie, before) = visit(&app).await;
+    let form = [
+        ("csrf", before.as_str()),
+        ("user", "alice"),
+        ("password", alice.as_str()),
+    ];
+    let reply = post(&app, "/login", &cookie, &form, None).await;
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    let cookie = reply.cookie_pair().unwrap();
+    let after = token(&common::get(&app, "/", Some(&cookie)).await.body);
+    assert_ne!(after, before, "a new token from login on");
+    let stale = post(&app, "/logout", &cookie, &[("csrf", before.as_str())], None).await;
+    assert_eq!(stale.status, 403, "the token from before login is refused");
+    let logout = post(&app, "/logout", &cookie, &[("csrf", after.as_str())], None).await;
+    assert_eq!(logout.status, 303);
+}
+
+/// After a few wrong passwords for a user, the user's logins are refused
+/// for a while, the right password too, from any address; after more from
+/// one address, whatever the name, that address's are. Others go on.
+#[tokio::test]
+async fn failed_logins_are_throttled_per_user_and_per_address() {
+    let (app, alice, bob) = demo();
+    let attempt = async |user: &str, password: &str, from: Option<SocketAddr>| {
+        let (cookie, csrf) = visit(&app).await;
+        let form = [("csrf", csrf.as_str()), ("user", user), ("password", password)];
+        post(&app, "/login", &cookie, &form, from).await.status.as_u16()
+    };
+    let (one, two, three): (SocketAddr, SocketAddr, SocketAddr) = (
+        "203.0.113.1:5000".parse().unwrap(),
+        "203.0.113.2:5000".parse().unwrap(),
+        "198.51.100.7:5000".parse().unwrap(),
+    );
+    for n in 0..5 {
+        assert_eq!(
+            attempt("alice", "wrong", Some(if n % 2 == 0 { one } else { two })).await,
+            401
+        );
+    }
+    assert_eq!(
+        attempt("alice", &alice, Some(three)).await,
+        429,
+        "alice is throttled"
+    );
+    assert_eq!(attempt("bob", &bob, Some(one)).await, 303, "bob is not");
+
+    for n in 0..20 {
+        assert_eq!(attempt(&format!("guess{n}"), "wrong", Some(three)).await, 401);
+    }
+    assert_eq!(
+        attempt("bob", &bob, Some(three)).await,
+        429,
+        "that address is throttled"
+    );
+    assert_eq!(attempt("bob", &bob, Some(two)).await, 303, "others are not");
 }
