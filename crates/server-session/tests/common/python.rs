@@ -21,12 +21,13 @@ pub fn venv() -> &'static Path {
     VENV.get_or_init(|| make_venv("flask-session-venv", &format!("{INTEROP}/requirements.txt")))
 }
 
-/// `target/<name>`, a virtualenv with the pinned `requirements` installed
-/// from PyPI; made again when the requirements change.
+/// `<name>` in the directory cargo gives integration tests for their files
+/// (`CARGO_TARGET_TMPDIR`, wherever the target directory is), a virtualenv
+/// with the pinned `requirements` installed from PyPI; made again when the
+/// requirements change.
 pub fn make_venv(name: &str, requirements_path: &str) -> PathBuf {
-    // target/<profile>/deps/<test binary> -> target/
-    let exe = std::env::current_exe().unwrap();
-    let target = exe.ancestors().nth(3).unwrap().to_path_buf();
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).to_path_buf();
+    std::fs::create_dir_all(&target).unwrap();
     let dir = target.join(name);
     let requirements = std::fs::read_to_string(requirements_path).unwrap();
     let stamp = dir.join("installed-requirements.txt");
