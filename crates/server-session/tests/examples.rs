@@ -14,12 +14,39 @@ struct Server {
     addr: String,
     /// What the example printed before it listened.
     banner: Vec<String>,
+    /// What it printed after, as it comes.
+    after: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// The first line printed that holds `needle`, waiting for it a few
+    /// seconds.
+    fn line_with(&self, needle: &str) -> String {
+        for _ in 0..100 {
+            let after = self.after.lock().unwrap();
+            if let Some(line) = self
+                .banner
+                .iter()
+                .chain(after.iter())
+                .find(|l| l.contains(needle))
+            {
+                return line.clone();
+            }
+            drop(after);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!(
+            "no line with {needle:?} in {:?} {:?}",
+            self.banner,
+            self.after.lock().unwrap()
+        );
     }
 }
 
@@ -35,8 +62,18 @@ fn example(name: &str) -> PathBuf {
 }
 
 fn start(name: &str, env: &[(&str, &str)]) -> Server {
-    let mut child = Command::new(example(name))
+    start_in(name, env, None)
+}
+
+/// The example `name`, with `env`, in the directory `dir` if given.
+fn start_in(name: &str, env: &[(&str, &str)], dir: Option<&std::path::Path>) -> Server {
+    let mut command = Command::new(example(name));
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let mut child = command
         .env("PORT", "0")
+        .env("NO_COLOR", "1")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -50,12 +87,25 @@ fn start(name: &str, env: &[(&str, &str)]) -> Server {
             stdout.read_line(&mut line).unwrap() > 0,
             "{name} exited: {banner:?}"
         );
-        match line.trim().strip_prefix("listening on http://") {
-            Some(addr) => break addr.to_owned(),
+        match line.trim().split_once("listening on http://") {
+            Some((_, addr)) => break addr.to_owned(),
             None => banner.push(line.trim().to_owned()),
         }
     };
-    Server { child, addr, banner }
+    let after = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let lines = after.clone();
+    std::thread::spawn(move || {
+        for line in stdout.lines() {
+            let Ok(line) = line else { break };
+            lines.lock().unwrap().push(line);
+        }
+    });
+    Server {
+        child,
+        addr,
+        banner,
+        after,
+    }
 }
 
 #[tokio::test]
@@ -120,6 +170,43 @@ async fn actix_quickstart_serves_the_same_routes() {
 #[tokio::test]
 async fn actix_quickstart_serves_the_same_routes_from_redis() {
     quickstart_routes_from_redis("actix_quickstart").await;
+}
+
+/// SQLAlchemy's `sqlite:///tmp/x.db` is `./tmp/x.db`: where that cannot
+/// be opened, the app still starts, warns at once that it did not reach its
+/// store, naming the file in full and the four-slash form, and answers 503
+/// to session requests (the same words go with each).
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_sqlite_file_that_cannot_be_opened_is_named_in_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("SESSION_TYPE", "sqlalchemy"),
+        ("SQLALCHEMY_DATABASE_URI", "sqlite:///no-such-dir/x.db"),
+    ];
+    let server = start_in("quickstart", &env, Some(dir.path()));
+    let full = dir.path().canonicalize().unwrap().join("no-such-dir/x.db");
+    let warning = server.line_with("session store not reached");
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(warning.contains(&full.display().to_string()), "{warning}");
+    assert!(warning.contains("sqlite:////no-such-dir/x.db"), "{warning}");
+    let reply = get(&server.addr, "/counter", None).await;
+    assert_eq!(reply.status, 503);
+    assert_eq!(get(&server.addr, "/health", None).await.status, 200);
+}
+
+/// A store that can be reached is named at startup, at info level.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn the_store_reached_is_named_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:///{}", dir.path().join("s.db").display());
+    let server = start(
+        "quickstart",
+        &[("SESSION_TYPE", "sqlalchemy"), ("SQLALCHEMY_DATABASE_URI", &url)],
+    );
+    let line = server.line_with("session store reached");
+    assert!(line.contains("INFO") && line.contains(&url), "{line}");
 }
 
 #[cfg(feature = "sqlite")]
@@ -258,6 +345,11 @@ fn quickstart_refuses_a_bad_setting_in_a_sentence() {
 #[test]
 fn actix_quickstart_refuses_a_bad_setting_in_a_sentence() {
     refuses_a_bad_setting_in_a_sentence("actix_quickstart");
+}
+
+#[test]
+fn accounts_refuses_a_bad_setting_in_a_sentence() {
+    refuses_a_bad_setting_in_a_sentence("accounts");
 }
 
 fn refuses_a_bad_setting_in_a_sentence(example_name: &str) {

@@ -118,6 +118,17 @@ pub enum StoreType {
     Sql(SqlSettings),
 }
 
+impl StoreType {
+    /// Which store, and where, without credentials: for logs.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            StoreType::Memory => "in memory".into(),
+            StoreType::Redis(redis) => format!("Redis, {}", redis.redacted()),
+            StoreType::Sql(sql) => format!("SQL, {}", redacted_url(&sql.url)),
+        }
+    }
+}
+
 /// Where the SQL store keeps sessions (`SQLALCHEMY_DATABASE_URI`,
 /// `SESSION_SQLALCHEMY_TABLE`, `SESSION_SQLALCHEMY_SCHEMA`).
 #[derive(Clone, PartialEq, Eq)]

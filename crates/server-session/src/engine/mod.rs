@@ -150,9 +150,31 @@ impl Engine {
     }
 
     /// An engine on the store `config` names
-    /// ([`SessionConfig::store_type`], `SESSION_TYPE`).
+    /// ([`SessionConfig::store_type`], `SESSION_TYPE`), which it tries once
+    /// in the background: the log then says at info level which store the
+    /// application reached, or warns that it could not (the application
+    /// starts anyway, and its session requests answer 503 until it can).
     pub(crate) fn from_config(config: SessionConfig) -> Result<Engine, ConfigError> {
-        Engine::new(crate::store::from_config(&config)?, config)
+        let store = crate::store::from_config(&config)?;
+        let engine = Engine::new(store.clone(), config)?;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let what = engine.config.store.describe();
+            // No session id has this key: '!' is not in the id alphabet.
+            let key = format!("{}startup-check!", engine.config.key_prefix);
+            runtime.spawn(async move {
+                match store.load(&key, None, 1).await {
+                    Ok(_) | Err(StoreError::TooLarge { .. } | StoreError::WrongType) => {
+                        tracing::info!(store = %what, "session store reached");
+                    }
+                    Err(err) => tracing::warn!(
+                        store = %what,
+                        error = %err,
+                        "session store not reached; session requests answer 503 until it is"
+                    ),
+                }
+            });
+        }
+        Ok(engine)
     }
 
     pub(crate) fn config(&self) -> &SessionConfig {

@@ -97,13 +97,16 @@ impl MySqlStore {
         };
         let options = MySqlConnectOptions::from_str(&plain)
             .map_err(|e| format!("{}: {e}", crate::config::redacted_url(url)));
-        MySqlStore::with_source(Source::Options(options))
+        MySqlStore::with_source(
+            Source::Options(options),
+            format!("MySQL at {}", crate::config::redacted_url(url)),
+        )
     }
 
     /// Settings for a store on the application's own pool; the builder's
     /// `max_connections` and `timeout` do not apply to it.
     pub fn from_pool(pool: MySqlPool) -> MySqlStoreBuilder {
-        MySqlStore::with_source(Source::Pool(pool))
+        MySqlStore::with_source(Source::Pool(pool), "the application's MySQL pool".into())
     }
 }
 

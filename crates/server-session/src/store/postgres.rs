@@ -71,7 +71,10 @@ impl PostgresStore {
         let url = url.as_ref();
         let options = PgConnectOptions::from_str(&sql::without_driver(url))
             .map_err(|e| format!("{}: {e}", crate::config::redacted_url(url)));
-        PostgresStore::with_source(Source::Options(options))
+        PostgresStore::with_source(
+            Source::Options(options),
+            format!("PostgreSQL at {}", crate::config::redacted_url(url)),
+        )
     }
 
     /// Settings for a store on the application's own pool, whose
@@ -79,7 +82,7 @@ impl PostgresStore {
     /// UTC time; the builder's `max_connections` and `timeout` do not apply
     /// to it.
     pub fn from_pool(pool: PgPool) -> PostgresStoreBuilder {
-        PostgresStore::with_source(Source::Pool(pool))
+        PostgresStore::with_source(Source::Pool(pool), "the application's PostgreSQL pool".into())
     }
 }
 

@@ -109,6 +109,42 @@ pub(super) fn classify(err: sqlx::Error) -> StoreError {
     }
 }
 
+/// A failure that says where the database is (`place`), for a person to
+/// act on: "the SQLite file /srv/app/tmp/x.db: unable to open database
+/// file".
+#[derive(Debug)]
+struct Located {
+    place: String,
+    source: super::BoxError,
+}
+
+impl std::fmt::Display for Located {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.place, self.source)
+    }
+}
+
+impl std::error::Error for Located {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// `err`, of the same kind, saying where the database is.
+pub(super) fn located(err: StoreError, place: &str) -> StoreError {
+    let at = |source| -> super::BoxError {
+        Box::new(Located {
+            place: place.to_owned(),
+            source,
+        })
+    };
+    match err {
+        StoreError::Unavailable(source) => StoreError::Unavailable(at(source)),
+        StoreError::Backend(source) => StoreError::Backend(at(source)),
+        other => other,
+    }
+}
+
 /// The conditional save, for any database: `write` runs the one statement
 /// (an insert that only replaces an expired row, or an update that only
 /// applies to the loaded bytes) and returns the rows it changed; when it
@@ -304,6 +340,9 @@ pub(super) const SLACK: Duration = Duration::from_secs(60);
 /// ready, how much a slid expiry may lag, and how it cleans up.
 pub(super) struct Inner<P> {
     pub(super) pool: P,
+    /// Where the database is, for errors: the SQLite file's full path,
+    /// the server's address.
+    pub(super) place: String,
     pub(super) slack: Duration,
     pub(super) sql: Statements,
     pub(super) ready: tokio::sync::OnceCell<()>,
@@ -331,7 +370,7 @@ macro_rules! sql_store {
                         {
                             tries += 1;
                             if tries == 3 || !matches!(err, sqlx::Error::Database(_)) {
-                                return Err(sql::classify(err));
+                                return Err(sql::located(sql::classify(err), &self.inner.place));
                             }
                         }
                         if let Some(every) = self.inner.cleanup.every {
@@ -615,6 +654,7 @@ macro_rules! sql_builder {
         #[doc = concat!("Settings for a [`", stringify!($store), "`].")]
         pub struct $builder {
             source: sql::Source<$options, $pool>,
+            place: String,
             table: String,
             schema: Option<String>,
             slack: Duration,
@@ -633,9 +673,10 @@ macro_rules! sql_builder {
         }
 
         impl $store {
-            fn with_source(source: sql::Source<$options, $pool>) -> $builder {
+            fn with_source(source: sql::Source<$options, $pool>, place: String) -> $builder {
                 $builder {
                     source,
+                    place,
                     table: "sessions".into(),
                     schema: None,
                     slack: sql::SLACK,
@@ -662,6 +703,7 @@ macro_rules! sql_builder {
                 Ok($store {
                     inner: Arc::new(sql::Inner {
                         pool,
+                        place: self.place,
                         slack: self.slack,
                         sql,
                         ready: tokio::sync::OnceCell::new(),

@@ -78,15 +78,37 @@ impl SqliteStore {
             }
             None => Ok(SqliteConnectOptions::new().filename(Path::new(path))),
         };
-        SqliteStore::with_source(Source::Options(options))
+        let place = match &options {
+            Ok(options) => place(path, options.get_filename()),
+            Err(_) => format!("the SQLite database {path:?}"),
+        };
+        SqliteStore::with_source(Source::Options(options), place)
     }
 
     /// Settings for a store on the application's own pool (whose options
     /// are the application's; the builder's `max_connections` and `timeout`
     /// do not apply to it).
     pub fn from_pool(pool: SqlitePool) -> SqliteStoreBuilder {
-        SqliteStore::with_source(Source::Pool(pool))
+        SqliteStore::with_source(Source::Pool(pool), "the application's SQLite pool".into())
     }
+}
+
+/// Where the file `path` names is, in full, for errors; with a word on
+/// SQLAlchemy's rule when three slashes made a relative path of what may
+/// have been meant as an absolute one.
+fn place(path: &str, file: &Path) -> String {
+    let full = std::path::absolute(file).unwrap_or_else(|_| file.to_owned());
+    let mut place = format!("the SQLite file {}", full.display());
+    if let Some(relative) = path
+        .strip_prefix("sqlite:///")
+        .filter(|rest| !rest.starts_with('/'))
+    {
+        place.push_str(&format!(
+            " (sqlite:///{relative} is relative to the working directory; an absolute path takes four slashes: \
+             sqlite:////{relative})"
+        ));
+    }
+    place
 }
 
 /// `data` if it is a blob no longer than the first parameter, else NULL.
