@@ -59,8 +59,8 @@ pub enum SessionError {
     /// more than [`SessionConfig::MAX_LIFETIME`](crate::SessionConfig::MAX_LIFETIME).
     #[error("a session lifetime of {} seconds is longer than the maximum of 400 days", .0.as_secs())]
     LifetimeTooLong(Duration),
-    /// Concurrent requests kept changing the session; the change was not
-    /// saved.
+    /// Concurrent requests kept changing the session for longer than the
+    /// engine goes on merging (ten seconds); the change was not saved.
     #[error("the session changed concurrently {0} times in a row; the change was not saved")]
     Contention(usize),
     /// The store answered that every freshly drawn random id was already

@@ -360,3 +360,155 @@ async fn fifty_concurrent_increments_count_fifty<S: SessionStore + Clone>(framew
     assert_eq!(counter.1.as_u64(), Some(N as u64));
     assert!(t.app.metrics().conflicts > 0, "the requests really collided");
 }
+
+/// 64 writers incrementing one session at once, spread over two app
+/// instances that share the store (each its own layer and connections):
+/// every request succeeds and every increment counts. Prints how long the
+/// slowest took and how many saves conflicted.
+async fn sixty_four_writers_on_two_instances<S: SessionStore + Clone>(one: S, two: S) {
+    const WRITERS: usize = 64;
+    const EACH: usize = 20;
+    let instance = |store: S| {
+        let layer = server_session::SessionLayer::new(store, SessionConfig::default()).unwrap();
+        let app = common::redis::routes().layer(layer.clone());
+        (app, layer)
+    };
+    let (apps, layers): (Vec<_>, Vec<_>) = [instance(one), instance(two)].into_iter().unzip();
+    let cookie = common::get(&apps[0], "/login", None).await.cookie_pair().unwrap();
+    let started = std::time::Instant::now();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (app, cookie) = (apps[w % 2].clone(), cookie.clone());
+            tokio::spawn(async move {
+                let mut failed = Vec::new();
+                let mut slowest = std::time::Duration::ZERO;
+                for _ in 0..EACH {
+                    let sent = std::time::Instant::now();
+                    let reply = common::get(&app, "/incr", Some(&cookie)).await;
+                    slowest = slowest.max(sent.elapsed());
+                    if reply.status != 200 {
+                        failed.push(format!("{} {}", reply.status, reply.body));
+                    }
+                }
+                (failed, slowest)
+            })
+        })
+        .collect();
+    let mut failed = Vec::new();
+    let mut slowest = std::time::Duration::ZERO;
+    for writer in writers {
+        let (f, s) = writer.await.unwrap();
+        failed.extend(f);
+        slowest = slowest.max(s);
+    }
+    let conflicts: u64 = layers.iter().map(|l| l.metrics().conflicts).sum();
+    println!(
+        "{} increments in {:?}, slowest {slowest:?}, {conflicts} conflicts, {} failed",
+        WRITERS * EACH,
+        started.elapsed(),
+        failed.len()
+    );
+    assert_eq!(failed, Vec::<String>::new(), "no request fails");
+    let n = common::get(&apps[1], "/read", Some(&cookie)).await;
+    assert_eq!(n.status, 200);
+    let count = common::get(&apps[0], "/incr", Some(&cookie)).await.body;
+    // /login stored n = 1; one more increment to read the count.
+    assert_eq!(count, (1 + WRITERS * EACH + 1).to_string(), "no increment lost");
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_writers_on_two_instances_on_redis() {
+    let server = common::redis::TestRedis::start();
+    let connect = || server_session::RedisStore::connect(server.url.as_str());
+    sixty_four_writers_on_two_instances(connect().await.unwrap(), connect().await.unwrap()).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_writers_on_two_instances_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sessions.db").display().to_string();
+    let open = || server_session::SqliteStore::builder(&path).open();
+    sixty_four_writers_on_two_instances(open().await.unwrap(), open().await.unwrap()).await;
+}
+
+#[cfg(all(feature = "postgres", feature = "redis"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_writers_on_two_instances_on_postgres() {
+    let server = common::postgres::TestPostgres::shared();
+    let table = common::unique_table();
+    let open = || {
+        server_session::PostgresStore::builder(&server.url)
+            .table(table.clone())
+            .open()
+    };
+    sixty_four_writers_on_two_instances(open().await.unwrap(), open().await.unwrap()).await;
+}
+
+/// Another writer changes the session before each of a commit's first 35
+/// saves: the commit goes on merging, since what bounds it is a time, not a
+/// number of tries, and succeeds on top of the last change.
+#[tokio::test]
+async fn a_commit_outlasts_thirty_five_conflicts_in_a_row() {
+    use server_session::store::{Expect, SaveOutcome, StoreError};
+    use std::sync::atomic::{AtomicU8, Ordering};
+    use std::time::Duration;
+
+    #[derive(Clone)]
+    struct Busy {
+        inner: server_session::MemoryStore,
+        left: Arc<AtomicU8>,
+    }
+    impl SessionStore for Busy {
+        async fn load(
+            &self,
+            key: &str,
+            slide: Option<Duration>,
+            limit: usize,
+        ) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.load(key, slide, limit).await
+        }
+        async fn save(
+            &self,
+            key: &str,
+            value: &[u8],
+            ttl: Duration,
+            expect: Expect<'_>,
+        ) -> Result<SaveOutcome, StoreError> {
+            if let Expect::Unchanged(loaded) = expect {
+                let left = self.left.load(Ordering::Relaxed);
+                if left > 0 {
+                    self.left.store(left - 1, Ordering::Relaxed);
+                    // {"n": left}: the other writer's change.
+                    let other = [0x81, 0xa1, b'n', left];
+                    self.inner
+                        .save(key, &other, ttl, Expect::Unchanged(loaded))
+                        .await?;
+                }
+            }
+            self.inner.save(key, value, ttl, expect).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.inner.delete(key).await
+        }
+        async fn touch(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
+            self.inner.touch(key, ttl).await
+        }
+    }
+    let store = Busy {
+        inner: server_session::MemoryStore::new(),
+        left: Arc::new(AtomicU8::new(0)),
+    };
+    let layer = server_session::SessionLayer::new(store.clone(), SessionConfig::default()).unwrap();
+    let app = common::redis::routes().layer(layer.clone());
+    let cookie = common::get(&app, "/login", None).await.cookie_pair().unwrap();
+    store.left.store(35, Ordering::Relaxed);
+    let reply = common::get(&app, "/incr", Some(&cookie)).await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.body.as_str()),
+        (200, "2"),
+        "merged with the last change, {{\"n\": 1}}"
+    );
+    assert_eq!(layer.metrics().conflicts, 35);
+}

@@ -36,8 +36,11 @@ use crate::record::{self, Format, Record};
 use crate::store::{DynStore, Expect, SaveOutcome, StoreError};
 use telemetry::{Event, Op, Telemetry};
 
-/// Saves attempted for one commit before giving up under contention.
-const MAX_ATTEMPTS: usize = 32;
+/// How long one commit goes on merging and saving again while other
+/// requests keep changing its session, before it gives up: the commits of
+/// one process take turns, so this bounds a wait behind the other
+/// processes' commits, not a number of tries.
+const CONTENTION_LIMIT: Duration = Duration::from_secs(10);
 
 /// Fresh ids drawn for one new session before giving up. With 128 random
 /// bits or more, a second draw is already a sign that the store answers
@@ -579,12 +582,18 @@ impl Engine {
         SessionError::Store(Arc::new(err))
     }
 
-    /// Counts and logs a save that found the session changed; after too
-    /// many, the error that gives up.
-    fn conflicted(&self, id: &SessionId, attempts: usize) -> Result<(), SessionError> {
+    /// Counts and logs a save that found the session changed; once the
+    /// commit has gone on for longer than the limit since its first
+    /// conflict (`since`), the error that gives up.
+    fn conflicted(
+        &self,
+        id: &SessionId,
+        attempts: usize,
+        since: tokio::time::Instant,
+    ) -> Result<(), SessionError> {
         self.telemetry.count(Event::Conflict);
         tracing::debug!(session = %self.log.hash(id), attempts, "session changed concurrently; merging");
-        if attempts >= MAX_ATTEMPTS {
+        if since.elapsed() >= CONTENTION_LIMIT {
             tracing::warn!(session = %self.log.hash(id), attempts, "session changes not saved: too much contention");
             return Err(SessionError::Contention(attempts));
         }
@@ -601,8 +610,25 @@ impl Engine {
     /// taken after a first conflict, they then merge one after the other
     /// instead of colliding again and again.
     async fn retry_turn(&self, id: &SessionId) -> tokio::sync::MutexGuard<'_, ()> {
+        self.turn_lock(id).lock().await
+    }
+
+    /// The turn, when another commit of this process holds it now (its
+    /// session is under contention): this commit then waits its turn
+    /// before even a first save, rather than race the commits queued before
+    /// it and make them start again. When nobody holds it, none is taken,
+    /// so a save without contention costs no lock.
+    async fn queue_if_contended(&self, id: &SessionId) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        let lock = self.turn_lock(id);
+        match lock.try_lock() {
+            Ok(_) => None,
+            Err(_) => Some(lock.lock().await),
+        }
+    }
+
+    fn turn_lock(&self, id: &SessionId) -> &tokio::sync::Mutex<()> {
         let stripe = self.lock_hasher.hash_one(id.as_str()) as usize % RETRY_LOCKS;
-        self.retry_locks[stripe].lock().await
+        &self.retry_locks[stripe]
     }
 
     /// The `Set-Cookie` value that hands out `id` for `record`.

@@ -554,6 +554,8 @@ impl RequestState {
         let engine = self.engine.clone();
         let mut attempts = 0;
         let mut turn = None;
+        let mut queued = false;
+        let mut since = None;
         loop {
             let now = engine.now();
             let bound = self.bound_user();
@@ -582,6 +584,10 @@ impl RequestState {
                 self.user = bound;
                 return self.logged(id).await.map(|()| Committed::Created);
             };
+            if !queued {
+                queued = true;
+                turn = engine.queue_if_contended(&id).await;
+            }
             let expect = Expect::Unchanged(self.base().unwrap_or_default());
             let outcome = if self.cycle {
                 // Write the new key first, then retire the old one with a
@@ -626,7 +632,8 @@ impl RequestState {
                 SaveOutcome::Conflict(current) => match engine.rebase(&current, &self.changes)? {
                     Some(record) => {
                         attempts += 1;
-                        engine.conflicted(&id, attempts)?;
+                        let since = *since.get_or_insert_with(tokio::time::Instant::now);
+                        engine.conflicted(&id, attempts, since)?;
                         self.record = record;
                         self.base = Some(current);
                         if turn.is_none() {
