@@ -28,12 +28,12 @@ impl Backend {
         Backend::Memory(MemoryStore::new())
     }
 
+    /// The Redis store on the server at `url`: a Redis 7.0, which saves
+    /// with the script, or a Valkey 8.1, which saves with `SET ... IFEQ`.
     #[cfg(feature = "redis")]
-    async fn redis(server: &common::redis::TestRedis) -> Backend {
-        let store = server_session::RedisStore::connect(server.url.as_str())
-            .await
-            .unwrap();
-        Backend::Redis(store, server.url.clone())
+    async fn redis(url: &str) -> Backend {
+        let store = server_session::RedisStore::connect(url).await.unwrap();
+        Backend::Redis(store, url.to_owned())
     }
 
     fn app(&self, config: SessionConfig) -> (Router, SessionLayer) {
@@ -118,7 +118,17 @@ macro_rules! on_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let server = crate::common::redis::TestRedis::shared();
-                    super::$name(super::Backend::redis(&server).await).await
+                    super::$name(super::Backend::redis(&server.url).await).await
+                }
+            )*
+        }
+        #[cfg(feature = "redis")]
+        mod valkey {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let server = crate::common::servers::TestValkey::shared();
+                    super::$name(super::Backend::redis(&server.url).await).await
                 }
             )*
         }
@@ -486,15 +496,25 @@ async fn stores_take_any_ttl_without_panicking() {
     }
 }
 
-/// A key of another Redis type under a session's name is discarded like an
-/// undecodable record: a fresh session, not a 503 until the user logs out.
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_key_of_another_type_is_a_fresh_session() {
-    let server = common::redis::TestRedis::shared();
-    let backend = Backend::redis(&server).await;
+    a_key_of_another_type_is_a_fresh_session(&common::redis::TestRedis::shared().url).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valkey_key_of_another_type_is_a_fresh_session() {
+    a_key_of_another_type_is_a_fresh_session(&common::servers::TestValkey::shared().url).await;
+}
+
+/// A key of another type under a session's name is discarded like an
+/// undecodable record: a fresh session, not a 503 until the user logs out.
+#[cfg(feature = "redis")]
+async fn a_key_of_another_type_is_a_fresh_session(url: &str) {
+    let backend = Backend::redis(url).await;
     let (app, layer) = backend.app(SessionConfig::default());
-    let mut raw = server.connection();
+    let mut raw = redis::Client::open(url).unwrap().get_connection().unwrap();
     let kinds: [(&str, &[&str]); 4] = [
         ("hash", &["HSET", "f", "v"]),
         ("list", &["RPUSH", "a", "b"]),
@@ -520,9 +540,7 @@ async fn a_redis_key_of_another_type_is_a_fresh_session() {
 
     // Replaced by a hash between the load and the save: the session is gone,
     // and the request's change is dropped rather than failing.
-    let store = server_session::RedisStore::connect(server.url.as_str())
-        .await
-        .unwrap();
+    let store = server_session::RedisStore::connect(url).await.unwrap();
     let (_, key) = session();
     let saved = store
         .save(
@@ -891,12 +909,22 @@ async fn planted_records_over_the_size_limit_are_discarded(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_planted_record_stalls_no_one_on_redis() {
     let server = common::redis::TestRedis::start();
-    let store = server_session::RedisStore::connect(server.url.as_str())
-        .await
-        .unwrap();
+    a_huge_planted_record_stalls_no_one("redis", &server.url).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_planted_record_stalls_no_one_on_valkey() {
+    let server = common::servers::TestValkey::start();
+    a_huge_planted_record_stalls_no_one("valkey", &server.url).await;
+}
+
+#[cfg(feature = "redis")]
+async fn a_huge_planted_record_stalls_no_one(name: &str, url: &str) {
+    let store = server_session::RedisStore::connect(url).await.unwrap();
     let app = common::redis::routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
     let (cookie, key) = session();
-    let mut raw = server.connection();
+    let mut raw = redis::Client::open(url).unwrap().get_connection().unwrap();
     let _: () = redis::cmd("SET")
         .arg(&key)
         .arg(common::attack::huge_record(common::attack::HUGE))
@@ -914,7 +942,7 @@ async fn a_huge_planted_record_stalls_no_one_on_redis() {
     let before = sent(&mut raw);
     let (quiet, attacked, statuses) = common::attack::measure(app, cookie, 10, Duration::from_secs(2)).await;
     let out = sent(&mut raw) - before;
-    println!("redis: quiet {quiet:?}, attacked {attacked:?}, {out} bytes sent");
+    println!("{name}: quiet {quiet:?}, attacked {attacked:?}, {out} bytes sent");
     assert_eq!((quiet.failed, attacked.failed), (0, 0), "{attacked:?}");
     assert!(
         out < 16 << 20,

@@ -618,17 +618,25 @@ async fn forged_times_are_unknown() {
 /// text is dropped, the unreadable records are discarded.
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn planted_index_members_do_not_block_revocation() {
-    let server = common::redis::TestRedis::start();
-    let store = server_session::RedisStore::connect(server.url.as_str())
-        .await
-        .unwrap();
+async fn planted_index_members_do_not_block_revocation_on_redis() {
+    planted_index_members_do_not_block_revocation(&common::redis::TestRedis::start().url).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_index_members_do_not_block_revocation_on_valkey() {
+    planted_index_members_do_not_block_revocation(&common::servers::TestValkey::shared().url).await;
+}
+
+#[cfg(feature = "redis")]
+async fn planted_index_members_do_not_block_revocation(url: &str) {
+    let store = server_session::RedisStore::connect(url).await.unwrap();
     let t = app(Framework::Axum, store, UserSessions::default(), Routes::new());
     let a = t.login("carol").await;
     let b = t.login("carol").await;
     let c = t.login("carol").await;
     let index = format!("session_users:{}", t.u("carol"));
-    let mut raw = server.connection();
+    let mut raw = ::redis::Client::open(url).unwrap().get_connection().unwrap();
     let mut run = |name: &str, args: &[&[u8]]| {
         let mut command = ::redis::cmd(name);
         for arg in args {

@@ -198,6 +198,12 @@ pub struct TestValkey {
 }
 
 impl TestValkey {
+    /// One server for all the tests of a test binary that share it.
+    pub fn shared() -> &'static TestValkey {
+        static VALKEY: OnceLock<TestValkey> = OnceLock::new();
+        VALKEY.get_or_init(TestValkey::start)
+    }
+
     pub fn start() -> TestValkey {
         let dir = TempDir::new().unwrap();
         let port = free_port();
