@@ -575,3 +575,68 @@ async fn hashed_ids_leave_no_cookie_at_rest() {
         "logged out"
     );
 }
+
+/// Durable writes while the only replica is down: each answers 503 within
+/// the store's deadline plus the WAIT timeout (printed), with an error in
+/// the log that says how many replicas confirmed it; reads go on; writes
+/// succeed again by themselves once the replica is back.
+#[tokio::test]
+async fn durable_writes_fail_while_the_replica_is_down_and_recover_by_themselves() {
+    // (The replica syncs at once, rather than after five seconds.)
+    let primary = TestRedis::start_with(&["--repl-diskless-sync-delay", "0"]);
+    let mut replica = TestRedis::start_with(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
+    let in_sync = || {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut primary.connection())
+            .unwrap();
+        info.contains("connected_slaves:1") && info.contains("state=online")
+    };
+    let wait_for = |ready: &dyn Fn() -> bool| {
+        let started = Instant::now();
+        while !ready() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the replica never synced"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for(&in_sync);
+    let store = RedisStore::builder(primary.url.as_str())
+        .wait_for_replicas(1, Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap();
+    let app = app(store, SessionConfig::default());
+    let cookie = request(&app, "/login", None).await.cookie_pair().unwrap();
+    assert_eq!(request(&app, "/incr", Some(&cookie)).await.body, "2");
+
+    replica.stop();
+    let (logs, _guard) = common::Logs::capture();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let reply = request(&app, "/incr", Some(&cookie)).await;
+        println!(
+            "a durable write with the replica down: {} in {:?}",
+            reply.status,
+            started.elapsed()
+        );
+        assert_eq!(reply.status, 503);
+    }
+    let text = logs.text();
+    assert!(
+        text.contains("the write reached 0 of the 1 replicas required in time"),
+        "{text}"
+    );
+    assert_eq!(
+        request(&app, "/read", Some(&cookie)).await.status,
+        200,
+        "reads go on"
+    );
+
+    replica.restart();
+    wait_for(&in_sync);
+    let reply = request(&app, "/incr", Some(&cookie)).await;
+    assert_eq!(reply.status, 200, "back by itself");
+}
