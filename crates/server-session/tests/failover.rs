@@ -7,10 +7,14 @@
 //! over with `CLUSTER FAILOVER`. Each scenario runs without and with
 //! durable writes (`wait_for_replicas(1, ...)`) and reports the longest
 //! request, the time until every session was served again, the 503s, and
-//! the acknowledged increments that were lost.
+//! the acknowledged increments that were lost. Then, on a Redis 7.0 cluster
+//! (saves by script) and a Valkey 8.1 one (`SET ... IFEQ`), 3,000 slots move
+//! from one primary to another with `--cluster reshard` under the same load
+//! while a hundred sessions log out: none of them may come back.
 //!
 //! It prints its measurements, so it runs without the test harness:
-//! `cargo test --all-features --test failover`.
+//! `cargo test --all-features --test failover` (`FAILOVER_ONLY=crash`,
+//! `handover`, `sentinel` or `reshard` runs those scenarios alone).
 
 mod common;
 
@@ -62,6 +66,9 @@ struct Report {
     recovery: Option<Duration>,
     acknowledged: u64,
     lost: u64,
+    /// Sessions logged out during the scenario, if any were, and how many
+    /// of them were in the store again at the end.
+    logged_out: Option<(u64, u64)>,
 }
 
 /// The sessions, and what the load saw.
@@ -69,6 +76,9 @@ struct Load {
     app: Router,
     cookies: Vec<String>,
     acknowledged: Vec<AtomicU64>,
+    /// Sessions logged out: requests go on with their cookies, and must
+    /// never bring them back.
+    ended: Vec<AtomicBool>,
     requests: AtomicU64,
     unavailable: AtomicU64,
     longest_micros: AtomicU64,
@@ -91,6 +101,7 @@ impl Load {
             app,
             cookies,
             acknowledged: (0..SESSIONS).map(|_| AtomicU64::new(0)).collect(),
+            ended: (0..SESSIONS).map(|_| AtomicBool::new(false)).collect(),
             requests: AtomicU64::new(0),
             unavailable: AtomicU64::new(0),
             longest_micros: AtomicU64::new(0),
@@ -162,28 +173,50 @@ impl Load {
         (disrupted, recovery)
     }
 
-    /// Increments acknowledged but missing from the store afterwards.
+    /// Logs out the first `count` sessions, one after the other, while
+    /// the load goes on with their cookies.
+    async fn log_out(&self, count: usize) {
+        for (cookie, ended) in self.cookies.iter().zip(&self.ended).take(count) {
+            loop {
+                let reply = common::get(&self.app, "/logout", Some(cookie)).await;
+                if reply.status == 200 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            ended.store(true, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Increments acknowledged but missing from the store afterwards, and
+    /// logged-out sessions found in it again.
     ///
     /// Read once the topology has settled: a read right after a failover
     /// can still time out while the client refreshes its view of the slots,
     /// which is not a lost write, so each read is retried for a while.
-    async fn lost(&self, store: &RedisStore) -> (u64, u64) {
-        let (mut acknowledged, mut lost) = (0, 0);
-        for (cookie, acked) in self.cookies.iter().zip(&self.acknowledged) {
+    async fn lost(&self, store: &RedisStore) -> (u64, u64, u64, u64) {
+        let (mut acknowledged, mut lost, mut ended, mut resurrected) = (0, 0, 0, 0);
+        for ((cookie, acked), gone) in self.cookies.iter().zip(&self.acknowledged).zip(&self.ended) {
             let acked = acked.load(Ordering::Relaxed);
             let key = format!("session:{}", cookie.split_once('=').unwrap().1);
             let stored = load_settled(store, &key).await;
+            if gone.load(Ordering::Relaxed) {
+                ended += 1;
+                resurrected += u64::from(stored.is_some_and(|bytes| bytes != [0x80]));
+                continue;
+            }
             let n = stored.map_or(0, |bytes| counter(&bytes));
             // Login stored n = 1; every acknowledged increment adds one.
             acknowledged += acked;
             lost += (1 + acked).saturating_sub(n);
         }
-        (acknowledged, lost)
+        (acknowledged, lost, ended, resurrected)
     }
 
     /// What the scenario measured, with the final counts read from `store`.
     async fn report(&self, store: &RedisStore, scenario: String, recovery: Option<Duration>) -> Report {
-        let (acknowledged, lost) = self.lost(store).await;
+        let (acknowledged, lost, ended, resurrected) = self.lost(store).await;
         Report {
             scenario,
             requests: self.requests.load(Ordering::Relaxed),
@@ -192,6 +225,7 @@ impl Load {
             recovery,
             acknowledged,
             lost,
+            logged_out: (ended > 0).then_some((ended, resurrected)),
         }
     }
 }
@@ -321,26 +355,96 @@ async fn sentinel_crash(mode: Mode) -> Report {
     .await
 }
 
+/// 3,000 slots move from one primary to another (`--cluster reshard`, key
+/// by key with MIGRATE) under the load, while a hundred sessions log out.
+async fn cluster_reshard(flavor: Flavor) -> Report {
+    let cluster = TestCluster::start(flavor, 3);
+    let store = Mode::Async
+        .apply(RedisStore::cluster(cluster.urls()))
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(store.native_compare_and_set(), Some(flavor == Flavor::Valkey));
+    let load = Load::new(store.clone()).await;
+    let primaries = cluster.primaries();
+    let id = |port: u16| cli(flavor, port, &["CLUSTER", "MYID"]).trim().to_owned();
+    let (from, to) = (id(primaries[0]), id(primaries[1]));
+    let (_, recovery) = load
+        .around(async || {
+            let reshard = tokio::task::spawn_blocking({
+                let (cli, node) = (flavor.cli(), format!("127.0.0.1:{}", primaries[0]));
+                move || {
+                    std::process::Command::new(cli)
+                        .args([
+                            "--cluster",
+                            "reshard",
+                            &node,
+                            "--cluster-from",
+                            &from,
+                            "--cluster-to",
+                            &to,
+                        ])
+                        .args(["--cluster-slots", "3000", "--cluster-yes"])
+                        .output()
+                        .expect("the CLI runs")
+                }
+            });
+            load.log_out(100).await;
+            let out = reshard.await.unwrap();
+            assert!(
+                out.status.success(),
+                "reshard: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        })
+        .await;
+    tokio::task::block_in_place(|| cluster.wait_healthy(Duration::from_secs(30)));
+    let name = match flavor {
+        Flavor::Redis => "Redis 7.0",
+        Flavor::Valkey => "Valkey 8.1",
+    };
+    load.report(
+        &store,
+        format!("{name} cluster, 3,000 slots resharded, logouts racing"),
+        recovery,
+    )
+    .await
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    // FAILOVER_ONLY=crash, handover, sentinel or reshard runs those alone.
+    let only = std::env::var("FAILOVER_ONLY").ok();
+    let wanted = |kind: &str| only.as_deref().is_none_or(|only| only == kind);
     let mut reports = Vec::new();
     for mode in [Mode::Async, Mode::Durable] {
-        reports.push(runtime.block_on(cluster_crash(mode)));
-        reports.push(runtime.block_on(cluster_handover(mode)));
-        reports.push(runtime.block_on(sentinel_crash(mode)));
+        if wanted("crash") {
+            reports.push(runtime.block_on(cluster_crash(mode)));
+        }
+        if wanted("handover") {
+            reports.push(runtime.block_on(cluster_handover(mode)));
+        }
+        if wanted("sentinel") {
+            reports.push(runtime.block_on(sentinel_crash(mode)));
+        }
+    }
+    for flavor in [Flavor::Redis, Flavor::Valkey] {
+        if wanted("reshard") {
+            reports.push(runtime.block_on(cluster_reshard(flavor)));
+        }
     }
     println!();
     println!(
-        "| scenario | requests | 503s | longest request | served again after | increments acknowledged | lost |"
+        "| scenario | requests | 503s | longest request | served again after | increments acknowledged | lost | logged out: back |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for r in &reports {
         println!(
-            "| {} | {} | {} | {:.2} s | {} | {} | {} |",
+            "| {} | {} | {} | {:.2} s | {} | {} | {} | {} |",
             r.scenario,
             r.requests,
             r.unavailable,
@@ -348,7 +452,9 @@ fn main() {
             r.recovery
                 .map_or("no 503".to_owned(), |d| format!("{:.1} s", d.as_secs_f64())),
             r.acknowledged,
-            r.lost
+            r.lost,
+            r.logged_out
+                .map_or("-".to_owned(), |(ended, back)| format!("{ended}: {back}")),
         );
     }
     println!();
@@ -360,12 +466,15 @@ fn main() {
             failed.push(format!("{}: a request took {:?}", r.scenario, r.longest));
         }
         let durable = r.scenario.contains("WAIT");
-        let planned = r.scenario.contains("CLUSTER FAILOVER");
+        let planned = r.scenario.contains("CLUSTER FAILOVER") || r.scenario.contains("resharded");
         if (durable || planned) && r.lost > 0 {
             failed.push(format!("{}: {} acknowledged increments lost", r.scenario, r.lost));
         }
         if r.acknowledged == 0 {
             failed.push(format!("{}: nothing was acknowledged", r.scenario));
+        }
+        if let Some((_, back)) = r.logged_out.filter(|(_, back)| *back > 0) {
+            failed.push(format!("{}: {back} logged-out sessions came back", r.scenario));
         }
     }
     if !failed.is_empty() {
