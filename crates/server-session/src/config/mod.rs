@@ -528,8 +528,11 @@ impl SessionConfig {
     /// 256 KiB), whatever the store. A larger value is refused by
     /// [`Session::insert`](crate::Session::insert), and a commit that would
     /// store a larger record fails, with [`SessionError::TooLarge`](crate::SessionError::TooLarge)
-    /// (a `500`), saving nothing. Records written by others are read whatever
-    /// their size.
+    /// (a `500`), saving nothing. A stored record over the limit (written by
+    /// another application, or planted) is not read: the store reads no
+    /// more of it than it needs to tell, and the engine discards it like an
+    /// undecodable record, so keep the limit above what an application that
+    /// shares the store writes.
     #[must_use]
     pub fn max_record_size(mut self, bytes: usize) -> Self {
         self.max_record_size = bytes;
