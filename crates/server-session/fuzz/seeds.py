@@ -89,6 +89,14 @@ def records(fixtures):
     yield mp_map([("a", b"\x01"), ("a", b"\x02")])
     yield mp_map([("ext", b"\xd4\x05\x01"), ("nan", b"\xcb\x7f\xf8" + bytes(6))])
     yield b"\x80"
+    # Over the fuzzing engines' 2 KiB record limit, a session but for its
+    # size; and user bindings a store writer planted: not text, not UTF-8,
+    # with terminal escapes, not a string at all.
+    yield mp_map([("blob", b"\xc5\x0b\xb8" + b"Z" * 3000), ("n", b"\x01")])
+    yield mp_map([("_ss_user", b"\xa2\xff\xfe"), ("n", b"\x01")])
+    yield mp_map([("_ss_user", b"\xc4\x02\xff\xfe"), ("_ss_login", mp_str("x"))])
+    yield mp_map([("_ss_user", mp_str("eve\x1b]0;x\x07\n")), ("_ss_seen", u64(2**64 - 1))])
+    yield mp_map([("_ss_user", b"\x92\x01\x02")])
     yield b'{"deep":' + b"[" * 1000 + b"]" * 1000 + b"}"
     yield b'{"a":1,"a":2}'
     yield b'{"_permanent":true,"_ss_lifetime":18446744073709551615,"user":"x"}'

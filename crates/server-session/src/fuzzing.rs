@@ -35,19 +35,26 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 /// Engines over small memory stores, with every expiry rule on so forged
-/// metadata reaches all of them.
+/// metadata reaches all of them, and users' sessions indexed so a stored
+/// user binding reaches the index; and one whose record limit (1 KiB) the
+/// inputs (up to 4 KiB) pass, for the refusal of a record over it.
 struct Engines {
     msgpack: (Arc<Engine>, MemoryStore),
     json: (Arc<Engine>, MemoryStore),
     signed: Arc<Engine>,
+    small: (Arc<Engine>, MemoryStore),
 }
+
+/// The record limit of [`Engines::small`].
+const SMALL_LIMIT: usize = 1024;
 
 fn engines() -> &'static Engines {
     static ENGINES: OnceLock<Engines> = OnceLock::new();
     ENGINES.get_or_init(|| {
         let config = SessionConfig::default()
             .idle_timeout(Duration::from_secs(1800))
-            .absolute_timeout(Duration::from_secs(12 * 3600));
+            .absolute_timeout(Duration::from_secs(12 * 3600))
+            .user_sessions(crate::UserSessions::default());
         let make = |config: SessionConfig| {
             let store = MemoryStore::builder().max_entries(64).build();
             let engine = Engine::new(Arc::new(store.clone()), config).expect("a valid configuration");
@@ -56,7 +63,8 @@ fn engines() -> &'static Engines {
         Engines {
             msgpack: make(config.clone()),
             json: make(config.clone().serialization_format(Format::Json)),
-            signed: make(config.secret(SECRET)).0,
+            signed: make(config.clone().secret(SECRET)).0,
+            small: make(config.max_record_size(SMALL_LIMIT)),
         }
     })
 }
@@ -108,6 +116,32 @@ pub fn stored_record(data: &[u8], format: Format) {
             .await;
         if let Plan::Fail(failure) = session.finish().plan().await {
             panic!("a request on stored bytes failed: {failure:?}");
+        }
+        // A record over the limit is not read but discarded, and the request
+        // goes on with a fresh session.
+        if data.len() <= SMALL_LIMIT {
+            return;
+        }
+        let (engine, store) = &engines().small;
+        store.delete(&key).await.expect("the memory store never fails");
+        store
+            .save(&key, data, ttl, Expect::Absent)
+            .await
+            .expect("the memory store never fails");
+        let cookie = HeaderValue::from_str(&format!("session={ID}")).expect("a valid header");
+        let session = Session::open(engine.clone(), vec![cookie], None);
+        let keys = session
+            .keys()
+            .await
+            .expect("any stored bytes give a usable session");
+        assert!(keys.is_empty(), "a record over the limit is not read");
+        let left = store
+            .load(&key, None, usize::MAX)
+            .await
+            .expect("the memory store never fails");
+        assert_eq!(left, None, "a record over the limit is discarded");
+        if let Plan::Fail(failure) = session.finish().plan().await {
+            panic!("a request on a record over the limit failed: {failure:?}");
         }
     });
 }
