@@ -5,7 +5,7 @@
 //! import), so a record moved later still expires when it would have.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -165,12 +165,16 @@ fn refusal(admin: &Admin, entry: &StoredEntry) -> Option<String> {
     }
 }
 
+/// A record to import, and when it expires (`None`: it never did), so that
+/// its time left is taken when it is written, however long the reading took.
+type ToWrite = (StoredEntry, Option<Instant>);
+
 /// The records of an export, every line checked: the ones to write, the
 /// number of those that had expired, and the bad lines by number.
 async fn read_lines(
     admin: &Admin,
     source: impl tokio::io::AsyncRead + Unpin,
-) -> Result<(Vec<StoredEntry>, u64, Vec<(u64, String)>), Failure> {
+) -> Result<(Vec<ToWrite>, u64, Vec<(u64, String)>), Failure> {
     let mut lines = BufReader::new(source).lines();
     let (mut entries, mut expired, mut bad) = (Vec::new(), 0u64, Vec::new());
     // A walk may return a key twice, so an export may hold it twice.
@@ -195,7 +199,8 @@ async fn read_lines(
         if let Some(why) = refusal(admin, &entry) {
             bad.push((number, why));
         } else if seen.insert(entry.key.clone()) {
-            entries.push(entry);
+            let expires = entry.ttl.map(|ttl| Instant::now() + ttl);
+            entries.push((entry, expires));
         }
     }
     Ok((entries, expired, bad))
@@ -247,7 +252,17 @@ pub async fn import(
         bar.inc(1);
         Ok::<_, Failure>(())
     };
-    for entry in entries {
+    let mut expired = expired;
+    for (mut entry, expires) in entries {
+        if let Some(expires) = expires {
+            match expires.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => entry.ttl = Some(left),
+                _ => {
+                    expired += 1;
+                    continue;
+                }
+            }
+        }
         if writes.len() >= IN_FLIGHT
             && let Some(done) = writes.join_next().await
         {

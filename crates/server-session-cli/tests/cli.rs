@@ -4,7 +4,7 @@
 //! Sentinels (before and after a failover), and from Redis into SQLite.
 //!
 //! `CLI_TEST_SESSIONS` sets the number of sessions of the single-server test
-//! (default 100,000); each test prints the time `stats` took.
+//! (default 20,000); each test prints the time `stats` took.
 
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
@@ -239,7 +239,7 @@ async fn operates_on_the_sessions_of_one_redis_and_moves_them_to_sqlite() {
     let sessions: usize = std::env::var("CLI_TEST_SESSIONS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(100_000);
+        .unwrap_or(20_000);
     let redis = TestRedis::start();
     let env = [("SESSION_TYPE", "redis"), ("SESSION_REDIS", redis.url.as_str())];
     let store = RedisStore::builder(redis.url.as_str()).connect().await.unwrap();
