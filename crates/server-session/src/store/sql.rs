@@ -41,6 +41,7 @@ pub(super) fn check_table(table: &str) -> Result<(), StoreError> {
 
 /// A URL without the Python driver SQLAlchemy names after a `+`
 /// (`postgresql+psycopg2://` is `postgresql://`).
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(super) fn without_driver(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => format!("{}://{rest}", scheme.split('+').next().unwrap_or(scheme)),
