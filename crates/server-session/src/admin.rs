@@ -315,15 +315,18 @@ impl Admin {
     }
 
     /// Writes `entry` as it is, with its time to live (a record that never
-    /// expires gets the configured lifetime): only where nothing is stored,
-    /// or with `overwrite` over what is. A session
-    /// bound to a user joins the user's index, where the store keeps
-    /// indexes. Tells whether it wrote.
+    /// expires gets the configured lifetime, and none gets more than
+    /// [`SessionConfig::MAX_LIFETIME`]): only where nothing is stored, or
+    /// with `overwrite` over what is. A session bound to a user joins the
+    /// user's index, where the store keeps indexes. Tells whether it wrote.
     pub async fn put(&self, entry: &StoredEntry, overwrite: bool) -> Result<bool, SessionError> {
         let Some(bytes) = &entry.bytes else {
             return Ok(false);
         };
-        let ttl = entry.ttl.unwrap_or(self.engine.config().lifetime);
+        let ttl = entry
+            .ttl
+            .unwrap_or(self.engine.config().lifetime)
+            .min(SessionConfig::MAX_LIFETIME);
         self.engine.put_record(&entry.key, bytes, ttl, overwrite).await
     }
 

@@ -678,3 +678,36 @@ async fn planted_index_members_do_not_block_revocation(url: &str) {
     assert_eq!(t.app.users.revoke_all(&t.u("carol")).await.unwrap(), 1);
     assert!(t.ended(&a).await);
 }
+
+/// A record written back by an operator tool with an absurd time to live
+/// (2⁶⁴ ms, from a forged export) lives no longer than the longest
+/// lifetime, and its user's index gets an expiry like any other.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_record_put_back_with_an_absurd_ttl_leaves_no_index_without_expiry() {
+    let server = common::redis::TestRedis::start();
+    let store = server_session::RedisStore::connect(server.url.as_str())
+        .await
+        .unwrap();
+    let admin = server_session::admin::Admin::new(
+        store,
+        SessionConfig::default().user_sessions(UserSessions::default()),
+    )
+    .unwrap();
+    let key = format!("session:{}", "k".repeat(43));
+    // {"_ss_user": "zoe"}
+    let record = b"\x81\xa8_ss_user\xa3zoe".to_vec();
+    let entry = server_session::store::StoredEntry::new(
+        key.clone(),
+        Some(record),
+        Some(Duration::from_millis(u64::MAX)),
+    );
+    assert!(admin.put(&entry, false).await.unwrap());
+    let max = SessionConfig::MAX_LIFETIME.as_secs() as i64;
+    assert!((1..=max).contains(&server.ttl(&key)), "{}", server.ttl(&key));
+    let index_ttl = server.ttl("session_users:zoe");
+    assert!(
+        (1..=max + 3600).contains(&index_ttl),
+        "the index expires: {index_ttl}"
+    );
+}

@@ -170,6 +170,9 @@ impl Engine {
     /// "last seen" update.
     pub(crate) fn index_until(&self, now: SystemTime, ttl: Duration) -> SystemTime {
         let interval = self.user_sessions().map_or(Duration::ZERO, |u| u.seen_interval);
+        // No session lives longer than the longest lifetime, whatever TTL a
+        // caller passed: an index never outlives what the store can expire.
+        let ttl = ttl.min(crate::SessionConfig::MAX_LIFETIME);
         now.checked_add(ttl.saturating_add(interval)).unwrap_or(now)
     }
 
