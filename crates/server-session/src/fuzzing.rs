@@ -94,15 +94,7 @@ pub fn stored_record(data: &[u8], format: Format) {
         Format::Json => &engines().json,
     };
     runtime().block_on(async {
-        let key = format!("session:{ID}");
-        let ttl = Duration::from_secs(3600);
-        store.delete(&key).await.expect("the memory store never fails");
-        store
-            .save(&key, data, ttl, Expect::Absent)
-            .await
-            .expect("the memory store never fails");
-        let cookie = HeaderValue::from_str(&format!("session={ID}")).expect("a valid header");
-        let session = Session::open(engine.clone(), vec![cookie], None);
+        let session = planted(engine, store, data).await;
         let keys = session
             .keys()
             .await
@@ -123,20 +115,14 @@ pub fn stored_record(data: &[u8], format: Format) {
             return;
         }
         let (engine, store) = &engines().small;
-        store.delete(&key).await.expect("the memory store never fails");
-        store
-            .save(&key, data, ttl, Expect::Absent)
-            .await
-            .expect("the memory store never fails");
-        let cookie = HeaderValue::from_str(&format!("session={ID}")).expect("a valid header");
-        let session = Session::open(engine.clone(), vec![cookie], None);
+        let session = planted(engine, store, data).await;
         let keys = session
             .keys()
             .await
             .expect("any stored bytes give a usable session");
         assert!(keys.is_empty(), "a record over the limit is not read");
         let left = store
-            .load(&key, None, usize::MAX)
+            .load(&format!("session:{ID}"), None, usize::MAX)
             .await
             .expect("the memory store never fails");
         assert_eq!(left, None, "a record over the limit is discarded");
@@ -144,6 +130,19 @@ pub fn stored_record(data: &[u8], format: Format) {
             panic!("a request on a record over the limit failed: {failure:?}");
         }
     });
+}
+
+/// `data` stored under the session [`ID`] in `store`, and a request's
+/// session that presents its cookie to `engine`.
+async fn planted(engine: &Arc<Engine>, store: &MemoryStore, data: &[u8]) -> Session {
+    let key = format!("session:{ID}");
+    store.delete(&key).await.expect("the memory store never fails");
+    store
+        .save(&key, data, Duration::from_secs(3600), Expect::Absent)
+        .await
+        .expect("the memory store never fails");
+    let cookie = HeaderValue::from_str(&format!("session={ID}")).expect("a valid header");
+    Session::open(engine.clone(), vec![cookie], None)
 }
 
 /// `Cookie` header values, one per line, as the unsigned and the signing

@@ -763,17 +763,22 @@ async fn no_debug_or_error_text_shows_a_password() {
             .secret(secret)
             .fallback_secrets([secret])
             .store_type(StoreType::Redis(settings));
-        let texts = [
-            format!("{config:?}"),
-            match SessionLayer::from_config(config) {
-                Ok(layer) => format!("{layer:?}"),
-                Err(err) => format!("{err} / {err:?}"),
-            },
-        ];
-        for text in texts {
+        for text in texts_of(config) {
             assert!(!text.contains("Zq7") && !text.contains("w0rd"), "{url}: {text}");
         }
     }
+}
+
+/// What a configuration shows: its `Debug` output, and the layer's, or the
+/// error that refused it.
+fn texts_of(config: SessionConfig) -> [String; 2] {
+    [
+        format!("{config:?}"),
+        match SessionLayer::from_config(config) {
+            Ok(layer) => format!("{layer:?}"),
+            Err(err) => format!("{err} / {err:?}"),
+        },
+    ]
 }
 
 /// A password in a database URL's query string shows in no `Debug` output
@@ -793,14 +798,7 @@ async fn no_debug_or_error_text_shows_a_password_in_a_query_string() {
         let mut settings = SqlSettings::default();
         settings.url = url.into();
         let config = SessionConfig::default().store_type(StoreType::Sql(settings));
-        let texts = [
-            format!("{config:?}"),
-            match SessionLayer::from_config(config) {
-                Ok(layer) => format!("{layer:?}"),
-                Err(err) => format!("{err} / {err:?}"),
-            },
-        ];
-        for text in texts {
+        for text in texts_of(config) {
             assert!(!text.contains("Zq7x9w0rd"), "{url}: {text}");
         }
     }
