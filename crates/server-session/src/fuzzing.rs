@@ -36,13 +36,16 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 
 /// Engines over small memory stores, with every expiry rule on so forged
 /// metadata reaches all of them, and users' sessions indexed so a stored
-/// user binding reaches the index; and one whose record limit (1 KiB) the
-/// inputs (up to 4 KiB) pass, for the refusal of a record over it.
+/// user binding reaches the index; and, per format, one whose record limit
+/// (1 KiB) the inputs (up to 4 KiB) pass, for the refusal of a record over
+/// it. (One store per format: the corpora of the two formats replay at
+/// once, each planting under the same key.)
 struct Engines {
     msgpack: (Arc<Engine>, MemoryStore),
     json: (Arc<Engine>, MemoryStore),
     signed: Arc<Engine>,
-    small: (Arc<Engine>, MemoryStore),
+    small_msgpack: (Arc<Engine>, MemoryStore),
+    small_json: (Arc<Engine>, MemoryStore),
 }
 
 /// The record limit of [`Engines::small`].
@@ -64,7 +67,12 @@ fn engines() -> &'static Engines {
             msgpack: make(config.clone()),
             json: make(config.clone().serialization_format(Format::Json)),
             signed: make(config.clone().secret(SECRET)).0,
-            small: make(config.max_record_size(SMALL_LIMIT)),
+            small_msgpack: make(config.clone().max_record_size(SMALL_LIMIT)),
+            small_json: make(
+                config
+                    .max_record_size(SMALL_LIMIT)
+                    .serialization_format(Format::Json),
+            ),
         }
     })
 }
@@ -89,9 +97,10 @@ pub fn stored_record(data: &[u8], format: Format) {
             assert_eq!(again.iter().count(), record.iter().count(), "JSON round trip");
         }
     }
-    let (engine, store) = match format {
-        Format::MessagePack => &engines().msgpack,
-        Format::Json => &engines().json,
+    let engines = engines();
+    let ((engine, store), (small, small_store)) = match format {
+        Format::MessagePack => (&engines.msgpack, &engines.small_msgpack),
+        Format::Json => (&engines.json, &engines.small_json),
     };
     runtime().block_on(async {
         let session = planted(engine, store, data).await;
@@ -114,14 +123,13 @@ pub fn stored_record(data: &[u8], format: Format) {
         if data.len() <= SMALL_LIMIT {
             return;
         }
-        let (engine, store) = &engines().small;
-        let session = planted(engine, store, data).await;
+        let session = planted(small, small_store, data).await;
         let keys = session
             .keys()
             .await
             .expect("any stored bytes give a usable session");
         assert!(keys.is_empty(), "a record over the limit is not read");
-        let left = store
+        let left = small_store
             .load(&format!("session:{ID}"), None, usize::MAX)
             .await
             .expect("the memory store never fails");
