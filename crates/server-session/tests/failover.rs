@@ -93,7 +93,19 @@ impl Load {
         let app = routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
         let mut cookies = Vec::with_capacity(SESSIONS);
         for _ in 0..SESSIONS {
-            let reply = common::get(&app, "/login", None).await;
+            // A cluster just formed may still answer a write with
+            // CLUSTERDOWN or TRYAGAIN for a moment (a 503): the setup tries
+            // again; what is measured starts later.
+            let mut tries = 0;
+            let reply = loop {
+                let reply = common::get(&app, "/login", None).await;
+                tries += 1;
+                if reply.status != 503 || tries == 50 {
+                    break reply;
+                }
+                eprintln!("a login before the failover answered 503; trying again");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
             assert_eq!(reply.status, 200, "logging in before the failover");
             cookies.push(reply.cookie_pair().unwrap());
         }
