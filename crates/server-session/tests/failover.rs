@@ -254,6 +254,13 @@ fn counter(bytes: &[u8]) -> u64 {
         .unwrap_or(0)
 }
 
+/// A client of its own for reading what the cluster holds once it has
+/// settled: the load's client was measured; what is counted here is what
+/// the servers kept.
+async fn checker(cluster: &TestCluster) -> RedisStore {
+    RedisStore::cluster(cluster.urls()).connect().await.unwrap()
+}
+
 /// The primary the scenario fails over.
 fn first_primary(cluster: &TestCluster) -> u16 {
     cluster.primaries()[0]
@@ -289,7 +296,7 @@ async fn cluster_crash(mode: Mode) -> Report {
         .await;
     tokio::task::block_in_place(|| cluster.wait_healthy(Duration::from_secs(30)));
     load.report(
-        &store,
+        &checker(&cluster).await,
         format!("cluster, kill -9 a primary, {}", mode.name()),
         recovery,
     )
@@ -329,7 +336,7 @@ async fn cluster_handover(mode: Mode) -> Report {
         })
         .await;
     load.report(
-        &store,
+        &checker(&cluster).await,
         format!("cluster, CLUSTER FAILOVER, {}", mode.name()),
         recovery,
     )
@@ -411,6 +418,7 @@ async fn cluster_reshard(flavor: Flavor) -> Report {
         })
         .await;
     tokio::task::block_in_place(|| cluster.wait_healthy(Duration::from_secs(30)));
+    let store = checker(&cluster).await;
     let name = match flavor {
         Flavor::Redis => "Redis 7.0",
         Flavor::Valkey => "Valkey 8.1",
