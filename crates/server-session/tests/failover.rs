@@ -493,6 +493,13 @@ fn main() {
         if r.acknowledged == 0 {
             failed.push(format!("{}: nothing was acknowledged", r.scenario));
         }
+        // The slowest recovery, Sentinel's with WAIT, takes about 12 s.
+        if r.recovery.is_some_and(|d| d > Duration::from_secs(30)) {
+            failed.push(format!(
+                "{}: served again only after {:?}",
+                r.scenario, r.recovery
+            ));
+        }
         if let Some((_, back)) = r.logged_out.filter(|(_, back)| *back > 0) {
             failed.push(format!("{}: {back} logged-out sessions came back", r.scenario));
         }

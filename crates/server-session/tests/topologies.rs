@@ -309,3 +309,34 @@ async fn a_plaintext_primary_behind_tls_sentinels_is_refused() {
     let cookie = request(&app, "/login", None).await.cookie_pair().unwrap();
     assert_eq!(request(&app, "/read", Some(&cookie)).await.body, "alice");
 }
+
+/// A cluster connection that answers nothing for a whole deadline is
+/// replaced: here every primary is paused (`CLIENT PAUSE`) for longer than
+/// the deadline, requests answer 503 meanwhile, the store says it
+/// reconnects, and the first request after the pause is served.
+#[tokio::test(flavor = "current_thread")]
+async fn a_cluster_connection_that_answers_nothing_is_replaced() {
+    let _serial = SERIAL.lock().await;
+    let cluster = TestCluster::shared();
+    let store = RedisStore::cluster(cluster.urls())
+        .connect_timeout(Duration::from_millis(200))
+        .command_timeout(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    let app = routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
+    let cookie = request(&app, "/login", None).await.cookie_pair().unwrap();
+    let (logs, _guard) = common::Logs::capture();
+    for port in cluster.primaries() {
+        cli(Flavor::Redis, port, &["CLIENT", "PAUSE", "1500", "ALL"]);
+    }
+    let paused = std::time::Instant::now();
+    let mut failed = 0;
+    while paused.elapsed() < Duration::from_millis(1200) {
+        failed += usize::from(request(&app, "/read", Some(&cookie)).await.status == 503);
+    }
+    assert!(failed >= 2, "{failed}");
+    assert!(logs.text().contains("reconnecting"), "{}", logs.text());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(request(&app, "/read", Some(&cookie)).await.body, "alice");
+}

@@ -269,10 +269,7 @@ impl RedisStoreBuilder {
                     builder = builder.password(password);
                 }
                 let client = builder.build().map_err(invalid)?;
-                Ok(Topology::Cluster {
-                    client,
-                    shared: tokio::sync::OnceCell::new(),
-                })
+                Ok(Connection::cluster(client))
             }
             Target::Sentinel { sentinels, master } => {
                 let sentinels = sentinels

@@ -4,7 +4,7 @@
 
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::cluster::{ClusterClient, ClusterConfig};
@@ -12,7 +12,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::sentinel::SentinelClient;
 use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::Mutex;
 
 /// A connection a command can be sent on.
 #[derive(Clone)]
@@ -85,7 +85,11 @@ pub(super) enum Topology {
     },
     Cluster {
         client: ClusterClient,
-        shared: OnceCell<ClusterConnection>,
+        /// The shared connection, when made; replaced when it stops
+        /// answering at all (see [`Connection::failed`]).
+        shared: RwLock<Option<ClusterConnection>>,
+        /// One connection attempt at a time.
+        connecting: Mutex<()>,
     },
     Sentinel(Sentinel),
 }
@@ -142,6 +146,11 @@ pub(super) struct Connection {
     topology: Topology,
     timeouts: Timeouts,
     generation: AtomicU64,
+    /// Since when every call failed, in microseconds after `epoch` (0:
+    /// the last call answered): on a cluster, a connection that answers
+    /// nothing for a whole deadline is replaced.
+    failing_since: AtomicU64,
+    epoch: Instant,
 }
 
 impl Connection {
@@ -150,6 +159,23 @@ impl Connection {
             topology,
             timeouts,
             generation: AtomicU64::new(0),
+            failing_since: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    pub(super) fn cluster(client: ClusterClient) -> Topology {
+        Topology::Cluster {
+            client,
+            shared: RwLock::new(None),
+            connecting: Mutex::new(()),
+        }
+    }
+
+    /// Called with every call that answered.
+    pub(super) fn succeeded(&self) {
+        if self.failing_since.load(Ordering::Relaxed) != 0 {
+            self.failing_since.store(0, Ordering::Relaxed);
         }
     }
 
@@ -185,8 +211,8 @@ impl Connection {
     pub(super) async fn shared(&self) -> RedisResult<Handle> {
         match &self.topology {
             Topology::Single { shared, .. } => Ok(Handle::Shared(shared.clone())),
-            Topology::Cluster { shared, .. } if let Some(connection) = shared.get() => {
-                Ok(Handle::Cluster(connection.clone()))
+            Topology::Cluster { shared, .. } if let Some(connection) = known(shared) => {
+                Ok(Handle::Cluster(connection))
             }
             Topology::Sentinel(sentinel) if let Some(primary) = sentinel.known_shared() => {
                 Ok(Handle::Shared(primary))
@@ -202,9 +228,18 @@ impl Connection {
     async fn connect(&self) -> RedisResult<Handle> {
         match &self.topology {
             Topology::Single { shared, .. } => Ok(Handle::Shared(shared.clone())),
-            Topology::Cluster { client, shared } => {
-                let connection = shared.get_or_try_init(|| client.get_async_connection()).await?;
-                Ok(Handle::Cluster(connection.clone()))
+            Topology::Cluster {
+                client,
+                shared,
+                connecting,
+            } => {
+                let _one = connecting.lock().await;
+                if let Some(connection) = known(shared) {
+                    return Ok(Handle::Cluster(connection));
+                }
+                let connection = client.get_async_connection().await?;
+                *shared.write().unwrap_or_else(|e| e.into_inner()) = Some(connection.clone());
+                Ok(Handle::Cluster(connection))
             }
             Topology::Sentinel(sentinel) => Ok(Handle::Shared(self.primary(sentinel).await?.1)),
         }
@@ -253,14 +288,16 @@ impl Connection {
         Ok((client, shared))
     }
 
-    /// Called with every failed command: under Sentinel, an error that says
-    /// the primary is gone or demoted (unreachable, `READONLY`, ...) makes the
-    /// next request ask the Sentinels again. Elsewhere the client recovers by
-    /// itself.
+    /// Called with every failed command (`None`: it did not answer in time).
+    /// Under Sentinel, an error that says the primary is gone or demoted
+    /// (unreachable, `READONLY`, ...) makes the next request ask the
+    /// Sentinels again. On a cluster, where the client follows failovers by
+    /// itself, the shared connection is replaced when no call at all has
+    /// answered for a whole deadline: the client can wedge after a
+    /// primary's crash (its slot refreshes, each waiting on the dead node
+    /// under one lock, queue up behind each other), and then serves no slot
+    /// at all until it is dropped.
     pub(super) fn failed(&self, err: Option<&RedisError>) {
-        let Topology::Sentinel(sentinel) = &self.topology else {
-            return;
-        };
         let gone = err.is_none_or(|err| {
             err.is_io_error()
                 || err.is_connection_refusal()
@@ -271,6 +308,15 @@ impl Connection {
                     Some("READONLY" | "MASTERDOWN" | "LOADING")
                 )
         });
+        if let Topology::Cluster { shared, .. } = &self.topology {
+            if gone {
+                self.cluster_failed(shared);
+            }
+            return;
+        }
+        let Topology::Sentinel(sentinel) = &self.topology else {
+            return;
+        };
         if gone
             && sentinel
                 .primary
@@ -283,6 +329,41 @@ impl Connection {
             tracing::warn!(master = %sentinel.master, "session store lost its primary; asking the Sentinels again");
         }
     }
+}
+
+impl Connection {
+    /// One more call on the cluster failed: replaces the shared connection
+    /// if nothing answered for a deadline since the first failure, and
+    /// starts a new window.
+    fn cluster_failed(&self, shared: &RwLock<Option<ClusterConnection>>) {
+        let now = (self.epoch.elapsed().as_micros() as u64).max(1);
+        let since = self.failing_since.load(Ordering::Relaxed);
+        if since == 0 {
+            let _ = self
+                .failing_since
+                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+            return;
+        }
+        let deadline = (self.timeouts.connect + self.timeouts.response).as_micros() as u64;
+        if now.saturating_sub(since) < deadline
+            || self
+                .failing_since
+                .compare_exchange(since, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        if shared.write().unwrap_or_else(|e| e.into_inner()).take().is_some() {
+            tracing::warn!(
+                "the session store's cluster connection answered nothing for a deadline; reconnecting"
+            );
+        }
+    }
+}
+
+/// The shared cluster connection, if made.
+fn known(shared: &RwLock<Option<ClusterConnection>>) -> Option<ClusterConnection> {
+    shared.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 impl Sentinel {

@@ -299,7 +299,10 @@ impl RedisStore {
     ) -> Result<T, StoreError> {
         let connection = &self.inner.connection;
         match outcome {
-            Ok(Ok(value)) => Ok(value),
+            Ok(Ok(value)) => {
+                connection.succeeded();
+                Ok(value)
+            }
             Ok(Err(err)) => {
                 connection.failed(Some(&err));
                 Err(classify(err, self.inner.deadline))
