@@ -100,6 +100,23 @@
 //! (`crates/server-session-cli`) is built on it. With the `metrics` feature
 //! the engine reports what it does through the `metrics` crate; requests'
 //! loads and commits are `tracing` spans.
+//!
+//! # Guides
+//!
+//! The repository's `docs/` folder goes further, one topic per page, as the
+//! README's map does:
+//!
+//! | guide | covers |
+//! |---|---|
+//! | `docs/redis.md` | `RedisStore` on one server, a cluster or Sentinel; TLS, durable writes, failovers |
+//! | `docs/sql.md` | `SqliteStore`, `PostgresStore`, `MySqlStore` in Flask-Session's table |
+//! | `docs/flask.md` | sharing sessions with a Flask-Session app |
+//! | `docs/user-sessions.md` | [`Session::login`], listing and revoking a user's sessions |
+//! | `docs/operations.md` | the `server-session` tool, metrics, tracing |
+//! | `docs/configuration.md` | every [`SessionConfig`] setting and its Flask-Session name |
+//!
+//! `ARCHITECTURE.md` describes the engine and the store contract
+//! ([`store::SessionStore`]), `SECURITY.md` what is defended against.
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -361,6 +361,29 @@ mod tests {
             .to_string()
     }
 
+    /// The configuration guide's tables name exactly the keys read here.
+    #[test]
+    fn the_configuration_guide_names_every_key_read() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
+        let guide = std::fs::read_to_string(path).expect("docs/configuration.md");
+        let mut documented: Vec<&str> = guide
+            .lines()
+            .filter(|line| line.starts_with('|'))
+            .flat_map(|line| line.split('`').skip(1).step_by(2))
+            .filter(|word| {
+                word.contains('_')
+                    && word
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            })
+            .collect();
+        documented.sort_unstable();
+        documented.dedup();
+        let mut read = NAMES.to_vec();
+        read.sort_unstable();
+        assert_eq!(documented, read, "docs/configuration.md against NAMES");
+    }
+
     #[test]
     fn defaults_without_names() {
         let config = SessionConfig::from_map([("PATH", "/usr/bin"), ("HOME", "/root")]).unwrap();
