@@ -1,9 +1,9 @@
 //! `list`, `show`, `revoke`, `revoke-user`, `check` and `gc`.
 
 use serde_json::{Value, json};
+use server_session::SessionHandle;
 use server_session::admin::{Admin, Examined};
-use server_session::store::{StoreError, StoredEntry};
-use server_session::{SessionError, SessionHandle};
+use server_session::store::StoredEntry;
 
 use crate::output::{self, Output};
 use crate::{Failure, Outcome};
@@ -196,20 +196,14 @@ pub async fn check(
 }
 
 pub async fn gc(admin: &Admin, out: &Output) -> Result<Outcome, Failure> {
-    match admin.purge_expired().await {
-        Ok(purged) => {
-            out.emit(&json!({ "purged": purged }), || {
-                format!("removed {purged} expired records")
-            })?;
-            Ok(Outcome::Done)
-        }
-        Err(SessionError::Store(err)) if matches!(*err, StoreError::Unsupported(_)) => {
-            out.emit(
-                &json!({ "purged": 0, "note": "the store expires records by itself" }),
-                || "nothing to do: this store expires records by itself".into(),
-            )?;
-            Ok(Outcome::Done)
-        }
-        Err(err) => Err(err.into()),
+    match admin.purge_expired().await? {
+        Some(purged) => out.emit(&json!({ "purged": purged }), || {
+            format!("removed {purged} expired records")
+        })?,
+        None => out.emit(
+            &json!({ "purged": 0, "note": "the store expires records by itself" }),
+            || "nothing to do: this store expires records by itself".into(),
+        )?,
     }
+    Ok(Outcome::Done)
 }

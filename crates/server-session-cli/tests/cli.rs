@@ -17,9 +17,9 @@ use axum::extract::Path;
 use axum::routing::get;
 use http::{Request, header};
 use serde_json::Value;
-use server_session::store::{Expect, SaveOutcome, SessionStore};
+use server_session::store::{Expect, SaveOutcome, SessionIndex};
 use server_session::{
-    RedisStore, Session, SessionConfig, SessionError, SessionLayer, SqliteStore, UserSessions,
+    RedisStore, Session, SessionConfig, SessionError, SessionLayer, Sessions, SqliteStore, UserSessions,
 };
 use tokio::task::JoinSet;
 use tower::ServiceExt;
@@ -61,7 +61,13 @@ fn app(layer: SessionLayer) -> Router {
 }
 
 fn config() -> SessionConfig {
-    SessionConfig::default().user_sessions(UserSessions::default())
+    SessionConfig::default()
+}
+
+/// A layer on `store` that keeps users' indexes, as the applications the
+/// tool serves do.
+fn indexed(store: impl SessionIndex, config: SessionConfig) -> SessionLayer {
+    SessionLayer::from(Sessions::with_user_sessions(store, config, UserSessions::default()).unwrap())
 }
 
 /// The `name=value` of the session cookie a response set.
@@ -121,7 +127,7 @@ async fn make_sessions(app: &Router, count: usize) -> (Vec<String>, Vec<String>)
 /// Writes the unusable records: undecodable bytes, records over the 256 KiB
 /// limit, and (as a sorted set through the index call) a key of another
 /// type; returns how many of each.
-async fn write_raw(store: &impl SessionStore, wrong_type: bool) {
+async fn write_raw(store: &impl SessionIndex, wrong_type: bool) {
     let ttl = Duration::from_secs(3600);
     for n in 0..CORRUPT {
         let saved = store
@@ -243,7 +249,7 @@ async fn operates_on_the_sessions_of_one_redis_and_moves_them_to_sqlite() {
     let redis = TestRedis::start();
     let env = [("SESSION_TYPE", "redis"), ("SESSION_REDIS", redis.url.as_str())];
     let store = RedisStore::builder(redis.url.as_str()).connect().await.unwrap();
-    let app = app(SessionLayer::new(store.clone(), config()).unwrap());
+    let app = app(indexed(store.clone(), config()));
     let (alice, bob) = make_sessions(&app, sessions).await;
     write_raw(&store, true).await;
 
@@ -407,7 +413,7 @@ async fn the_same_commands_work_on_a_cluster() {
         ("SESSION_REDIS_CLUSTER", seeds.as_str()),
     ];
     let store = RedisStore::cluster(cluster.urls()).connect().await.unwrap();
-    let app = app(SessionLayer::new(store.clone(), config()).unwrap());
+    let app = app(indexed(store.clone(), config()));
     let sessions = 3000;
     let (alice, _) = make_sessions(&app, sessions).await;
     write_raw(&store, true).await;
@@ -456,7 +462,7 @@ async fn the_same_commands_work_through_sentinels_and_follow_a_failover() {
         .connect()
         .await
         .unwrap();
-    let app = app(SessionLayer::new(store.clone(), config()).unwrap());
+    let app = app(indexed(store.clone(), config()));
     let sessions = 500;
     let (alice, bob) = make_sessions(&app, sessions).await;
     write_raw(&store, false).await;
@@ -551,7 +557,7 @@ async fn indexes_are_not_records_and_an_import_rebuilds_them() {
         ("SESSION_KEY_PREFIX", "app_"),
     ];
     let store = RedisStore::builder(redis.url.as_str()).connect().await.unwrap();
-    let app = app(SessionLayer::new(store, prefixed()).unwrap());
+    let app = app(indexed(store, prefixed()));
     make_sessions(&app, ALICE + BOB + 5).await;
     let found = json(&env, &["check"], 0);
     assert_eq!(found["problems"], 0, "the indexes are not unusable records");
@@ -571,7 +577,7 @@ async fn indexes_are_not_records_and_an_import_rebuilds_them() {
     ];
     run(&moved_env, &["import", "--input", dump.to_str().unwrap()], 0);
     let store = RedisStore::builder(moved.url.as_str()).connect().await.unwrap();
-    let layer = SessionLayer::new(store, prefixed()).unwrap();
+    let layer = indexed(store, prefixed());
     assert_eq!(
         layer.users().list("alice").await.unwrap().len(),
         ALICE,
@@ -588,7 +594,7 @@ async fn names_from_the_store_are_escaped() {
     let redis = TestRedis::start();
     let env = [("SESSION_TYPE", "redis"), ("SESSION_REDIS", redis.url.as_str())];
     let store = RedisStore::builder(redis.url.as_str()).connect().await.unwrap();
-    let app = app(SessionLayer::new(store, config()).unwrap());
+    let app = app(indexed(store, config()));
     // ESC ] 0 ; owned BEL (a new window title), a line break, ESC [ 2 J.
     let (_, cookie) = request(&app, "/login/eve%1B%5D0%3Bowned%07%0Aforged%1B%5B2J", None).await;
     assert!(cookie.is_some());

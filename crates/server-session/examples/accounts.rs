@@ -35,7 +35,7 @@ use base64::Engine as _;
 use rand::Rng as _;
 use serde::Deserialize;
 use server_session::{
-    Session, SessionConfig, SessionError, SessionHandle, SessionInfo, SessionLayer, UserSessions,
+    Session, SessionConfig, SessionError, SessionHandle, SessionInfo, SessionLayer, Sessions, UserSessions,
 };
 
 /// The demo's users: a name and an Argon2 hash of the password, and the
@@ -187,14 +187,12 @@ fn salt() -> SaltString {
     SaltString::encode_b64(&raw).expect("16 bytes make a valid salt")
 }
 
-/// The session settings the demo needs on top of `config`: an index of
-/// each user's sessions, with the browser and network of each.
-pub fn session_config(config: SessionConfig) -> SessionConfig {
-    config.user_sessions(
-        UserSessions::default()
-            .seen_interval(Duration::from_secs(60))
-            .client_details(true),
-    )
+/// How the demo indexes each user's sessions: with the browser and network
+/// of each.
+pub fn user_sessions() -> UserSessions {
+    UserSessions::default()
+        .seen_interval(Duration::from_secs(60))
+        .client_details(true)
 }
 
 /// The site, under `sessions`.
@@ -514,8 +512,8 @@ async fn main() -> ExitCode {
 
 #[allow(dead_code)]
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let config = session_config(SessionConfig::from_env()?);
-    let sessions = SessionLayer::from_config(config)?;
+    let sessions = Sessions::from_config_with_user_sessions(SessionConfig::from_env()?, user_sessions())?;
+    let sessions = SessionLayer::from(sessions);
     let (accounts, passwords) = Accounts::generate(&["alice", "bob"]);
     for (user, password) in &passwords {
         println!("user {user:<6} password {password}");

@@ -33,18 +33,20 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value as Json};
 
-use crate::config::{ConfigError, SessionConfig};
-use crate::engine::Engine;
+use crate::config::{ConfigError, SessionConfig, UserSessions};
+use crate::engine::{Engine, UserIndex, configured};
 use crate::error::SessionError;
 use crate::record::{self, Format, Record};
-use crate::store::{ScanCursor, ScanPage, SessionStore, StoredEntry};
-use crate::users::{SessionHandle, UserSessions, Users};
+use crate::sessions::{Sessions, Users};
+use crate::store::{DynAdmin, ScanCursor, ScanPage, SessionIndex, StoreAdmin, StoredEntry};
+use crate::users::SessionHandle;
 
 /// The stored sessions of one configuration (its store, key prefix,
 /// secret and record limit), for operator tools.
 #[derive(Clone)]
 pub struct Admin {
-    engine: Arc<Engine>,
+    sessions: Sessions,
+    walk: Arc<dyn DynAdmin>,
 }
 
 impl fmt::Debug for Admin {
@@ -115,58 +117,88 @@ pub struct Examined {
 
 impl Admin {
     /// The sessions of the store `config` names (`SESSION_TYPE` and its
-    /// settings, as [`SessionConfig::from_env`] reads them).
+    /// settings, as [`SessionConfig::from_env`] reads them), with their
+    /// users' indexes kept up to date where the store keeps them.
     pub fn from_config(config: SessionConfig) -> Result<Admin, ConfigError> {
-        let store = crate::store::from_config(&config)?;
-        Admin::with(store, config)
+        let abilities = configured::abilities(&config)?;
+        let walk = abilities.admin.ok_or_else(|| {
+            ConfigError::Invalid("this session store cannot be walked by operator tools".into())
+        })?;
+        let users = abilities.index.map(|index| UserIndex {
+            settings: UserSessions::default(),
+            index,
+        });
+        Admin::with(abilities.store, users, walk, config)
     }
 
     /// The sessions in `store`, as `config` (its key prefix, secret and
     /// record limit) sees them.
-    pub fn new(store: impl SessionStore, config: SessionConfig) -> Result<Admin, ConfigError> {
-        Admin::with(Arc::new(store), config)
+    pub fn new(store: impl StoreAdmin, config: SessionConfig) -> Result<Admin, ConfigError> {
+        let store = Arc::new(store);
+        Admin::with(store.clone(), None, store, config)
     }
 
-    fn with(store: Arc<dyn crate::store::DynStore>, mut config: SessionConfig) -> Result<Admin, ConfigError> {
-        // The user indexes are kept up to date wherever the store has them,
-        // whether or not the applications list users' sessions.
-        if store.supports_index() && config.user_sessions.is_none() {
-            config.user_sessions = Some(UserSessions::default());
-        }
+    /// As [`new`](Self::new), for a store that keeps users' indexes, which
+    /// are then kept up to date as sessions are ended and written back.
+    pub fn with_user_sessions(
+        store: impl StoreAdmin + SessionIndex,
+        config: SessionConfig,
+    ) -> Result<Admin, ConfigError> {
+        let store = Arc::new(store);
+        let users = UserIndex {
+            settings: UserSessions::default(),
+            index: store.clone(),
+        };
+        Admin::with(store.clone(), Some(users), store, config)
+    }
+
+    fn with(
+        store: Arc<dyn crate::store::DynStore>,
+        users: Option<UserIndex>,
+        walk: Arc<dyn DynAdmin>,
+        config: SessionConfig,
+    ) -> Result<Admin, ConfigError> {
         Ok(Admin {
-            engine: Arc::new(Engine::new(store, config)?),
+            sessions: Sessions::from_engine(Engine::new(store, users, config)?),
+            walk,
         })
+    }
+
+    fn engine(&self) -> &Engine {
+        self.sessions.engine()
     }
 
     /// The key prefix of the sessions.
     pub fn prefix(&self) -> &str {
-        self.engine.prefix()
+        self.engine().prefix()
     }
 
     /// A page of the walk over the stored records under the key prefix
-    /// ([`SessionStore::scan`]): start with [`ScanCursor::start`], go on
+    /// ([`StoreAdmin::scan`]): start with [`ScanCursor::start`], go on
     /// with each page's `next` until it is `None`.
     pub async fn scan(&self, cursor: &ScanCursor, count: usize) -> Result<ScanPage, SessionError> {
-        self.engine.scan_records(cursor, count).await
+        self.engine()
+            .scan_records(self.walk.as_ref(), cursor, count)
+            .await
     }
 
     /// The record at `key`, if live.
     pub async fn get(&self, key: &str) -> Result<Option<StoredEntry>, SessionError> {
-        self.engine.inspect_key(key).await
+        self.engine().inspect_key(self.walk.as_ref(), key).await
     }
 
     /// The store key of the session a cookie value names (verified with
     /// the configured secrets when cookies are signed), or `None` when it
     /// names none.
     pub fn key_of_cookie(&self, cookie: &str) -> Option<String> {
-        self.engine.cookie_key(cookie)
+        self.engine().cookie_key(cookie)
     }
 
     /// Whether `key` can be a session's key: this configuration's key
     /// prefix, then a well-formed session id (or, with
     /// [`hash_ids`](SessionConfig::hash_ids), an id's hash).
     pub fn is_session_key(&self, key: &str) -> bool {
-        self.engine.is_session_key(key)
+        self.engine().is_session_key(key)
     }
 
     /// The record `target` names: a session cookie's value, else a
@@ -239,7 +271,7 @@ impl Admin {
                 return examined;
             }
         };
-        let limit = self.engine.config().max_record_size;
+        let limit = self.engine().config().max_record_size;
         if bytes.len() > limit {
             examined.problem = Some(Problem::Oversized {
                 size: bytes.len(),
@@ -253,7 +285,7 @@ impl Admin {
         examined.format = Some(format);
         examined.ended = !record.has_data();
         examined.handle = self
-            .engine
+            .engine()
             .member_of(&entry.key)
             .map(|member| Engine::handle_of(&record, member));
         examined.user = record.meta_str(record::USER).map(str::to_owned);
@@ -276,7 +308,7 @@ impl Admin {
     /// time, and a request in flight on it cannot save it back. Tells
     /// whether it held a live session.
     pub async fn end(&self, key: &str, current: Option<Vec<u8>>) -> Result<bool, SessionError> {
-        self.engine.end_key(key, current).await
+        self.engine().end_key(key, current).await
     }
 
     /// Ends every session of `user` but those whose handle is in `except`:
@@ -284,9 +316,9 @@ impl Admin {
     /// other a walk finds bound to them. Returns how many were live.
     pub async fn end_user(&self, user: &str, except: &[SessionHandle]) -> Result<usize, SessionError> {
         let mut ended = 0;
-        if self.engine.keeps_indexes() {
+        if self.engine().keeps_indexes() {
             ended += self
-                .engine
+                .engine()
                 .revoke_sessions(user, |h| h.is_none_or(|h| !except.contains(h)))
                 .await?;
         }
@@ -311,7 +343,7 @@ impl Admin {
 
     /// Deletes whatever `key` holds (a record nobody can use).
     pub async fn delete(&self, key: &str) -> Result<(), SessionError> {
-        self.engine.remove_key(key).await
+        self.engine().remove_key(key).await
     }
 
     /// Writes `entry` as it is, with its time to live (a record that never
@@ -325,23 +357,22 @@ impl Admin {
         };
         let ttl = entry
             .ttl
-            .unwrap_or(self.engine.config().lifetime)
+            .unwrap_or(self.engine().config().lifetime)
             .min(SessionConfig::MAX_LIFETIME);
-        self.engine.put_record(&entry.key, bytes, ttl, overwrite).await
+        self.engine().put_record(&entry.key, bytes, ttl, overwrite).await
     }
 
     /// Removes expired records now, for a store that keeps them until a
-    /// cleanup (SQL); returns how many.
-    pub async fn purge_expired(&self) -> Result<u64, SessionError> {
-        self.engine.purge_expired().await
+    /// cleanup (SQL); returns how many, or `None` for a store that expires
+    /// records by itself.
+    pub async fn purge_expired(&self) -> Result<Option<u64>, SessionError> {
+        self.engine().purge_expired(self.walk.as_ref()).await
     }
 
     /// The users' sessions, through their indexes (where the store keeps
     /// them).
     pub fn users(&self) -> Users {
-        Users {
-            engine: self.engine.clone(),
-        }
+        self.sessions.users()
     }
 }
 

@@ -8,7 +8,6 @@ use std::time::Duration;
 use http::header::{self, HeaderName};
 use http::{HeaderValue, StatusCode};
 
-use crate::config::StoreErrorPolicy;
 use crate::store::StoreError;
 
 /// Errors from [`Session`](crate::Session) methods.
@@ -71,8 +70,8 @@ pub enum SessionError {
     #[error("no session in this request: is the session middleware installed?")]
     MissingLayer,
     /// Listing or revoking a user's sessions needs
-    /// [`SessionConfig::user_sessions`](crate::SessionConfig::user_sessions).
-    #[error("user sessions are not configured (SessionConfig::user_sessions)")]
+    /// [`Sessions::with_user_sessions`](crate::Sessions::with_user_sessions).
+    #[error("user sessions are not configured (Sessions::with_user_sessions)")]
     UserSessionsOff,
 }
 
@@ -128,17 +127,6 @@ impl SessionError {
             "session store unavailable, please retry\n"
         } else {
             "session error\n"
-        }
-    }
-
-    /// Whether this error, met while loading or committing, fails the
-    /// request under `policy`. Only an unavailable store can be waved
-    /// through; an oversized record, an encoding error or endless contention
-    /// always fails, since the handler's changes were not saved.
-    pub(crate) fn fails_request(&self, policy: StoreErrorPolicy) -> bool {
-        match self {
-            SessionError::Store(_) => policy == StoreErrorPolicy::ServiceUnavailable,
-            _ => true,
         }
     }
 

@@ -7,15 +7,16 @@
 //! bad input; the fuzzer reports any panic, stack overflow or oversized
 //! allocation as a finding.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use http::HeaderValue;
 
-use crate::config::SessionConfig;
-use crate::engine::{Engine, Plan, Presented};
+use crate::config::{SessionConfig, UserSessions};
+use crate::engine::{Pending, Plan, Presented};
 use crate::record::{Format, Record};
 use crate::session::{Session, from_raw};
+use crate::sessions::Sessions;
 use crate::store::memory::MemoryStore;
 use crate::store::{Expect, SessionStore};
 
@@ -41,11 +42,11 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 /// it. (One store per format: the corpora of the two formats replay at
 /// once, each planting under the same key.)
 struct Engines {
-    msgpack: (Arc<Engine>, MemoryStore),
-    json: (Arc<Engine>, MemoryStore),
-    signed: Arc<Engine>,
-    small_msgpack: (Arc<Engine>, MemoryStore),
-    small_json: (Arc<Engine>, MemoryStore),
+    msgpack: (Sessions, MemoryStore),
+    json: (Sessions, MemoryStore),
+    signed: Sessions,
+    small_msgpack: (Sessions, MemoryStore),
+    small_json: (Sessions, MemoryStore),
 }
 
 /// The record limit of [`Engines::small`].
@@ -56,12 +57,12 @@ fn engines() -> &'static Engines {
     ENGINES.get_or_init(|| {
         let config = SessionConfig::default()
             .idle_timeout(Duration::from_secs(1800))
-            .absolute_timeout(Duration::from_secs(12 * 3600))
-            .user_sessions(crate::UserSessions::default());
+            .absolute_timeout(Duration::from_secs(12 * 3600));
         let make = |config: SessionConfig| {
             let store = MemoryStore::builder().max_entries(64).build();
-            let engine = Engine::new(Arc::new(store.clone()), config).expect("a valid configuration");
-            (Arc::new(engine), store)
+            let sessions = Sessions::with_user_sessions(store.clone(), config, UserSessions::default())
+                .expect("a valid configuration");
+            (sessions, store)
         };
         Engines {
             msgpack: make(config.clone()),
@@ -103,7 +104,7 @@ pub fn stored_record(data: &[u8], format: Format) {
         Format::Json => (&engines.json, &engines.small_json),
     };
     runtime().block_on(async {
-        let session = planted(engine, store, data).await;
+        let (session, pending) = planted(engine, store, data).await;
         let keys = session
             .keys()
             .await
@@ -115,7 +116,7 @@ pub fn stored_record(data: &[u8], format: Format) {
         let _ = session
             .update("fuzz", |n: Option<u64>| n.unwrap_or(0).wrapping_add(1))
             .await;
-        if let Plan::Fail(failure) = session.finish().plan().await {
+        if let Plan::Fail(failure) = pending.finish().plan().await {
             panic!("a request on stored bytes failed: {failure:?}");
         }
         // A record over the limit is not read but discarded, and the request
@@ -123,7 +124,7 @@ pub fn stored_record(data: &[u8], format: Format) {
         if data.len() <= SMALL_LIMIT {
             return;
         }
-        let session = planted(small, small_store, data).await;
+        let (session, pending) = planted(small, small_store, data).await;
         let keys = session
             .keys()
             .await
@@ -134,15 +135,15 @@ pub fn stored_record(data: &[u8], format: Format) {
             .await
             .expect("the memory store never fails");
         assert_eq!(left, None, "a record over the limit is discarded");
-        if let Plan::Fail(failure) = session.finish().plan().await {
+        if let Plan::Fail(failure) = pending.finish().plan().await {
             panic!("a request on a record over the limit failed: {failure:?}");
         }
     });
 }
 
 /// `data` stored under the session [`ID`] in `store`, and a request's
-/// session that presents its cookie to `engine`.
-async fn planted(engine: &Arc<Engine>, store: &MemoryStore, data: &[u8]) -> Session {
+/// session that presents its cookie to `sessions`, with its commit.
+async fn planted(sessions: &Sessions, store: &MemoryStore, data: &[u8]) -> (Session, Pending) {
     let key = format!("session:{ID}");
     store.delete(&key).await.expect("the memory store never fails");
     store
@@ -150,7 +151,7 @@ async fn planted(engine: &Arc<Engine>, store: &MemoryStore, data: &[u8]) -> Sess
         .await
         .expect("the memory store never fails");
     let cookie = HeaderValue::from_str(&format!("session={ID}")).expect("a valid header");
-    Session::open(engine.clone(), vec![cookie], None)
+    sessions.open(vec![cookie], None)
 }
 
 /// `Cookie` header values, one per line, as the unsigned and the signing
@@ -160,8 +161,8 @@ pub fn cookie_headers(data: &[u8]) {
         .split(|b| *b == b'\n')
         .filter_map(|line| HeaderValue::from_bytes(line).ok())
         .collect();
-    for engine in [&engines().msgpack.0, &engines().signed] {
-        if let Presented::Valid(id) = engine.read_cookie(headers.iter()) {
+    for sessions in [&engines().msgpack.0, &engines().signed] {
+        if let Presented::Valid(id) = sessions.engine().read_cookie(headers.iter()) {
             let id = id.as_str().as_bytes();
             assert!(
                 data.windows(id.len()).any(|w| w == id),
@@ -180,9 +181,9 @@ pub fn flask_config(data: &[u8]) {
         return;
     };
     let store = MemoryStore::builder().max_entries(4).build();
-    let engine = Engine::new(Arc::new(store), config).expect("from_map gives only valid configurations");
+    let sessions = Sessions::new(store, config).expect("from_map gives only valid configurations");
     runtime().block_on(async {
-        let session = Session::open(Arc::new(engine), Vec::new(), None);
+        let (session, pending) = sessions.open(Vec::new(), None);
         session
             .insert("k", &1)
             .await
@@ -191,7 +192,7 @@ pub fn flask_config(data: &[u8]) {
             .set_lifetime(Some(Duration::from_secs(90 * 24 * 3600)))
             .await
             .expect("a lifetime within the maximum");
-        let plan = session.finish().plan().await;
+        let plan = pending.finish().plan().await;
         assert!(
             matches!(plan, Plan::Respond { set_cookie: Some(_) }),
             "the first save of a new session sets its cookie: {plan:?}"

@@ -86,10 +86,11 @@
 //! # A user's sessions
 //!
 //! [`Session::login`] binds a session to a user. With
-//! [`SessionConfig::user_sessions`], the store keeps an index of each user's
+//! [`Sessions::with_user_sessions`] (for a store with indexes,
+//! [`store::SessionIndex`]), the store keeps an index of each user's
 //! sessions: a user lists theirs ([`Session::user_sessions`]) and ends one
 //! ([`Session::revoke`]) or all others ([`Session::revoke_other_sessions`]);
-//! an administrator does the same for anyone ([`SessionLayer::users`]).
+//! an administrator does the same for anyone ([`Sessions::users`]).
 //! Revocation is as final as a logout. [`SessionConfig::hash_ids`] keeps only
 //! hashes of ids in the store.
 //!
@@ -136,6 +137,7 @@ mod id;
 mod msgpack;
 mod record;
 mod session;
+mod sessions;
 pub mod store;
 mod users;
 mod value;
@@ -152,12 +154,14 @@ pub use adapters::tower::{ResponseFuture, SessionLayer, SessionService};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     ConfigError, RedisSettings, SameSite, SessionConfig, SqlSettings, StoreErrorPolicy, StoreType,
+    UserSessions,
 };
 pub use engine::Metrics;
 pub use error::{RecordError, SessionError, ValueError};
 pub use id::SessionId;
 pub use record::Format;
 pub use session::Session;
+pub use sessions::{Sessions, Users};
 pub use store::memory::MemoryStore;
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
@@ -171,5 +175,5 @@ pub use store::redis::RedisStore;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use store::sqlite::SqliteStore;
-pub use users::{InvalidHandle, SessionHandle, SessionInfo, UserSessions, Users};
+pub use users::{InvalidHandle, SessionHandle, SessionInfo};
 pub use value::Timestamp;

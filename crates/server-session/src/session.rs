@@ -1,18 +1,14 @@
 //! The [`Session`] handle a handler works with: typed values over the
 //! request's [`RequestState`], which it locks and delegates to.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::lock::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::change::{Change, Updater};
 use crate::config::SessionConfig;
-use crate::engine::{Client, Engine, Plan, RequestState};
+use crate::engine::SharedState;
 use crate::error::{SessionError, ValueError};
 use crate::id::SessionId;
 use crate::record::{self, Format, Record};
@@ -36,21 +32,14 @@ use crate::value::flask_incompatibility;
 /// ```
 #[derive(Clone)]
 pub struct Session {
-    state: Arc<Mutex<RequestState>>,
+    state: SharedState,
 }
 
 impl Session {
-    /// A handle for a request that sent these `Cookie` header values, from
-    /// this client (given only when the configuration keeps client details).
-    /// No I/O.
-    pub(crate) fn open(
-        engine: Arc<Engine>,
-        cookies: impl IntoIterator<Item = http::HeaderValue>,
-        client: Option<Client>,
-    ) -> Session {
-        Session {
-            state: Arc::new(Mutex::new(RequestState::new(engine, cookies, client))),
-        }
+    /// The handle on a request's state, which [`Sessions::open`](crate::Sessions)
+    /// makes. No I/O.
+    pub(crate) fn from_state(state: SharedState) -> Session {
+        Session { state }
     }
 
     /// The value at `key`, or `None`.
@@ -150,7 +139,7 @@ impl Session {
     /// Binds the session to `user` (an id of yours, say a user id or an
     /// email address) and gives it a new id, as [`cycle_id`](Self::cycle_id)
     /// does, so an id planted before login cannot ride along. With
-    /// [`SessionConfig::user_sessions`](crate::SessionConfig::user_sessions)
+    /// [`Sessions::with_user_sessions`](crate::Sessions::with_user_sessions)
     /// the session joins the user's index, and can be listed and revoked.
     /// [`destroy`](Self::destroy) (logout) and [`clear`](Self::clear) end
     /// the binding. The login time is the session's creation time from then
@@ -185,7 +174,7 @@ impl Session {
     /// [`current`](SessionInfo::current), most recently seen first; none
     /// when no user is logged in. Costs one store call for the index and one
     /// per session. Needs
-    /// [`SessionConfig::user_sessions`](crate::SessionConfig::user_sessions).
+    /// [`Sessions::with_user_sessions`](crate::Sessions::with_user_sessions).
     pub async fn user_sessions(&self) -> Result<Vec<SessionInfo>, SessionError> {
         self.state.lock().await.user_sessions().await
     }
@@ -260,37 +249,6 @@ impl Session {
         state.load_to_change().await?;
         state.apply(change)?;
         Ok(())
-    }
-
-    /// Commits after the handler; what the response gets: at once when
-    /// there is nothing to write, so that a request that only reads carries
-    /// no commit future, else once the commit is done.
-    pub(crate) fn finish(self) -> Finish {
-        if let Some(mut state) = self.state.try_lock()
-            && let Some(plan) = state.settled()
-        {
-            return Finish::Now(plan);
-        }
-        Finish::Later(Box::pin(async move { self.state.lock().await.finish().await }))
-    }
-}
-
-/// What [`Session::finish`] gives the adapter.
-pub(crate) enum Finish {
-    /// The plan for the response, decided without a store call.
-    Now(Plan),
-    /// The commit, which then gives the plan.
-    Later(Pin<Box<dyn Future<Output = Plan> + Send>>),
-}
-
-impl Finish {
-    /// The plan, once there is one.
-    #[cfg(any(feature = "actix", test, fuzzing))]
-    pub(crate) async fn plan(self) -> Plan {
-        match self {
-            Finish::Now(plan) => plan,
-            Finish::Later(commit) => commit.await,
-        }
     }
 }
 

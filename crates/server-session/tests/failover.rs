@@ -16,6 +16,9 @@
 //! `cargo test --all-features --test failover` (`FAILOVER_ONLY=crash`,
 //! `handover`, `sentinel` or `reshard` runs those scenarios alone).
 
+// The shared helpers, of which this suite uses a few.
+#[allow(dead_code)]
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;
@@ -277,7 +280,7 @@ async fn cluster_crash(mode: Mode) -> Report {
     let victim = first_primary(&cluster);
     let (_, recovery) = load
         .around(async || {
-            cluster.node(victim).kill();
+            cluster.nodes.iter().find(|n| n.port == victim).unwrap().kill();
             // Its replica takes over; then a supervisor starts it again and
             // it comes back as the new primary's replica.
             let cluster_ref = &cluster;

@@ -10,6 +10,9 @@
 //! sizes tried.
 
 #[macro_use]
+// The shared helpers, of which this suite uses a few.
+#[allow(dead_code)]
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

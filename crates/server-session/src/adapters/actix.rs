@@ -5,7 +5,6 @@
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
@@ -14,11 +13,11 @@ use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 
 use crate::config::{ConfigError, SessionConfig};
-use crate::engine::{Client, Engine, Metrics, Plan, ResponseHeaders};
+use crate::engine::{Client, Metrics, Plan, ResponseHeaders};
 use crate::error::{ErrorResponse, SessionError};
 use crate::session::Session;
+use crate::sessions::{Sessions, Users};
 use crate::store::SessionStore;
-use crate::users::Users;
 
 /// actix-web middleware that gives every request a [`Session`] and commits it
 /// after the handler, as [`SessionLayer`](crate::SessionLayer) does for
@@ -39,45 +38,47 @@ use crate::users::Users;
 /// ```
 #[derive(Clone)]
 pub struct SessionMiddleware {
-    engine: Arc<Engine>,
+    sessions: Sessions,
 }
 
 impl SessionMiddleware {
-    /// Middleware keeping sessions in `store`; refuses a configuration whose
-    /// settings contradict each other, saying why.
+    /// Middleware keeping sessions in `store`, as [`Sessions::new`].
     pub fn new(store: impl SessionStore, config: SessionConfig) -> Result<Self, ConfigError> {
-        Ok(SessionMiddleware {
-            engine: Arc::new(Engine::new(Arc::new(store), config)?),
-        })
+        Sessions::new(store, config).map(SessionMiddleware::from)
     }
 
-    /// Middleware on the store `config` names
-    /// ([`SessionConfig::store_type`], `SESSION_TYPE`): memory by default, or
-    /// Redis (feature `redis`), which connects on first use.
+    /// Middleware on the store `config` names, as [`Sessions::from_config`].
     pub fn from_config(config: SessionConfig) -> Result<Self, ConfigError> {
-        Ok(SessionMiddleware {
-            engine: Arc::new(Engine::from_config(config)?),
-        })
+        Sessions::from_config(config).map(SessionMiddleware::from)
+    }
+
+    /// The sessions this middleware serves.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
     }
 
     /// What the sessions engine has counted so far.
     pub fn metrics(&self) -> Metrics {
-        self.engine.metrics()
+        self.sessions.metrics()
     }
 
     /// Any user's sessions, to list or revoke them outside a request; see
     /// [`Users`].
     pub fn users(&self) -> Users {
-        Users {
-            engine: self.engine.clone(),
-        }
+        self.sessions.users()
+    }
+}
+
+impl From<Sessions> for SessionMiddleware {
+    fn from(sessions: Sessions) -> Self {
+        SessionMiddleware { sessions }
     }
 }
 
 impl std::fmt::Debug for SessionMiddleware {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionMiddleware")
-            .field("config", self.engine.config())
+            .field("config", self.sessions.config())
             .finish_non_exhaustive()
     }
 }
@@ -96,7 +97,7 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         ready(Ok(SessionMiddlewareService {
             service: Rc::new(service),
-            engine: self.engine.clone(),
+            sessions: self.sessions.clone(),
         }))
     }
 }
@@ -104,7 +105,7 @@ where
 /// The service [`SessionMiddleware`] wraps around an inner service.
 pub struct SessionMiddlewareService<S> {
     service: Rc<S>,
-    engine: Arc<Engine>,
+    sessions: Sessions,
 }
 
 impl<S> std::fmt::Debug for SessionMiddlewareService<S> {
@@ -129,19 +130,19 @@ where
             .headers()
             .get_all(header::COOKIE)
             .filter_map(|value| http::HeaderValue::from_bytes(value.as_bytes()).ok());
-        let client = self.engine.wants_client().then(|| Client {
+        let client = self.sessions.wants_client().then(|| Client {
             user_agent: request
                 .headers()
                 .get(header::USER_AGENT)
                 .and_then(|agent| http::HeaderValue::from_bytes(agent.as_bytes()).ok()),
             address: request.peer_addr().map(|peer| peer.ip()),
         });
-        let session = Session::open(self.engine.clone(), cookies, client);
-        request.extensions_mut().insert(session.clone());
+        let (session, pending) = self.sessions.open(cookies, client);
+        request.extensions_mut().insert(session);
         let response = self.service.call(request);
         Box::pin(async move {
             let mut response = response.await?;
-            Ok(match session.finish().plan().await {
+            Ok(match pending.finish().plan().await {
                 Plan::Fail(failure) => response
                     .into_response(error_response(failure))
                     .map_into_right_body(),

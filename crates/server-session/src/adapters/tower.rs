@@ -2,20 +2,18 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response, header};
 use tower::{Layer, Service};
 
 use crate::config::{ConfigError, SessionConfig};
-use crate::engine::{Client, Engine, Metrics, Plan};
+use crate::engine::{Client, Finish, Metrics, Pending, Plan};
 use crate::error::ErrorResponse;
-use crate::session::{Finish, Session};
+use crate::sessions::{Sessions, Users};
 use crate::store::SessionStore;
-use crate::users::Users;
 
-/// Gives every request a [`Session`] and commits it after the handler.
+/// Gives every request a [`Session`](crate::Session) and commits it after the handler.
 ///
 /// ```
 /// use axum::{Router, routing::get};
@@ -54,22 +52,16 @@ use crate::users::Users;
 /// ```
 #[derive(Clone)]
 pub struct SessionLayer {
-    engine: Arc<Engine>,
+    sessions: Sessions,
 }
 
 impl SessionLayer {
-    /// A layer keeping sessions in `store`; refuses a configuration whose
-    /// settings contradict each other, saying why.
+    /// A layer keeping sessions in `store`, as [`Sessions::new`].
     pub fn new(store: impl SessionStore, config: SessionConfig) -> Result<Self, ConfigError> {
-        Ok(SessionLayer {
-            engine: Arc::new(Engine::new(Arc::new(store), config)?),
-        })
+        Sessions::new(store, config).map(SessionLayer::from)
     }
 
-    /// A layer with the store `config` names
-    /// ([`SessionConfig::store_type`], `SESSION_TYPE`): memory by default, or
-    /// Redis (feature `redis`), which connects on first use, so call this
-    /// inside a tokio runtime.
+    /// A layer on the store `config` names, as [`Sessions::from_config`].
     ///
     /// ```
     /// use server_session::{SessionConfig, SessionLayer};
@@ -78,29 +70,36 @@ impl SessionLayer {
     /// # Ok::<_, server_session::ConfigError>(())
     /// ```
     pub fn from_config(config: SessionConfig) -> Result<Self, ConfigError> {
-        Ok(SessionLayer {
-            engine: Arc::new(Engine::from_config(config)?),
-        })
+        Sessions::from_config(config).map(SessionLayer::from)
+    }
+
+    /// The sessions this layer serves.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
     }
 
     /// What the sessions engine has counted so far.
     pub fn metrics(&self) -> Metrics {
-        self.engine.metrics()
+        self.sessions.metrics()
     }
 
     /// Any user's sessions, to list or revoke them outside a request; see
     /// [`Users`].
     pub fn users(&self) -> Users {
-        Users {
-            engine: self.engine.clone(),
-        }
+        self.sessions.users()
+    }
+}
+
+impl From<Sessions> for SessionLayer {
+    fn from(sessions: Sessions) -> Self {
+        SessionLayer { sessions }
     }
 }
 
 impl std::fmt::Debug for SessionLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionLayer")
-            .field("config", self.engine.config())
+            .field("config", self.sessions.config())
             .finish_non_exhaustive()
     }
 }
@@ -111,7 +110,7 @@ impl<S> Layer<S> for SessionLayer {
     fn layer(&self, inner: S) -> Self::Service {
         SessionService {
             inner,
-            engine: self.engine.clone(),
+            sessions: self.sessions.clone(),
         }
     }
 }
@@ -120,7 +119,7 @@ impl<S> Layer<S> for SessionLayer {
 #[derive(Clone)]
 pub struct SessionService<S> {
     inner: S,
-    engine: Arc<Engine>,
+    sessions: Sessions,
 }
 
 impl<S> std::fmt::Debug for SessionService<S> {
@@ -144,12 +143,12 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let cookies = request.headers().get_all(header::COOKIE).iter().cloned();
-        let client = self.engine.wants_client().then(|| client(&request));
-        let session = Session::open(self.engine.clone(), cookies, client);
-        request.extensions_mut().insert(session.clone());
+        let client = self.sessions.wants_client().then(|| client(&request));
+        let (session, pending) = self.sessions.open(cookies, client);
+        request.extensions_mut().insert(session);
         ResponseFuture {
             inner: self.inner.call(request),
-            session: Some(session),
+            pending: Some(pending),
             committing: None,
         }
     }
@@ -161,7 +160,7 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<F, B> {
         #[pin]
         inner: F,
-        session: Option<Session>,
+        pending: Option<Pending>,
         // The inner service's response, kept while the commit runs.
         committing: Option<(Response<B>, Pin<Box<dyn Future<Output = Plan> + Send>>)>,
     }
@@ -184,11 +183,11 @@ where
             }
             None => {
                 let response = std::task::ready!(this.inner.poll(cx))?;
-                let session = this
-                    .session
+                let pending = this
+                    .pending
                     .take()
                     .expect("ResponseFuture polled after completion");
-                match session.finish() {
+                match pending.finish() {
                     Finish::Now(plan) => (response, plan),
                     Finish::Later(mut commit) => match commit.as_mut().poll(cx) {
                         Poll::Ready(plan) => (response, plan),

@@ -9,8 +9,9 @@ pub use cookie::SameSite;
 
 use crate::clock::{Clock, SystemClock};
 use crate::cookie::CookieSettings;
+use crate::error::SessionError;
 use crate::record::Format;
-use crate::users::UserSessions;
+use crate::store::redacted_url;
 
 mod flask;
 
@@ -30,6 +31,90 @@ pub enum StoreErrorPolicy {
     /// Let the request go on with an empty session that is never saved and
     /// sets no cookie; the error is logged.
     ContinueEmpty,
+}
+
+impl StoreErrorPolicy {
+    /// Whether `err`, met while loading or committing, fails the request.
+    /// Only an unavailable store can be waved through; an oversized record,
+    /// an encoding error or endless contention always fails, since the
+    /// handler's changes were not saved.
+    pub(crate) fn fails_on(self, err: &SessionError) -> bool {
+        match err {
+            SessionError::Store(_) => self == StoreErrorPolicy::ServiceUnavailable,
+            _ => true,
+        }
+    }
+}
+
+/// How each user's sessions are indexed
+/// ([`Sessions::with_user_sessions`](crate::Sessions::with_user_sessions)).
+///
+/// ```
+/// use std::time::Duration;
+/// use server_session::UserSessions;
+///
+/// let settings = UserSessions::default()
+///     .seen_interval(Duration::from_secs(60))
+///     .limit(3)
+///     .client_details(true);
+/// ```
+#[derive(Clone, Debug)]
+pub struct UserSessions {
+    pub(crate) seen_interval: Duration,
+    pub(crate) limit: Option<usize>,
+    pub(crate) client_details: bool,
+}
+
+impl Default for UserSessions {
+    fn default() -> Self {
+        UserSessions {
+            seen_interval: Duration::from_secs(5 * 60),
+            limit: None,
+            client_details: false,
+        }
+    }
+}
+
+impl UserSessions {
+    /// How often a session's "last seen" time is brought up to date (default
+    /// five minutes). Reads cost one store call; the first request after
+    /// this interval costs two more (the record and the index), once.
+    pub fn seen_interval(mut self, interval: Duration) -> Self {
+        self.seen_interval = interval;
+        self
+    }
+
+    /// At most `sessions` sessions per user (default: no limit): a login
+    /// beyond the limit revokes the user's least recently seen sessions.
+    pub fn limit(mut self, sessions: usize) -> Self {
+        self.limit = Some(sessions);
+        self
+    }
+
+    /// Keeps, from the login request, the browser's `User-Agent` and the
+    /// client's network (its IPv4 /24 or IPv6 /48), shown in listings
+    /// (default off: both are personal data). The address is the peer's:
+    /// axum's `ConnectInfo<SocketAddr>` (serve the app with
+    /// `into_make_service_with_connect_info`) or actix-web's peer address;
+    /// behind a proxy, it is the proxy's.
+    pub fn client_details(mut self, keep: bool) -> Self {
+        self.client_details = keep;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if self.seen_interval < Duration::from_secs(1) || self.seen_interval > SessionConfig::MAX_LIFETIME {
+            return Err(ConfigError::Invalid(
+                "the interval of \"last seen\" updates must be one second to 400 days".into(),
+            ));
+        }
+        if self.limit == Some(0) {
+            return Err(ConfigError::Invalid(
+                "a limit of sessions per user must allow at least one".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A configuration the layer refused, with the reason.
@@ -97,7 +182,6 @@ pub struct SessionConfig {
     pub(crate) max_record_size: usize,
     pub(crate) clock: ClockHandle,
     pub(crate) store: StoreType,
-    pub(crate) user_sessions: Option<UserSessions>,
     pub(crate) hash_ids: bool,
     pub(crate) shared_with_flask: bool,
 }
@@ -265,47 +349,6 @@ impl RedisSettings {
     }
 }
 
-/// `url` without its credentials: everything up to the last `@` before the
-/// host is hidden, since a password may hold `@` too (and `/`, `?` or `#`
-/// when it is not percent-encoded), and so is the value of every query
-/// parameter that may carry one (`?password=...`, `sslpassword`, a token,
-/// a key).
-pub(crate) fn redacted_url(url: &str) -> String {
-    let (scheme, rest) = match url.split_once("://") {
-        Some((scheme, rest)) => (Some(scheme), rest),
-        None => (None, url),
-    };
-    let rest = match rest.rsplit_once('@') {
-        Some((_, host)) => format!("<credentials>@{host}"),
-        None => rest.to_owned(),
-    };
-    let rest = match rest.split_once('?') {
-        Some((path, query)) => {
-            let params: Vec<String> = query
-                .split('&')
-                .map(|param| match param.split_once('=') {
-                    Some((name, _)) if is_credential(name) => format!("{name}=<redacted>"),
-                    _ => param.to_owned(),
-                })
-                .collect();
-            format!("{path}?{}", params.join("&"))
-        }
-        None => rest,
-    };
-    match scheme {
-        Some(scheme) => format!("{scheme}://{rest}"),
-        None => rest,
-    }
-}
-
-/// Whether a URL query parameter may carry a credential.
-fn is_credential(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    ["pass", "pwd", "secret", "token", "auth", "key", "credential"]
-        .iter()
-        .any(|word| name.contains(word))
-}
-
 impl fmt::Debug for RedisSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let hidden = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
@@ -352,7 +395,6 @@ impl Default for SessionConfig {
             max_record_size: DEFAULT_MAX_RECORD_SIZE,
             clock: ClockHandle(Arc::new(SystemClock)),
             store: StoreType::Memory,
-            user_sessions: None,
             hash_ids: false,
             shared_with_flask: false,
         }
@@ -556,28 +598,6 @@ impl SessionConfig {
         self
     }
 
-    /// Keeps an index of each user's sessions, so that they can be listed
-    /// and revoked ([`Session::user_sessions`](crate::Session::user_sessions),
-    /// [`SessionLayer::users`](crate::SessionLayer::users)). Sessions are
-    /// bound to a user by [`Session::login`](crate::Session::login). The
-    /// store must keep indexes (the memory and Redis stores do); the layer
-    /// refuses one that does not.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use server_session::{SessionConfig, UserSessions};
-    ///
-    /// let config = SessionConfig::default().user_sessions(
-    ///     UserSessions::default()
-    ///         .seen_interval(Duration::from_secs(600))
-    ///         .limit(5),
-    /// );
-    /// ```
-    pub fn user_sessions(mut self, settings: UserSessions) -> Self {
-        self.user_sessions = Some(settings);
-        self
-    }
-
     /// Stores each session under a one-way hash of its id instead of the id
     /// (`SESSION_HASH_IDS`, default off), so that what the store holds (a
     /// backup, a replica, `MONITOR` output) holds nothing that works as a
@@ -692,9 +712,6 @@ impl SessionConfig {
                  (shared_with_flask, SESSION_SHARED_WITH_FLASK), which looks sessions up by the raw id"
                     .into(),
             );
-        }
-        if let Some(users) = &self.user_sessions {
-            users.validate()?;
         }
         if self.secret.as_ref().is_some_and(|s| s.0.is_empty())
             || self.fallback_secrets.iter().any(|s| s.0.is_empty())

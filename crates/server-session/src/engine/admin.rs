@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::Engine;
 use crate::error::SessionError;
 use crate::record::{self, Record};
-use crate::store::{Expect, SaveOutcome, ScanCursor, ScanPage, StoredEntry};
+use crate::store::{DynAdmin, Expect, SaveOutcome, ScanCursor, ScanPage, StoredEntry};
 
 /// Conditional saves tried to write an imported record over one that keeps
 /// changing.
@@ -21,7 +21,7 @@ impl Engine {
 
     /// Whether the store keeps the per-user indexes.
     pub(crate) fn keeps_indexes(&self) -> bool {
-        self.store.supports_index()
+        self.users.is_some()
     }
 
     /// A page of the records under the key prefix. The users' indexes,
@@ -29,11 +29,11 @@ impl Engine {
     /// session key holds a `:` after the prefix).
     pub(crate) async fn scan_records(
         &self,
+        walk: &dyn DynAdmin,
         cursor: &ScanCursor,
         count: usize,
     ) -> Result<ScanPage, SessionError> {
-        let mut page = self
-            .store
+        let mut page = walk
             .scan(&self.config.key_prefix, cursor, count)
             .await
             .map_err(|err| self.unscoped_failure(err, "walk the records"))?;
@@ -43,9 +43,12 @@ impl Engine {
     }
 
     /// What `key` holds, untouched.
-    pub(crate) async fn inspect_key(&self, key: &str) -> Result<Option<StoredEntry>, SessionError> {
-        self.store
-            .inspect(key)
+    pub(crate) async fn inspect_key(
+        &self,
+        walk: &dyn DynAdmin,
+        key: &str,
+    ) -> Result<Option<StoredEntry>, SessionError> {
+        walk.inspect(key)
             .await
             .map_err(|err| self.unscoped_failure(err, "inspect a record"))
     }
@@ -96,8 +99,9 @@ impl Engine {
             .and_then(|bytes| Record::decode_any(bytes).ok())
             .and_then(|(record, _)| record.meta_str(record::USER).map(str::to_owned));
         let live = self.end_member(member, current).await?;
-        if let Some(user) = user.filter(|_| self.store.supports_index()) {
-            self.store
+        if let (Some(user), Some(users)) = (user, &self.users) {
+            users
+                .index
                 .index_remove(&self.index_key(&user), member)
                 .await
                 .map_err(|err| self.unscoped_failure(err, "update the index"))?;
@@ -153,20 +157,20 @@ impl Engine {
         let (Some(user), Some(member)) = (user, self.member_of(key)) else {
             return Ok(());
         };
-        if !self.store.supports_index() {
+        let Some(users) = &self.users else {
             return Ok(());
-        }
+        };
         let until = self.index_until(self.now(), ttl);
-        self.store
+        users
+            .index
             .index_add(&self.index_key(&user), member, until)
             .await
             .map_err(|err| self.unscoped_failure(err, "update the index"))
     }
 
     /// Removes expired records now, where the store keeps them.
-    pub(crate) async fn purge_expired(&self) -> Result<u64, SessionError> {
-        self.store
-            .purge_expired()
+    pub(crate) async fn purge_expired(&self, walk: &dyn DynAdmin) -> Result<Option<u64>, SessionError> {
+        walk.purge_expired()
             .await
             .map_err(|err| self.unscoped_failure(err, "purge expired records"))
     }

@@ -7,16 +7,19 @@
 //! `telemetry.rs`.
 
 mod admin;
+pub(crate) mod configured;
+mod pending;
 mod plan;
 mod request;
 mod telemetry;
 mod users;
 
+pub(crate) use pending::{Finish, Pending, SharedState};
 pub(crate) use plan::Plan;
 #[cfg(feature = "actix")]
 pub(crate) use plan::ResponseHeaders;
 pub(crate) use request::RequestState;
-pub(crate) use users::{Client, HANDLE_LEN};
+pub(crate) use users::{Client, UserIndex};
 
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
@@ -109,6 +112,8 @@ pub struct Metrics {
 pub(crate) struct Engine {
     config: SessionConfig,
     store: Arc<dyn DynStore>,
+    /// The index of each user's sessions, when they are kept.
+    users: Option<UserIndex>,
     cookie: CookieWriter,
     signer: Option<Signer>,
     log: LogHasher,
@@ -118,14 +123,14 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    pub(crate) fn new(store: Arc<dyn DynStore>, config: SessionConfig) -> Result<Engine, ConfigError> {
+    pub(crate) fn new(
+        store: Arc<dyn DynStore>,
+        users: Option<UserIndex>,
+        config: SessionConfig,
+    ) -> Result<Engine, ConfigError> {
         config.validate()?;
-        if config.user_sessions.is_some() && !store.supports_index() {
-            return Err(ConfigError::Invalid(
-                "user sessions (SessionConfig::user_sessions) need a store that keeps indexes; \
-                 this one does not"
-                    .into(),
-            ));
+        if let Some(users) = &users {
+            users.settings.validate()?;
         }
         if let Some(secret) = config.secret.as_ref().filter(|s| s.0.len() < 32) {
             tracing::warn!(
@@ -143,6 +148,7 @@ impl Engine {
         Ok(Engine {
             config,
             store,
+            users,
             cookie,
             signer,
             log,
@@ -152,32 +158,30 @@ impl Engine {
         })
     }
 
-    /// An engine on the store `config` names
-    /// ([`SessionConfig::store_type`], `SESSION_TYPE`), which it tries once
-    /// in the background: the log then says at info level which store the
-    /// application reached, or warns that it could not (the application
-    /// starts anyway, and its session requests answer 503 until it can).
-    pub(crate) fn from_config(config: SessionConfig) -> Result<Engine, ConfigError> {
-        let store = crate::store::from_config(&config)?;
-        let engine = Engine::new(store.clone(), config)?;
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let what = engine.config.store.describe();
-            // No session id has this key: '!' is not in the id alphabet.
-            let key = format!("{}startup-check!", engine.config.key_prefix);
-            runtime.spawn(async move {
-                match store.load(&key, None, 1).await {
-                    Ok(_) | Err(StoreError::TooLarge { .. } | StoreError::WrongType) => {
-                        tracing::info!(store = %what, "session store reached");
-                    }
-                    Err(err) => tracing::warn!(
-                        store = %what,
-                        error = %err,
-                        "session store not reached; session requests answer 503 until it is"
-                    ),
+    /// Tries the store once in the background, when there is a runtime:
+    /// the log then says at info level which store the application
+    /// reached, or warns that it could not (the application starts anyway,
+    /// and its session requests answer 503 until it can).
+    pub(crate) fn probe(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let what = self.config.store.describe();
+        // No session id has this key: '!' is not in the id alphabet.
+        let key = format!("{}startup-check!", self.config.key_prefix);
+        let store = self.store.clone();
+        runtime.spawn(async move {
+            match store.load(&key, None, 1).await {
+                Ok(_) | Err(StoreError::TooLarge { .. } | StoreError::WrongType) => {
+                    tracing::info!(store = %what, "session store reached");
                 }
-            });
-        }
-        Ok(engine)
+                Err(err) => tracing::warn!(
+                    store = %what,
+                    error = %err,
+                    "session store not reached; session requests answer 503 until it is"
+                ),
+            }
+        });
     }
 
     pub(crate) fn config(&self) -> &SessionConfig {

@@ -243,7 +243,7 @@ impl RequestState {
                 Fetched::Failed(err) => {
                     self.new_session();
                     let policy = self.engine.config.store_error_policy;
-                    self.phase = if SessionError::Store(err.clone()).fails_request(policy) {
+                    self.phase = if policy.fails_on(&SessionError::Store(err.clone())) {
                         Phase::Failed(err)
                     } else {
                         Phase::Detached
@@ -725,7 +725,7 @@ impl RequestState {
     /// The response's part once the commit is done, or `failure` stopped it.
     fn plan(&self, failure: Option<SessionError>) -> Plan {
         if let Some(err) = failure {
-            if err.fails_request(self.engine.config.store_error_policy) {
+            if self.engine.config.store_error_policy.fails_on(&err) {
                 return Plan::Fail(err.response());
             }
             // Waved through: the response goes out as the handler made it,

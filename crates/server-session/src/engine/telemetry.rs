@@ -147,8 +147,8 @@ mod facade {
         "timeout",
         "not_replicated",
         "wrong_type",
+        "too_large",
         "backend",
-        "unsupported",
     ];
 
     pub(super) const CALL_SECONDS: &str = "server_session_store_call_duration_seconds";
@@ -298,7 +298,7 @@ mod tests {
         telemetry.count(Event::Conflict);
         telemetry.count(Event::Gone);
         telemetry.count(Event::Undecodable);
-        telemetry.store_error(&StoreError::Unsupported("indexes"));
+        telemetry.store_error(&StoreError::WrongType);
         let m = telemetry.metrics();
         assert_eq!(
             (
@@ -329,8 +329,8 @@ mod tests {
                 "not_replicated",
             ),
             (StoreError::WrongType, "wrong_type"),
+            (StoreError::TooLarge { limit: 1 }, "too_large"),
             (StoreError::Backend(io()), "backend"),
-            (StoreError::Unsupported("indexes"), "unsupported"),
         ];
         for (err, kind) in &errors {
             assert_eq!(err.kind(), *kind);

@@ -23,14 +23,12 @@ use sha2::{Digest, Sha256};
 use super::Engine;
 use super::telemetry::{Event, Op};
 use crate::clock::unix_secs;
+use crate::config::UserSessions;
 use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::record::{self, Record};
-use crate::store::{Expect, SaveOutcome, StoreError};
-use crate::users::{SessionHandle, SessionInfo, UserSessions};
-
-/// Characters of a [`SessionHandle`]: 128 bits, base64url.
-pub(crate) const HANDLE_LEN: usize = 22;
+use crate::store::{DynIndex, Expect, SaveOutcome, StoreError};
+use crate::users::{SessionHandle, SessionInfo};
 
 /// Characters of a hashed id: a SHA-256, base64url.
 pub(crate) const HASHED_LEN: usize = 43;
@@ -52,10 +50,16 @@ pub(crate) struct Client {
     pub(crate) address: Option<IpAddr>,
 }
 
+/// The index of each user's sessions, and how it is kept.
+pub(crate) struct UserIndex {
+    pub(crate) settings: UserSessions,
+    pub(crate) index: Arc<dyn DynIndex>,
+}
+
 impl Engine {
     /// The user-session settings, when the layer keeps an index.
     pub(crate) fn user_sessions(&self) -> Option<&UserSessions> {
-        self.config.user_sessions.as_ref()
+        self.users.as_ref().map(|users| &users.settings)
     }
 
     /// Whether adapters should pass [`Client`] details.
@@ -63,8 +67,10 @@ impl Engine {
         self.user_sessions().is_some_and(|u| u.client_details)
     }
 
-    fn index_on(&self) -> Result<&UserSessions, SessionError> {
-        self.user_sessions().ok_or(SessionError::UserSessionsOff)
+    /// The index of users' sessions, or the error of a layer without one.
+    fn index(&self) -> Result<&dyn DynIndex, SessionError> {
+        let users = self.users.as_ref().ok_or(SessionError::UserSessionsOff)?;
+        Ok(users.index.as_ref())
     }
 
     /// What the store calls the session `id`: the id itself, or with hashed
@@ -183,11 +189,11 @@ impl Engine {
         id: &SessionId,
         until: SystemTime,
     ) -> Result<(), SessionError> {
-        if self.user_sessions().is_none() {
+        let Some(users) = &self.users else {
             return Ok(());
-        }
+        };
         let (index, member) = (self.index_key(user), self.member(id));
-        let added = self.store.index_add(&index, &member, until);
+        let added = users.index.index_add(&index, &member, until);
         self.telemetry
             .timed(Op::IndexAdd, added)
             .await
@@ -197,11 +203,11 @@ impl Engine {
     /// Removes the session `id` from `user`'s index. A failure only leaves
     /// a member that listings drop, since its record is gone.
     pub(crate) async fn index_remove(&self, user: &str, id: &SessionId) {
-        if self.user_sessions().is_none() {
+        let Some(users) = &self.users else {
             return;
-        }
+        };
         let (index, member) = (self.index_key(user), self.member(id));
-        let removed = self.store.index_remove(&index, &member);
+        let removed = users.index.index_remove(&index, &member);
         if let Err(err) = self.telemetry.timed(Op::IndexRemove, removed).await {
             self.store_failed(&err, "update the index", id);
         }
@@ -245,9 +251,9 @@ impl Engine {
     }
 
     async fn members(&self, user: &str) -> Result<(String, Vec<(String, SystemTime)>), SessionError> {
-        self.index_on()?;
+        let store = self.index()?;
         let index = self.index_key(user);
-        let members = self.store.index_members(&index, self.now());
+        let members = store.index_members(&index, self.now());
         match self.telemetry.timed(Op::IndexMembers, members).await {
             Ok(members) => Ok((index, members)),
             Err(err) => Err(self.unscoped_failure(err, "list a user's sessions")),
@@ -347,7 +353,7 @@ impl Engine {
                     continue;
                 }
                 revoked += usize::from(self.end_member(&member, bytes).await?);
-                let removed = self.store.index_remove(&index, &member);
+                let removed = self.index()?.index_remove(&index, &member);
                 if let Err(err) = self.telemetry.timed(Op::IndexRemove, removed).await {
                     return Err(self.unscoped_failure(err, "update the index"));
                 }
@@ -456,6 +462,7 @@ fn network(address: IpAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::users::HANDLE_LEN;
 
     #[test]
     fn networks_are_coarse() {

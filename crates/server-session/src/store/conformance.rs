@@ -1,5 +1,7 @@
 //! The contract every [`SessionStore`] must meet, as a test suite that any
-//! store (including yours) can run.
+//! store (including yours) can run: [`run`] for the four calls every store
+//! makes, [`run_index`] for a [`SessionIndex`], [`run_scan`] for a
+//! [`StoreAdmin`].
 //!
 //! ```
 //! use std::time::Duration;
@@ -22,7 +24,7 @@
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
-use super::{Expect, SaveOutcome, SessionStore};
+use super::{Expect, SaveOutcome, SessionIndex, SessionStore, StoreAdmin};
 use crate::id::SessionId;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -270,7 +272,7 @@ where
     }
 }
 
-/// Checks the optional indexes ([`SessionStore::supports_index`]) of
+/// Checks the indexes ([`SessionIndex`]) of
 /// `store`. `now` is the time as the store sees it (its clock, or the system
 /// time); `advance` as for [`run`] (about two seconds in total).
 ///
@@ -294,12 +296,11 @@ where
 /// ```
 pub async fn run_index<S, N, F, Fut>(store: &S, now: N, advance: F)
 where
-    S: SessionStore,
+    S: SessionIndex,
     N: Fn() -> SystemTime,
     F: Fn(Duration) -> Fut,
     Fut: Future<Output = ()>,
 {
-    assert!(store.supports_index(), "the store says it keeps indexes");
     let name = format!("conformance-index:{}", SessionId::generate(12).as_str());
     let index = name.as_str();
     let members = |now: SystemTime| async move {
@@ -365,8 +366,8 @@ where
     assert_eq!(members(now()).await, [], "an index can be emptied");
 }
 
-/// Checks the walk over a store's records ([`SessionStore::scan`]), the
-/// inspection of one ([`SessionStore::inspect`]), and that a purge of
+/// Checks the walk over a store's records ([`StoreAdmin::scan`]), the
+/// inspection of one ([`StoreAdmin::inspect`]), and that a purge of
 /// expired records, where the store has one, leaves live ones; `advance` as
 /// for [`run`] (about two seconds in total).
 ///
@@ -386,7 +387,7 @@ where
 /// ```
 pub async fn run_scan<S, F, Fut>(store: &S, advance: F)
 where
-    S: SessionStore,
+    S: StoreAdmin,
     F: Fn(Duration) -> Fut,
     Fut: Future<Output = ()>,
 {
@@ -494,9 +495,8 @@ where
         None,
         "an expired record is not inspected"
     );
-    match store.purge_expired().await {
-        Ok(_) | Err(super::StoreError::Unsupported(_)) => {}
-        Err(err) => panic!("purge_expired: {err}"),
+    if let Err(err) = store.purge_expired().await {
+        panic!("purge_expired: {err}");
     }
     assert_eq!(
         walk(prefix.clone(), 10).await.len(),

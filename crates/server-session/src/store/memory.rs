@@ -6,7 +6,10 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{Expect, SaveOutcome, ScanCursor, ScanPage, SessionStore, StoreError, StoredEntry, TTL_CEILING};
+use super::{
+    Expect, SaveOutcome, ScanCursor, ScanPage, SessionIndex, SessionStore, StoreAdmin, StoreError,
+    StoredEntry, TTL_CEILING,
+};
 use crate::clock::{Clock, SystemClock};
 
 const SHARDS: usize = 32;
@@ -51,7 +54,7 @@ struct Inner {
     max_entries: usize,
 }
 
-/// The indexes (see [`SessionStore::supports_index`]): off the hot path,
+/// The indexes ([`SessionIndex`]): off the hot path,
 /// so one lock is enough. Expired members are dropped as an index is read,
 /// and all of them at most once a minute on a write.
 #[derive(Default)]
@@ -331,11 +334,9 @@ impl SessionStore for MemoryStore {
         }
         Ok(())
     }
+}
 
-    fn supports_index(&self) -> bool {
-        true
-    }
-
+impl StoreAdmin for MemoryStore {
     /// A page is one shard's live records: `count` is only a hint.
     async fn scan(&self, prefix: &str, cursor: &ScanCursor, _count: usize) -> Result<ScanPage, StoreError> {
         let shard: usize = match cursor.is_start() {
@@ -371,7 +372,7 @@ impl SessionStore for MemoryStore {
 
     /// Expired records are dropped as they are met and by a sweep on
     /// writes; this sweeps every shard now.
-    async fn purge_expired(&self) -> Result<u64, StoreError> {
+    async fn purge_expired(&self) -> Result<Option<u64>, StoreError> {
         let now = self.inner.clock.now();
         let mut purged = 0;
         for index in 0..self.inner.shards.len() {
@@ -380,9 +381,11 @@ impl SessionStore for MemoryStore {
             shard.map.retain(|_, e| e.expires_at > now);
             purged += (before - shard.map.len()) as u64;
         }
-        Ok(purged)
+        Ok(Some(purged))
     }
+}
 
+impl SessionIndex for MemoryStore {
     async fn index_add(&self, index: &str, member: &str, until: SystemTime) -> Result<(), StoreError> {
         let now = self.inner.clock.now();
         let mut indexes = self.indexes();

@@ -6,7 +6,10 @@
 //! [`save`](SessionStore::save) (a conditional write), [`delete`](SessionStore::delete)
 //! and [`touch`](SessionStore::touch). Everything else (merging concurrent
 //! changes, retries, cookies, expiry rules) lives in the engine, once, for
-//! every store. [`conformance`] checks a store against this contract.
+//! every store. Two abilities are traits of their own, for the stores that
+//! have them: [`SessionIndex`] (a user's sessions) and [`StoreAdmin`]
+//! (walking and purging, for operator tools). [`conformance`] checks a store
+//! against each.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -17,13 +20,13 @@ use std::time::{Duration, SystemTime};
 
 use sha1::{Digest, Sha1};
 
-mod configured;
 pub mod conformance;
 pub(crate) mod memory;
 #[cfg(feature = "mysql")]
 pub(crate) mod mysql;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+mod redact;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 mod scan;
@@ -32,7 +35,6 @@ mod sql;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 
-pub(crate) use configured::from_config;
 pub use memory::MemoryStoreBuilder;
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
@@ -40,6 +42,7 @@ pub use mysql::MySqlStoreBuilder;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::PostgresStoreBuilder;
+pub(crate) use redact::redacted_url;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisStoreBuilder;
@@ -161,15 +164,12 @@ pub enum StoreError {
     /// The store answered with an error.
     #[error("session store error: {0}")]
     Backend(#[source] BoxError),
-    /// The store does not implement this optional part of the contract.
-    #[error("the session store does not support {0}")]
-    Unsupported(&'static str),
 }
 
 impl StoreError {
     /// A short fixed name of the error's variant, for metrics labels and
     /// logs: `unavailable`, `timeout`, `not_replicated`, `wrong_type`,
-    /// `too_large`, `backend` or `unsupported`.
+    /// `too_large` or `backend`.
     pub fn kind(&self) -> &'static str {
         match self {
             StoreError::Unavailable(_) => "unavailable",
@@ -178,323 +178,186 @@ impl StoreError {
             StoreError::WrongType => "wrong_type",
             StoreError::TooLarge { .. } => "too_large",
             StoreError::Backend(_) => "backend",
-            StoreError::Unsupported(_) => "unsupported",
         }
     }
 }
 
-/// A session store. Keys arrive complete (prefix and id); values are opaque
-/// bytes; TTLs are whole seconds or more.
-///
-/// Implementations must make each method atomic on its own, and `save` must
-/// check its [`Expect`] and write in one step: this is what keeps concurrent
-/// requests from losing each other's updates.
-///
-/// ```
-/// use server_session::MemoryStore;
-/// use server_session::store::{Expect, SaveOutcome, SessionStore};
-/// use std::time::Duration;
-///
-/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// let store = MemoryStore::new();
-/// let ttl = Duration::from_secs(60);
-/// assert_eq!(store.save("session:a", b"v1", ttl, Expect::Absent).await?, SaveOutcome::Saved);
-/// assert_eq!(store.load("session:a", None, 1024).await?, Some(b"v1".to_vec()));
-/// // A second creation of the same key reports what is there instead.
-/// assert_eq!(
-///     store.save("session:a", b"v2", ttl, Expect::Absent).await?,
-///     SaveOutcome::Conflict(b"v1".to_vec())
-/// );
-/// # Ok::<_, server_session::store::StoreError>(()) }).unwrap();
-/// ```
-pub trait SessionStore: Send + Sync + 'static {
-    /// Reads the record at `key`; with `slide`, also resets its expiry to
-    /// `slide` from now, in the same round trip. A record longer than
-    /// `limit` bytes is [`StoreError::TooLarge`], and the store reads no
-    /// more of it than it must to tell (a store shared by many requests must
-    /// not stall them all transferring one huge record). A key that holds
-    /// something other than bytes is [`StoreError::WrongType`].
-    fn load(
-        &self,
-        key: &str,
-        slide: Option<Duration>,
-        limit: usize,
-    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+/// Declares a store trait, and writes its forwarding once: the same trait
+/// for `Arc<S>`, and an object-safe twin (`$dyn`, every future boxed) with
+/// a blanket impl, so that the engine holds any store without a type
+/// parameter.
+macro_rules! store_trait {
+    (
+        $(#[$doc:meta])*
+        pub trait $name:ident: [$($bound:tt)+] as $dyn:ident {
+            $(
+                $(#[$method_doc:meta])*
+                fn $method:ident(&self $(, $arg:ident: $ty:ty)*) -> $out:ty;
+            )+
+        }
+    ) => {
+        $(#[$doc])*
+        pub trait $name: $($bound)+ {
+            $(
+                $(#[$method_doc])*
+                fn $method<'a>(&'a self $(, $arg: $ty)*) -> impl Future<Output = $out> + Send + 'a;
+            )+
+        }
 
-    /// Writes `value` at `key`, to expire after `ttl`, if `expect` holds. A
-    /// key that holds something other than bytes is not a record: it is a
-    /// `Conflict` for [`Expect::Absent`] and `Gone` for [`Expect::Unchanged`].
-    fn save(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
-        expect: Expect<'_>,
-    ) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send;
+        impl<S: $name> $name for Arc<S> {
+            $(
+                fn $method<'a>(&'a self $(, $arg: $ty)*) -> impl Future<Output = $out> + Send + 'a {
+                    (**self).$method($($arg),*)
+                }
+            )+
+        }
 
-    /// Removes `key`; removing a missing key is not an error.
-    fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+        pub(crate) trait $dyn: Send + Sync + 'static {
+            $(
+                fn $method<'a>(&'a self $(, $arg: $ty)*) -> BoxFuture<'a, $out>;
+            )+
+        }
 
-    /// Resets the expiry of `key` to `ttl` from now, if it exists.
-    fn touch(&self, key: &str, ttl: Duration) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Whether the store keeps indexes: the optional methods below, which
-    /// [`login`](crate::Session::login) and the listing and revocation of a
-    /// user's sessions need. A layer configured with
-    /// [`SessionConfig::user_sessions`](crate::SessionConfig::user_sessions)
-    /// refuses a store without them.
-    ///
-    /// An index is a set of members (session keys without their prefix), each
-    /// with the time until which it counts, under its own key. Members past
-    /// that time are never returned and are dropped as the index is read; the
-    /// index itself disappears once its last member has expired.
-    /// [`conformance::run_index`] checks these methods.
-    fn supports_index(&self) -> bool {
-        false
-    }
-
-    /// Adds `member` to the index at `index`, counting until `until`; a
-    /// member already there gets the new time.
-    fn index_add(
-        &self,
-        index: &str,
-        member: &str,
-        until: SystemTime,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let _ = (index, member, until);
-        async { Err(StoreError::Unsupported("indexes")) }
-    }
-
-    /// Removes `member` from the index at `index`; removing a member that is
-    /// not there is not an error.
-    fn index_remove(&self, index: &str, member: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let _ = (index, member);
-        async { Err(StoreError::Unsupported("indexes")) }
-    }
-
-    /// The members of the index at `index` that still count at `now`, with
-    /// their times, in no particular order. Members that no longer count are
-    /// removed.
-    fn index_members(
-        &self,
-        index: &str,
-        now: SystemTime,
-    ) -> impl Future<Output = Result<Vec<(String, SystemTime)>, StoreError>> + Send {
-        let _ = (index, now);
-        async { Err(StoreError::Unsupported("indexes")) }
-    }
-
-    /// One page of a walk over the records whose keys start with `prefix`,
-    /// for operator tools (optional): about `count` keys from `cursor`
-    /// ([`ScanCursor::start`], then each page's `next` until it is `None`).
-    /// A walk returns every record that exists from its start to its end at
-    /// least once (one that changes meanwhile may come twice), never an
-    /// expired one, and changes nothing. [`conformance::run_scan`] checks it.
-    fn scan(
-        &self,
-        prefix: &str,
-        cursor: &ScanCursor,
-        count: usize,
-    ) -> impl Future<Output = Result<ScanPage, StoreError>> + Send {
-        let _ = (prefix, cursor, count);
-        async { Err(StoreError::Unsupported("walking the records")) }
-    }
-
-    /// What `key` holds and its time to live, if it holds a live record,
-    /// without touching it (optional, for operator tools).
-    fn inspect(&self, key: &str) -> impl Future<Output = Result<Option<StoredEntry>, StoreError>> + Send {
-        let _ = key;
-        async { Err(StoreError::Unsupported("inspecting a record")) }
-    }
-
-    /// Removes the expired records now, for a store that keeps them until a
-    /// cleanup (the SQL stores; optional); returns how many.
-    fn purge_expired(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        async { Err(StoreError::Unsupported("purging expired records")) }
-    }
-}
-
-impl<S: SessionStore> SessionStore for Arc<S> {
-    fn load(
-        &self,
-        key: &str,
-        slide: Option<Duration>,
-        limit: usize,
-    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send {
-        (**self).load(key, slide, limit)
-    }
-
-    fn save(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
-        expect: Expect<'_>,
-    ) -> impl Future<Output = Result<SaveOutcome, StoreError>> + Send {
-        (**self).save(key, value, ttl, expect)
-    }
-
-    fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).delete(key)
-    }
-
-    fn touch(&self, key: &str, ttl: Duration) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).touch(key, ttl)
-    }
-
-    fn supports_index(&self) -> bool {
-        (**self).supports_index()
-    }
-
-    fn index_add(
-        &self,
-        index: &str,
-        member: &str,
-        until: SystemTime,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).index_add(index, member, until)
-    }
-
-    fn index_remove(&self, index: &str, member: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).index_remove(index, member)
-    }
-
-    fn index_members(
-        &self,
-        index: &str,
-        now: SystemTime,
-    ) -> impl Future<Output = Result<Vec<(String, SystemTime)>, StoreError>> + Send {
-        (**self).index_members(index, now)
-    }
-
-    fn scan(
-        &self,
-        prefix: &str,
-        cursor: &ScanCursor,
-        count: usize,
-    ) -> impl Future<Output = Result<ScanPage, StoreError>> + Send {
-        (**self).scan(prefix, cursor, count)
-    }
-
-    fn inspect(&self, key: &str) -> impl Future<Output = Result<Option<StoredEntry>, StoreError>> + Send {
-        (**self).inspect(key)
-    }
-
-    fn purge_expired(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        (**self).purge_expired()
-    }
+        impl<S: $name> $dyn for S {
+            $(
+                fn $method<'a>(&'a self $(, $arg: $ty)*) -> BoxFuture<'a, $out> {
+                    Box::pin($name::$method(self $(, $arg)*))
+                }
+            )+
+        }
+    };
 }
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// The object-safe face of [`SessionStore`], so the engine and the
-/// [`Session`](crate::Session) handle need no type parameter.
-pub(crate) trait DynStore: Send + Sync + 'static {
-    fn load<'a>(
-        &'a self,
-        key: &'a str,
-        slide: Option<Duration>,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
-    fn save<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a [u8],
-        ttl: Duration,
-        expect: Expect<'a>,
-    ) -> BoxFuture<'a, Result<SaveOutcome, StoreError>>;
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
-    fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<(), StoreError>>;
-    fn supports_index(&self) -> bool;
-    fn index_add<'a>(
-        &'a self,
-        index: &'a str,
-        member: &'a str,
-        until: SystemTime,
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
-    fn index_remove<'a>(&'a self, index: &'a str, member: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
-    fn index_members<'a>(
-        &'a self,
-        index: &'a str,
-        now: SystemTime,
-    ) -> BoxFuture<'a, Result<Vec<(String, SystemTime)>, StoreError>>;
-    fn scan<'a>(
-        &'a self,
-        prefix: &'a str,
-        cursor: &'a ScanCursor,
-        count: usize,
-    ) -> BoxFuture<'a, Result<ScanPage, StoreError>>;
-    fn inspect<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<StoredEntry>, StoreError>>;
-    fn purge_expired(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+store_trait! {
+    /// A session store: four calls, each atomic on its own. Keys arrive
+    /// complete (prefix and id); values are opaque bytes; TTLs are whole
+    /// seconds or more. This is all a store needs to serve sessions; the
+    /// indexes behind a user's sessions ([`SessionIndex`]) and the walk an
+    /// operator tool makes ([`StoreAdmin`]) are traits of their own.
+    ///
+    /// `save` must check its [`Expect`] and write in one step: this is what
+    /// keeps concurrent requests from losing each other's updates.
+    /// [`conformance::run`] checks a store against this contract.
+    ///
+    /// ```
+    /// use server_session::MemoryStore;
+    /// use server_session::store::{Expect, SaveOutcome, SessionStore};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let ttl = Duration::from_secs(60);
+    /// assert_eq!(store.save("session:a", b"v1", ttl, Expect::Absent).await?, SaveOutcome::Saved);
+    /// assert_eq!(store.load("session:a", None, 1024).await?, Some(b"v1".to_vec()));
+    /// // A second creation of the same key reports what is there instead.
+    /// assert_eq!(
+    ///     store.save("session:a", b"v2", ttl, Expect::Absent).await?,
+    ///     SaveOutcome::Conflict(b"v1".to_vec())
+    /// );
+    /// # Ok::<_, server_session::store::StoreError>(()) }).unwrap();
+    /// ```
+    pub trait SessionStore: [Send + Sync + 'static] as DynStore {
+        /// Reads the record at `key`; with `slide`, also resets its expiry to
+        /// `slide` from now, in the same round trip. A record longer than
+        /// `limit` bytes is [`StoreError::TooLarge`], and the store reads no
+        /// more of it than it must to tell (a store shared by many requests
+        /// must not stall them all transferring one huge record). A key that
+        /// holds something other than bytes is [`StoreError::WrongType`].
+        fn load(&self, key: &'a str, slide: Option<Duration>, limit: usize) -> Result<Option<Vec<u8>>, StoreError>;
+
+        /// Writes `value` at `key`, to expire after `ttl`, if `expect` holds. A
+        /// key that holds something other than bytes is not a record: it is a
+        /// `Conflict` for [`Expect::Absent`] and `Gone` for [`Expect::Unchanged`].
+        fn save(&self, key: &'a str, value: &'a [u8], ttl: Duration, expect: Expect<'a>) -> Result<SaveOutcome, StoreError>;
+
+        /// Removes `key`; removing a missing key is not an error.
+        fn delete(&self, key: &'a str) -> Result<(), StoreError>;
+
+        /// Resets the expiry of `key` to `ttl` from now, if it exists.
+        fn touch(&self, key: &'a str, ttl: Duration) -> Result<(), StoreError>;
+    }
 }
 
-impl<S: SessionStore> DynStore for S {
-    fn load<'a>(
-        &'a self,
-        key: &'a str,
-        slide: Option<Duration>,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
-        Box::pin(SessionStore::load(self, key, slide, limit))
+store_trait! {
+    /// Indexes kept beside the sessions: what [`Session::login`](crate::Session::login)
+    /// and the listing and revocation of a user's sessions need. Only a
+    /// store with indexes can serve
+    /// [`Sessions::with_user_sessions`](crate::Sessions::with_user_sessions).
+    ///
+    /// An index is a set of members (session keys without their prefix),
+    /// each with the time until which it counts, under its own key. Members
+    /// past that time are never returned and are dropped as the index is
+    /// read; the index itself disappears once its last member has expired.
+    /// [`conformance::run_index`] checks it.
+    pub trait SessionIndex: [SessionStore] as DynIndex {
+        /// Adds `member` to the index at `index`, counting until `until`; a
+        /// member already there gets the new time.
+        fn index_add(&self, index: &'a str, member: &'a str, until: SystemTime) -> Result<(), StoreError>;
+
+        /// Removes `member` from the index at `index`; removing a member that
+        /// is not there is not an error.
+        fn index_remove(&self, index: &'a str, member: &'a str) -> Result<(), StoreError>;
+
+        /// The members of the index at `index` that still count at `now`,
+        /// with their times, in no particular order. Members that no longer
+        /// count are removed.
+        fn index_members(&self, index: &'a str, now: SystemTime) -> Result<Vec<(String, SystemTime)>, StoreError>;
+    }
+}
+
+store_trait! {
+    /// Walking, inspecting and purging the stored records, for operator
+    /// tools ([`Admin`](crate::admin::Admin) and the `server-session`
+    /// command). [`conformance::run_scan`] checks it.
+    pub trait StoreAdmin: [SessionStore] as DynAdmin {
+        /// One page of a walk over the records whose keys start with
+        /// `prefix`: about `count` keys from `cursor`
+        /// ([`ScanCursor::start`], then each page's `next` until it is
+        /// `None`). A walk returns every record that exists from its start
+        /// to its end at least once (one that changes meanwhile may come
+        /// twice), never an expired one, and changes nothing.
+        fn scan(&self, prefix: &'a str, cursor: &'a ScanCursor, count: usize) -> Result<ScanPage, StoreError>;
+
+        /// What `key` holds and its time to live, if it holds a live record,
+        /// without touching it.
+        fn inspect(&self, key: &'a str) -> Result<Option<StoredEntry>, StoreError>;
+
+        /// Removes the expired records now and says how many, for a store
+        /// that keeps them until a cleanup (the SQL stores); `None` for a
+        /// store that expires records by itself.
+        fn purge_expired(&self) -> Result<Option<u64>, StoreError>;
+    }
+}
+
+/// One store, seen through each of the abilities it has.
+#[derive(Clone)]
+pub(crate) struct Abilities {
+    pub(crate) store: Arc<dyn DynStore>,
+    pub(crate) index: Option<Arc<dyn DynIndex>>,
+    pub(crate) admin: Option<Arc<dyn DynAdmin>>,
+}
+
+impl Abilities {
+    /// A store that can serve sessions, and nothing more.
+    pub(crate) fn store<S: SessionStore>(store: &Arc<S>) -> Abilities {
+        Abilities {
+            store: store.clone(),
+            index: None,
+            admin: None,
+        }
     }
 
-    fn save<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a [u8],
-        ttl: Duration,
-        expect: Expect<'a>,
-    ) -> BoxFuture<'a, Result<SaveOutcome, StoreError>> {
-        Box::pin(SessionStore::save(self, key, value, ttl, expect))
+    /// With the indexes of `store`, the same store.
+    pub(crate) fn index<S: SessionIndex>(mut self, store: &Arc<S>) -> Abilities {
+        self.index = Some(store.clone());
+        self
     }
 
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(SessionStore::delete(self, key))
-    }
-
-    fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(SessionStore::touch(self, key, ttl))
-    }
-
-    fn supports_index(&self) -> bool {
-        SessionStore::supports_index(self)
-    }
-
-    fn index_add<'a>(
-        &'a self,
-        index: &'a str,
-        member: &'a str,
-        until: SystemTime,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(SessionStore::index_add(self, index, member, until))
-    }
-
-    fn index_remove<'a>(&'a self, index: &'a str, member: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(SessionStore::index_remove(self, index, member))
-    }
-
-    fn index_members<'a>(
-        &'a self,
-        index: &'a str,
-        now: SystemTime,
-    ) -> BoxFuture<'a, Result<Vec<(String, SystemTime)>, StoreError>> {
-        Box::pin(SessionStore::index_members(self, index, now))
-    }
-
-    fn scan<'a>(
-        &'a self,
-        prefix: &'a str,
-        cursor: &'a ScanCursor,
-        count: usize,
-    ) -> BoxFuture<'a, Result<ScanPage, StoreError>> {
-        Box::pin(SessionStore::scan(self, prefix, cursor, count))
-    }
-
-    fn inspect<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<StoredEntry>, StoreError>> {
-        Box::pin(SessionStore::inspect(self, key))
-    }
-
-    fn purge_expired(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(SessionStore::purge_expired(self))
+    /// With the walk of `store`, the same store.
+    pub(crate) fn admin<S: StoreAdmin>(mut self, store: &Arc<S>) -> Abilities {
+        self.admin = Some(store.clone());
+        self
     }
 }

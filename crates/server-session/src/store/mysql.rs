@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool};
 
 use super::sql::{self, Inner, Source, Statements};
-use super::{Expect, SaveOutcome, ScanCursor, ScanPage, SessionStore, StoreError, StoredEntry};
+use super::{Expect, SaveOutcome, ScanCursor, ScanPage, SessionStore, StoreAdmin, StoreError, StoredEntry};
 
 /// Sessions in MySQL 8 or MariaDB 10.5+ (feature `mysql`), in Flask-Session
 /// 0.8's table: `sessions (id INTEGER AUTO_INCREMENT PRIMARY KEY, session_id
@@ -96,10 +96,10 @@ impl MySqlStore {
             None => plain,
         };
         let options = MySqlConnectOptions::from_str(&plain)
-            .map_err(|e| format!("{}: {e}", crate::config::redacted_url(url)));
+            .map_err(|e| format!("{}: {e}", crate::store::redacted_url(url)));
         MySqlStore::with_source(
             Source::Options(options),
-            format!("MySQL at {}", crate::config::redacted_url(url)),
+            format!("MySQL at {}", crate::store::redacted_url(url)),
         )
     }
 

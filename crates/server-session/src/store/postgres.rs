@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use sqlx::postgres::{PgConnectOptions, PgPool};
 
 use super::sql::{self, Inner, Source, Statements};
-use super::{Expect, SaveOutcome, ScanCursor, ScanPage, SessionStore, StoreError, StoredEntry};
+use super::{Expect, SaveOutcome, ScanCursor, ScanPage, SessionStore, StoreAdmin, StoreError, StoredEntry};
 
 /// Sessions in PostgreSQL (feature `postgres`), in Flask-Session 0.8's
 /// table: `sessions (id SERIAL PRIMARY KEY, session_id VARCHAR(255) UNIQUE,
@@ -70,10 +70,10 @@ impl PostgresStore {
     pub fn builder(url: impl AsRef<str>) -> PostgresStoreBuilder {
         let url = url.as_ref();
         let options = PgConnectOptions::from_str(&sql::without_driver(url))
-            .map_err(|e| format!("{}: {e}", crate::config::redacted_url(url)));
+            .map_err(|e| format!("{}: {e}", crate::store::redacted_url(url)));
         PostgresStore::with_source(
             Source::Options(options),
-            format!("PostgreSQL at {}", crate::config::redacted_url(url)),
+            format!("PostgreSQL at {}", crate::store::redacted_url(url)),
         )
     }
 

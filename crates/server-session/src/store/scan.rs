@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 /// Where a walk over a store's records stands
-/// ([`SessionStore::scan`](super::SessionStore::scan)): the start, or a
+/// ([`StoreAdmin::scan`](super::StoreAdmin::scan)): the start, or a
 /// position only the store that handed it out understands.
 ///
 /// ```

@@ -452,7 +452,7 @@ macro_rules! sql_store {
             }
         }
 
-        impl SessionStore for $store {
+        impl StoreAdmin for $store {
             async fn scan(
                 &self,
                 prefix: &str,
@@ -502,10 +502,12 @@ macro_rules! sql_store {
                 Ok(row.map(|(data, left)| Self::entry(key.to_owned(), data, left)))
             }
 
-            async fn purge_expired(&self) -> Result<u64, StoreError> {
-                self.delete_expired().await
+            async fn purge_expired(&self) -> Result<Option<u64>, StoreError> {
+                self.delete_expired().await.map(Some)
             }
+        }
 
+        impl SessionStore for $store {
             async fn load(
                 &self,
                 key: &str,

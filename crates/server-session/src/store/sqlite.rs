@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 
 use super::sql::{self, Inner, Source, Statements};
-use super::{Expect, SaveOutcome, ScanCursor, ScanPage, SessionStore, StoreError, StoredEntry};
+use super::{Expect, SaveOutcome, ScanCursor, ScanPage, SessionStore, StoreAdmin, StoreError, StoredEntry};
 
 /// Sessions in an SQLite database (feature `sqlite`), in Flask-Session 0.8's
 /// table: `sessions (id INTEGER PRIMARY KEY, session_id VARCHAR(255) UNIQUE,

@@ -11,7 +11,10 @@ use redis::{
     Value,
 };
 
-use super::{Expect, SaveOutcome, ScanCursor, ScanPage, SessionStore, StoreError, StoredEntry, TTL_CEILING};
+use super::{
+    Expect, SaveOutcome, ScanCursor, ScanPage, SessionIndex, SessionStore, StoreAdmin, StoreError,
+    StoredEntry, TTL_CEILING,
+};
 use crate::clock::unix_secs;
 
 mod builder;
@@ -563,7 +566,9 @@ impl SessionStore for RedisStore {
             .await
             .map(drop)
     }
+}
 
+impl StoreAdmin for RedisStore {
     async fn scan(&self, prefix: &str, cursor: &ScanCursor, count: usize) -> Result<ScanPage, StoreError> {
         let pattern = scan::pattern(prefix);
         let pattern = pattern.as_str();
@@ -584,13 +589,16 @@ impl SessionStore for RedisStore {
         }
     }
 
-    /// An index is a sorted set scored by the Unix second until which each
-    /// member counts; the set expires with its last member. Every command
-    /// touches the one key, so it runs unchanged on a cluster.
-    fn supports_index(&self) -> bool {
-        true
+    /// Redis expires keys by itself: nothing to purge.
+    async fn purge_expired(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
     }
+}
 
+/// An index is a sorted set scored by the Unix second until which each
+/// member counts; the set expires with its last member. Every command
+/// touches the one key, so it runs unchanged on a cluster.
+impl SessionIndex for RedisStore {
     async fn index_add(&self, index: &str, member: &str, until: SystemTime) -> Result<(), StoreError> {
         // Whole seconds for the key's expiry, milliseconds in the score so
         // that members keep the order they were added in.

@@ -1,11 +1,9 @@
 //! The tracing spans of a request's load and commit: what they tell (the
 //! outcome, the saves tried) and what they never hold (the session id).
 
-mod common;
-
+use crate::common::Logs;
 use axum::Router;
 use axum::routing::get;
-use common::Logs;
 use server_session::{MemoryStore, Session, SessionConfig, SessionError, SessionLayer};
 
 async fn incr(session: Session) -> Result<String, SessionError> {
@@ -28,7 +26,7 @@ async fn logout(session: Session) -> Result<&'static str, SessionError> {
 /// if any.
 async fn send(app: &Router, path: &str, cookie: Option<&str>) -> Option<String> {
     let cookie = cookie.map(|id| format!("session={id}"));
-    let reply = common::get(app, path, cookie.as_deref()).await;
+    let reply = crate::common::get(app, path, cookie.as_deref()).await;
     assert!(reply.status.is_success(), "{path}: {}", reply.status);
     reply.cookie_value()
 }

@@ -1,8 +1,6 @@
 //! Whatever a client sends as cookies, the session layer answers without
 //! panicking: a valid session, or a fresh one.
 
-mod common;
-
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
@@ -50,7 +48,7 @@ proptest! {
                 request = request.header(header::COOKIE, value);
             }
         }
-        let reply = runtime.block_on(common::send(&app, request.body(Body::empty()).unwrap()));
+        let reply = runtime.block_on(crate::common::send(&app, request.body(Body::empty()).unwrap()));
         // Nothing valid was presented, so this is a fresh session.
         prop_assert_eq!(reply.status, 200);
         prop_assert_eq!(reply.body.as_str(), "1");

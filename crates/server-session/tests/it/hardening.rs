@@ -3,13 +3,11 @@
 //! the store would plant them: with the store's own `save` on the memory
 //! store, with a raw client on a real Redis.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::Reply;
 use axum::Router;
 use axum::routing::get;
-use common::Reply;
 use server_session::store::SessionStore;
 use server_session::{MemoryStore, Session, SessionConfig, SessionError, SessionLayer, ValueError};
 
@@ -88,7 +86,7 @@ impl Backend {
     /// What the store holds under `key`, read without the engine.
     async fn raw(&self, key: &str) -> Option<Vec<u8>> {
         match self {
-            Backend::Memory(store) => store.load(key, None, common::LIMIT).await.unwrap(),
+            Backend::Memory(store) => store.load(key, None, crate::common::LIMIT).await.unwrap(),
             #[cfg(feature = "redis")]
             Backend::Redis(_, url) => {
                 let mut raw = redis::Client::open(url.as_str())
@@ -252,7 +250,7 @@ fn routes() -> Router {
 /// would run it.
 async fn on_worker(app: &Router, path: &str, cookie: Option<String>) -> Reply {
     let (app, path) = (app.clone(), path.to_owned());
-    tokio::spawn(async move { common::get(&app, &path, cookie.as_deref()).await })
+    tokio::spawn(async move { crate::common::get(&app, &path, cookie.as_deref()).await })
         .await
         .expect("the request must not bring its task down")
 }
@@ -472,10 +470,16 @@ async fn stores_take_any_ttl_without_panicking() {
         .await;
     assert_eq!(saved.unwrap(), server_session::store::SaveOutcome::Saved);
     store.touch("k", max).await.unwrap();
-    assert!(store.load("k", Some(max), common::LIMIT).await.unwrap().is_some());
+    assert!(
+        store
+            .load("k", Some(max), crate::common::LIMIT)
+            .await
+            .unwrap()
+            .is_some()
+    );
     #[cfg(feature = "redis")]
     {
-        let server = common::redis::TestRedis::shared();
+        let server = crate::common::redis::TestRedis::shared();
         let store = server_session::RedisStore::connect(server.url.as_str())
             .await
             .unwrap();
@@ -487,7 +491,7 @@ async fn stores_take_any_ttl_without_panicking() {
         store.touch(&key, max).await.unwrap();
         assert!(
             store
-                .load(&key, Some(max), common::LIMIT)
+                .load(&key, Some(max), crate::common::LIMIT)
                 .await
                 .unwrap()
                 .is_some()
@@ -499,13 +503,13 @@ async fn stores_take_any_ttl_without_panicking() {
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_key_of_another_type_is_a_fresh_session() {
-    a_key_of_another_type_is_a_fresh_session(&common::redis::TestRedis::shared().url).await;
+    a_key_of_another_type_is_a_fresh_session(&crate::common::redis::TestRedis::shared().url).await;
 }
 
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_valkey_key_of_another_type_is_a_fresh_session() {
-    a_key_of_another_type_is_a_fresh_session(&common::servers::TestValkey::shared().url).await;
+    a_key_of_another_type_is_a_fresh_session(&crate::common::servers::TestValkey::shared().url).await;
 }
 
 /// A key of another type under a session's name is discarded like an
@@ -643,9 +647,9 @@ impl<S: SessionStore + Clone> SessionStore for Faulty<S> {
 /// A store that keeps answering that a new key exists ends the request with
 /// an error after a few draws instead of drawing ids forever.
 async fn creating_a_session_gives_up_when_every_id_is_taken(backend: Backend) {
-    let store = Faulty::every_key_taken(common::Counting::new(backend));
+    let store = Faulty::every_key_taken(crate::common::Counting::new(backend));
     let app = routes().layer(SessionLayer::new(store.clone(), SessionConfig::default()).unwrap());
-    let reply = tokio::time::timeout(Duration::from_secs(5), common::get(&app, "/write", None))
+    let reply = tokio::time::timeout(Duration::from_secs(5), crate::common::get(&app, "/write", None))
         .await
         .expect("the request ends instead of drawing ids forever");
     assert_eq!(reply.status, 500);
@@ -664,7 +668,10 @@ async fn foreign_bytes_in_other_cookies_do_not_hide_the_session() {
         SessionConfig::default().secret([7u8; 32]),
     ] {
         let (app, _) = Backend::memory().app(config);
-        let cookie = common::get(&app, "/write", None).await.cookie_pair().unwrap();
+        let cookie = crate::common::get(&app, "/write", None)
+            .await
+            .cookie_pair()
+            .unwrap();
         for other in [
             &b"x=\xc3\xa9"[..],
             b"x=\xff\xfe",
@@ -682,7 +689,7 @@ async fn foreign_bytes_in_other_cookies_do_not_hide_the_session() {
                 )
                 .body(axum::body::Body::empty())
                 .unwrap();
-            let reply = common::send(&app, request).await;
+            let reply = crate::common::send(&app, request).await;
             assert_eq!(reply.body, "written", "{:?}", String::from_utf8_lossy(&header));
         }
     }
@@ -692,16 +699,19 @@ async fn foreign_bytes_in_other_cookies_do_not_hide_the_session() {
 async fn only_the_first_few_session_cookies_are_checked() {
     let signed = SessionConfig::default().secret([7u8; 32]);
     let (app, _) = Backend::memory().app(signed);
-    let cookie = common::get(&app, "/write", None).await.cookie_pair().unwrap();
+    let cookie = crate::common::get(&app, "/write", None)
+        .await
+        .cookie_pair()
+        .unwrap();
     let forged = |n: usize| {
         let (name, value) = cookie.split_once('=').unwrap();
         let last = if value.ends_with('A') { 'B' } else { 'A' };
         let bad = format!("{name}={}{last}", &value[..value.len() - 1]);
         vec![bad; n].join("; ")
     };
-    let reply = common::get(&app, "/keys", Some(&format!("{}; {cookie}", forged(3)))).await;
+    let reply = crate::common::get(&app, "/keys", Some(&format!("{}; {cookie}", forged(3)))).await;
     assert_eq!(reply.body, "written", "found after three forged candidates");
-    let reply = common::get(&app, "/keys", Some(&format!("{}; {cookie}", forged(4500)))).await;
+    let reply = crate::common::get(&app, "/keys", Some(&format!("{}; {cookie}", forged(4500)))).await;
     assert_eq!(reply.body, "", "not looked for after thousands of forged ones");
 }
 
@@ -815,7 +825,7 @@ fn ids_shorter_than_128_bits_are_refused_and_short_secrets_warned_about() {
     assert!(err.to_string().starts_with("SESSION_ID_LENGTH:"), "{err}");
     SessionLayer::new(MemoryStore::new(), SessionConfig::default().id_length(16)).unwrap();
 
-    let (logs, _guard) = common::Logs::capture();
+    let (logs, _guard) = crate::common::Logs::capture();
     SessionLayer::new(MemoryStore::new(), SessionConfig::default().secret("dev-secret")).unwrap();
     let text = logs.text();
     assert_eq!(text.matches("shorter than 32 bytes").count(), 1, "{text}");
@@ -830,15 +840,21 @@ fn ids_shorter_than_128_bits_are_refused_and_short_secrets_warned_about() {
 async fn cycle_id_survives_a_failed_delete(backend: Backend) {
     let app = routes()
         .layer(SessionLayer::new(Faulty::deletes_fail(backend.clone()), SessionConfig::default()).unwrap());
-    let old = common::get(&app, "/write", None).await.cookie_pair().unwrap();
-    let reply = common::get(&app, "/cycle", Some(&old)).await;
+    let old = crate::common::get(&app, "/write", None)
+        .await
+        .cookie_pair()
+        .unwrap();
+    let reply = crate::common::get(&app, "/cycle", Some(&old)).await;
     assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, "cycled"));
     let new = reply.cookie_pair().unwrap();
     assert_ne!(new, old);
-    assert_eq!(common::get(&app, "/keys", Some(&new)).await.body, "written");
+    assert_eq!(
+        crate::common::get(&app, "/keys", Some(&new)).await.body,
+        "written"
+    );
     for _ in 0..3 {
         assert_eq!(
-            common::get(&app, "/keys", Some(&old)).await.body,
+            crate::common::get(&app, "/keys", Some(&old)).await.body,
             "",
             "the old id is over"
         );
@@ -885,14 +901,16 @@ async fn records_json_cannot_hold_stay_writable(backend: Backend) {
 async fn planted_records_over_the_size_limit_are_discarded(backend: Backend) {
     let (app, layer) = backend.app(SessionConfig::default().max_record_size(1024));
     let (cookie, key) = session();
-    backend.plant(&key, &common::attack::huge_record(5000)).await;
+    backend
+        .plant(&key, &crate::common::attack::huge_record(5000))
+        .await;
     let reply = on_worker(&app, "/keys", Some(cookie.clone())).await;
     assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, ""));
     assert_eq!(backend.raw(&key).await, None, "the record is deleted");
     assert_eq!(layer.metrics().undecodable, 1);
     assert_eq!(layer.metrics().store_errors, 0, "not a store failure");
     let (cookie, key) = session();
-    let fits = common::attack::huge_record(1000);
+    let fits = crate::common::attack::huge_record(1000);
     backend.plant(&key, &fits).await;
     let reply = on_worker(&app, "/keys", Some(cookie)).await;
     assert_eq!(reply.body, "blob,n", "a record within the limit is read");
@@ -906,26 +924,27 @@ async fn planted_records_over_the_size_limit_are_discarded(backend: Backend) {
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_planted_record_stalls_no_one_on_redis() {
-    let server = common::redis::TestRedis::start();
+    let server = crate::common::redis::TestRedis::start();
     a_huge_planted_record_stalls_no_one("redis", &server.url).await;
 }
 
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_planted_record_stalls_no_one_on_valkey() {
-    let server = common::servers::TestValkey::start();
+    let server = crate::common::servers::TestValkey::start();
     a_huge_planted_record_stalls_no_one("valkey", &server.url).await;
 }
 
 #[cfg(feature = "redis")]
 async fn a_huge_planted_record_stalls_no_one(name: &str, url: &str) {
     let store = server_session::RedisStore::connect(url).await.unwrap();
-    let app = common::redis::routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
+    let app =
+        crate::common::redis::routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
     let (cookie, key) = session();
     let mut raw = redis::Client::open(url).unwrap().get_connection().unwrap();
     let _: () = redis::cmd("SET")
         .arg(&key)
-        .arg(common::attack::huge_record(common::attack::HUGE))
+        .arg(crate::common::attack::huge_record(crate::common::attack::HUGE))
         .arg("EX")
         .arg(3600)
         .query(&mut raw)
@@ -938,7 +957,8 @@ async fn a_huge_planted_record_stalls_no_one(name: &str, url: &str) {
             .unwrap()
     };
     let before = sent(&mut raw);
-    let (quiet, attacked, statuses) = common::attack::measure(app, cookie, 10, Duration::from_secs(2)).await;
+    let (quiet, attacked, statuses) =
+        crate::common::attack::measure(app, cookie, 10, Duration::from_secs(2)).await;
     let out = sent(&mut raw) - before;
     println!("{name}: quiet {quiet:?}, attacked {attacked:?}, {out} bytes sent");
     assert_eq!((quiet.failed, attacked.failed), (0, 0), "{attacked:?}");

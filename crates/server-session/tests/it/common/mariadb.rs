@@ -14,7 +14,6 @@ use super::redis::free_port;
 use super::servers::Process;
 
 pub struct TestMariaDb {
-    pub port: u16,
     /// `mysql://test@127.0.0.1:port/test`.
     pub url: String,
     pub process: Process,
@@ -90,7 +89,6 @@ impl TestMariaDb {
         ];
         let process = Process::spawn(&program("mariadbd"), &args, port);
         TestMariaDb {
-            port,
             url: format!("mysql://test@127.0.0.1:{port}/test"),
             process,
             _dir: dir,

@@ -2,12 +2,9 @@
 //! directories: Flask-Session's table and values, expiry and the cleanup,
 //! and the concurrency guarantees through both frameworks.
 
-#[macro_use]
-mod common;
-
 use std::time::{Duration, SystemTime};
 
-use server_session::store::{Expect, SaveOutcome, SessionStore};
+use server_session::store::{Expect, SaveOutcome, SessionStore, StoreAdmin};
 use server_session::{SessionConfig, SessionLayer, SqliteStore};
 use sqlx::Row;
 
@@ -28,8 +25,12 @@ async fn the_table_is_flask_sessions_and_holds_the_same_record() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:///{}", file(&dir));
     let store = SqliteStore::builder(&url).open().await.unwrap();
-    let app = common::redis::routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
-    let cookie = common::get(&app, "/login", None).await.cookie_pair().unwrap();
+    let app =
+        crate::common::redis::routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
+    let cookie = crate::common::get(&app, "/login", None)
+        .await
+        .cookie_pair()
+        .unwrap();
     let id = cookie.split_once('=').unwrap().1;
 
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file(&dir)))
@@ -60,7 +61,7 @@ async fn the_table_is_flask_sessions_and_holds_the_same_record() {
     assert_eq!(row.get::<String, _>(0), format!("session:{id}"));
     assert_eq!(
         row.get::<Vec<u8>, _>(1),
-        common::unhex("83aa5f7065726d616e656e74c3a475736572a5616c696365a16e01"),
+        crate::common::unhex("83aa5f7065726d616e656e74c3a475736572a5616c696365a16e01"),
         "the same bytes as in Redis"
     );
     let expiry: String = row.get(2);
@@ -77,9 +78,12 @@ async fn the_table_is_flask_sessions_and_holds_the_same_record() {
     );
     assert_eq!(expiry.len(), "2026-12-28 09:00:00.000000".len());
 
-    assert_eq!(common::get(&app, "/read", Some(&cookie)).await.body, "alice");
-    assert_eq!(common::get(&app, "/incr", Some(&cookie)).await.body, "2");
-    common::get(&app, "/logout", Some(&cookie)).await;
+    assert_eq!(
+        crate::common::get(&app, "/read", Some(&cookie)).await.body,
+        "alice"
+    );
+    assert_eq!(crate::common::get(&app, "/incr", Some(&cookie)).await.body, "2");
+    crate::common::get(&app, "/logout", Some(&cookie)).await;
     let left: i64 = sqlx::query("SELECT count(*) FROM sessions")
         .fetch_one(&pool)
         .await
@@ -99,7 +103,7 @@ async fn expired_rows_are_never_returned_and_are_deleted_in_batches() {
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file(&dir)))
         .await
         .unwrap();
-    common::sql::expired_rows_are_never_returned_and_are_deleted(
+    crate::common::sql::expired_rows_are_never_returned_and_are_deleted(
         &store,
         async || {
             sqlx::query("UPDATE sessions SET expiry = '2000-01-01 00:00:00.000000' WHERE session_id LIKE 'session:old%'")
@@ -141,9 +145,15 @@ async fn flask_sqlalchemy_names_configure_it() {
         );
     }
     assert!(SessionConfig::from_map([("SESSION_CLEANUP_N_REQUESTS", "None")]).is_ok());
-    let app = common::redis::routes().layer(SessionLayer::from_config(config).unwrap());
-    let cookie = common::get(&app, "/login", None).await.cookie_pair().unwrap();
-    assert_eq!(common::get(&app, "/read", Some(&cookie)).await.body, "alice");
+    let app = crate::common::redis::routes().layer(SessionLayer::from_config(config).unwrap());
+    let cookie = crate::common::get(&app, "/login", None)
+        .await
+        .cookie_pair()
+        .unwrap();
+    assert_eq!(
+        crate::common::get(&app, "/read", Some(&cookie)).await.body,
+        "alice"
+    );
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file(&dir)))
         .await
         .unwrap();
@@ -198,12 +208,19 @@ async fn a_row_without_data_is_no_session() {
         .await
         .unwrap();
     assert_eq!(
-        store.load("session:empty", None, common::LIMIT).await.unwrap(),
+        store
+            .load("session:empty", None, crate::common::LIMIT)
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(
         store
-            .load("session:empty", Some(Duration::from_secs(60)), common::LIMIT)
+            .load(
+                "session:empty",
+                Some(Duration::from_secs(60)),
+                crate::common::LIMIT
+            )
             .await
             .unwrap(),
         None
@@ -237,7 +254,10 @@ async fn a_read_slides_the_expiry_once_it_lags_by_more_than_the_slack() {
         .await
         .unwrap();
     assert_eq!(
-        store.load("session:s", Some(hour), common::LIMIT).await.unwrap(),
+        store
+            .load("session:s", Some(hour), crate::common::LIMIT)
+            .await
+            .unwrap(),
         Some(b"x".to_vec())
     );
     assert!(
@@ -249,7 +269,10 @@ async fn a_read_slides_the_expiry_once_it_lags_by_more_than_the_slack() {
         .await
         .unwrap();
     assert_eq!(
-        store.load("session:s", Some(hour), common::LIMIT).await.unwrap(),
+        store
+            .load("session:s", Some(hour), crate::common::LIMIT)
+            .await
+            .unwrap(),
         Some(b"x".to_vec())
     );
     assert!((3590.0..3601.0).contains(&left().await), "10 min behind: slid");
@@ -275,9 +298,9 @@ async fn a_locked_file_is_unavailable_within_the_timeout() {
         .unwrap();
     sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
     let save = store.save("session:l", b"y", ttl, Expect::Unchanged(b"x"));
-    common::sql::unavailable_within(Duration::from_secs(2), save).await;
+    crate::common::sql::unavailable_within(Duration::from_secs(2), save).await;
     assert_eq!(
-        store.load("session:l", None, common::LIMIT).await.unwrap(),
+        store.load("session:l", None, crate::common::LIMIT).await.unwrap(),
         Some(b"x".to_vec()),
         "reads go on"
     );
@@ -298,7 +321,8 @@ async fn a_locked_file_is_unavailable_within_the_timeout() {
 async fn a_huge_planted_record_stalls_no_one() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::builder(file(&dir)).open().await.unwrap();
-    let app = common::redis::routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
+    let app =
+        crate::common::redis::routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file(&dir)))
         .await
         .unwrap();
@@ -327,7 +351,7 @@ async fn a_huge_planted_record_stalls_no_one() {
             .unwrap()
             .is_some()
     };
-    common::attack::huge_record_stalls_no_one("sqlite", app, plant, exists).await;
+    crate::common::attack::huge_record_stalls_no_one("sqlite", app, plant, exists).await;
 }
 
 /// A row whose `data` is text, not a blob (which neither Flask nor this
@@ -338,7 +362,7 @@ async fn a_row_with_text_data_is_discarded() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::builder(file(&dir)).open().await.unwrap();
     let layer = SessionLayer::new(store, SessionConfig::default()).unwrap();
-    let app = common::redis::routes().layer(layer.clone());
+    let app = crate::common::redis::routes().layer(layer.clone());
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file(&dir)))
         .await
         .unwrap();
@@ -353,7 +377,7 @@ async fn a_row_with_text_data_is_discarded() {
     .await
     .unwrap();
     let cookie = format!("session={id}");
-    let reply = common::get(&app, "/incr", Some(&cookie)).await;
+    let reply = crate::common::get(&app, "/incr", Some(&cookie)).await;
     assert_eq!(
         (reply.status.as_u16(), reply.body.as_str()),
         (200, "1"),
@@ -361,7 +385,7 @@ async fn a_row_with_text_data_is_discarded() {
     );
     let fresh = reply.cookie_pair().unwrap();
     assert_ne!(fresh, cookie, "under a new id");
-    assert_eq!(common::get(&app, "/incr", Some(&fresh)).await.body, "2");
+    assert_eq!(crate::common::get(&app, "/incr", Some(&fresh)).await.body, "2");
     let left: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM sessions WHERE session_id = ?")
         .bind(format!("session:{id}"))
         .fetch_optional(&pool)

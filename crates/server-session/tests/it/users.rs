@@ -3,17 +3,14 @@
 //! requests in flight; through both adapters, on every store that keeps
 //! indexes. Then, on a controllable clock, expiry and the "last seen" cost.
 
-#[macro_use]
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::frameworks::{Framework, Routes, Served, serve};
-use common::{AnyStore, Counting, Reply};
-use server_session::store::SessionStore;
+use crate::common::frameworks::{Framework, Routes, Served, serve_sessions};
+use crate::common::{AnyStore, Counting, Reply};
+use server_session::store::{SessionIndex, SessionStore};
 use server_session::{
-    ConfigError, ManualClock, MemoryStore, Session, SessionConfig, SessionLayer, UserSessions,
+    ConfigError, ManualClock, MemoryStore, Session, SessionConfig, SessionLayer, Sessions, UserSessions,
 };
 use tokio::sync::{Notify, Semaphore};
 
@@ -38,7 +35,7 @@ on_every_framework!(
 );
 
 /// A store the scenarios run on, and whether they run with hashed ids.
-trait Stored: SessionStore + Clone {
+trait Stored: SessionIndex + Clone {
     fn hashes_ids(&self) -> bool {
         false
     }
@@ -115,11 +112,10 @@ fn app<S: Stored>(framework: Framework, store: S, users: UserSessions, extra: Ro
     let store = Counting::new(store);
     let mut routes = routes();
     routes.extend(extra);
-    let config = SessionConfig::default()
-        .user_sessions(users)
-        .hash_ids(store.inner.hashes_ids());
+    let config = SessionConfig::default().hash_ids(store.inner.hashes_ids());
+    let sessions = Sessions::with_user_sessions(store.clone(), config, users).unwrap();
     App {
-        app: Arc::new(serve(framework, store.clone(), config, routes)),
+        app: Arc::new(serve_sessions(framework, sessions, routes)),
         store,
         tag: format!("{:08x}", rand::random::<u32>()),
     }
@@ -177,12 +173,17 @@ impl<S: Stored> App<S> {
     async fn ended(&self, cookie: &str) -> bool {
         let id = cookie.split_once('=').unwrap().1;
         let name = if self.store.inner.hashes_ids() {
-            common::hashed(id)
+            crate::common::hashed(id)
         } else {
             id.to_owned()
         };
         let key = format!("session:{name}");
-        let stored = self.store.inner.load(&key, None, common::LIMIT).await.unwrap();
+        let stored = self
+            .store
+            .inner
+            .load(&key, None, crate::common::LIMIT)
+            .await
+            .unwrap();
         stored.is_none_or(|bytes| bytes == [0x80])
     }
 }
@@ -303,7 +304,7 @@ async fn revocation_wins_over_requests_in_flight<S: Stored>(framework: Framework
     const N: usize = 20;
     let loaded = Arc::new(Semaphore::new(0));
     let release = Arc::new(Notify::new());
-    let slow = common::frameworks::in_flight(loaded.clone(), release.clone());
+    let slow = crate::common::frameworks::in_flight(loaded.clone(), release.clone());
     // Every request in flight is due a "last seen" update too.
     let users = UserSessions::default().seen_interval(Duration::from_secs(1));
     let t = app(framework, store, users, slow);
@@ -328,7 +329,12 @@ async fn revocation_wins_over_requests_in_flight<S: Stored>(framework: Framework
         assert_eq!(t.whoami(cookie).await, "None");
     }
     for key in t.store.saved_keys() {
-        let found = t.store.inner.load(&key, None, common::LIMIT).await.unwrap();
+        let found = t
+            .store
+            .inner
+            .load(&key, None, crate::common::LIMIT)
+            .await
+            .unwrap();
         assert!(
             found.is_none_or(|bytes| bytes.len() <= 1),
             "nothing was recreated under any id"
@@ -387,12 +393,9 @@ async fn logout_and_clear_end_the_binding<S: Stored>(framework: Framework, store
 fn on_clock(users: UserSessions) -> (Served, Counting<AnyStore>, ManualClock) {
     let clock = ManualClock::new();
     let store = Counting::new(AnyStore::open(None, &clock));
-    let config = SessionConfig::default().user_sessions(users).clock(clock.clone());
-    (
-        serve(Framework::Axum, store.clone(), config, routes()),
-        store,
-        clock,
-    )
+    let config = SessionConfig::default().clock(clock.clone());
+    let sessions = Sessions::with_user_sessions(store.clone(), config, users).unwrap();
+    (serve_sessions(Framework::Axum, sessions, routes()), store, clock)
 }
 
 #[tokio::test]
@@ -439,10 +442,10 @@ async fn expired_sessions_leave_the_listing_without_a_cleanup_job() {
 async fn client_details_are_kept_only_when_asked_for() {
     for keep in [false, true] {
         let clock = ManualClock::new();
-        let config = SessionConfig::default()
-            .user_sessions(UserSessions::default().client_details(keep))
-            .clock(clock.clone());
-        let layer = SessionLayer::new(MemoryStore::builder().clock(clock).build(), config).unwrap();
+        let config = SessionConfig::default().clock(clock.clone());
+        let store = MemoryStore::builder().clock(clock).build();
+        let settings = UserSessions::default().client_details(keep);
+        let layer = SessionLayer::from(Sessions::with_user_sessions(store, config, settings).unwrap());
         let users = layer.users();
         let app = axum::Router::new()
             .route(
@@ -458,7 +461,7 @@ async fn client_details_are_kept_only_when_asked_for() {
             ))))
             .body(axum::body::Body::empty())
             .unwrap();
-        let reply = common::send(&app, request).await;
+        let reply = crate::common::send(&app, request).await;
         assert_eq!(reply.status, 200);
         let listed = users.list("kim").await.unwrap();
         if keep {
@@ -474,8 +477,8 @@ async fn client_details_are_kept_only_when_asked_for() {
     }
 }
 
-#[test]
-fn settings_that_cannot_work_are_refused() {
+#[tokio::test]
+async fn settings_that_cannot_work_are_refused() {
     struct NoIndex;
     impl SessionStore for NoIndex {
         async fn load(
@@ -502,16 +505,25 @@ fn settings_that_cannot_work_are_refused() {
             Ok(())
         }
     }
-    let err = SessionLayer::new(
-        NoIndex,
-        SessionConfig::default().user_sessions(UserSessions::default()),
-    )
-    .unwrap_err();
-    assert!(
-        matches!(err, ConfigError::Invalid(ref why) if why.contains("indexes")),
-        "{err}"
-    );
+    // A store without indexes serves sessions; user sessions on it do not
+    // compile (`Sessions::with_user_sessions` takes a `SessionIndex`), and
+    // a configured one is refused when it is built.
     assert!(SessionLayer::new(NoIndex, SessionConfig::default()).is_ok());
+    #[cfg(feature = "sqlite")]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = format!("sqlite:///{}", dir.path().join("s.db").display());
+        let config = SessionConfig::from_map([
+            ("SESSION_TYPE", "sqlalchemy"),
+            ("SQLALCHEMY_DATABASE_URI", uri.as_str()),
+        ])
+        .unwrap();
+        let err = Sessions::from_config_with_user_sessions(config, UserSessions::default()).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Invalid(ref why) if why.contains("indexes")),
+            "{err}"
+        );
+    }
 
     let err = SessionLayer::new(
         MemoryStore::new(),
@@ -528,9 +540,10 @@ fn settings_that_cannot_work_are_refused() {
         "{from_env:?}"
     );
     assert!(SessionConfig::from_map([("SESSION_HASH_IDS", "1")]).is_ok());
-    let err = SessionLayer::new(
+    let err = Sessions::with_user_sessions(
         MemoryStore::new(),
-        SessionConfig::default().user_sessions(UserSessions::default().limit(0)),
+        SessionConfig::default(),
+        UserSessions::default().limit(0),
     )
     .unwrap_err();
     assert!(matches!(err, ConfigError::Invalid(_)));
@@ -563,9 +576,9 @@ async fn without_sliding_reads_last_seen_waits_for_a_write() {
     let store = Counting::new(AnyStore::open(None, &clock));
     let config = SessionConfig::default()
         .refresh_each_request(false)
-        .user_sessions(UserSessions::default())
         .clock(clock.clone());
-    let app = serve(Framework::Axum, store.clone(), config, routes());
+    let sessions = Sessions::with_user_sessions(store.clone(), config, UserSessions::default()).unwrap();
+    let app = serve_sessions(Framework::Axum, sessions, routes());
     let cookie = app.get("/login/mia", None).await.cookie_pair().unwrap();
     clock.advance(Duration::from_secs(600));
     store.take();
@@ -591,7 +604,7 @@ async fn forged_times_are_unknown() {
     rmpv::encode::write_value(&mut bytes, &forged).unwrap();
     let current = store
         .inner
-        .load(&key, None, common::LIMIT)
+        .load(&key, None, crate::common::LIMIT)
         .await
         .unwrap()
         .unwrap();
@@ -619,13 +632,13 @@ async fn forged_times_are_unknown() {
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planted_index_members_do_not_block_revocation_on_redis() {
-    planted_index_members_do_not_block_revocation(&common::redis::TestRedis::start().url).await;
+    planted_index_members_do_not_block_revocation(&crate::common::redis::TestRedis::start().url).await;
 }
 
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planted_index_members_do_not_block_revocation_on_valkey() {
-    planted_index_members_do_not_block_revocation(&common::servers::TestValkey::shared().url).await;
+    planted_index_members_do_not_block_revocation(&crate::common::servers::TestValkey::shared().url).await;
 }
 
 #[cfg(feature = "redis")]
@@ -652,7 +665,10 @@ async fn planted_index_members_do_not_block_revocation(url: &str) {
     run("ZADD", &[index, forever, b"planted-huge"]);
     run(
         "SET",
-        &[b"session:planted-huge", &common::attack::huge_record(300_000)],
+        &[
+            b"session:planted-huge",
+            &crate::common::attack::huge_record(300_000),
+        ],
     );
 
     let listed = t.get("/sessions", Some(&a)).await;
@@ -685,15 +701,11 @@ async fn planted_index_members_do_not_block_revocation(url: &str) {
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn a_record_put_back_with_an_absurd_ttl_leaves_no_index_without_expiry() {
-    let server = common::redis::TestRedis::start();
+    let server = crate::common::redis::TestRedis::start();
     let store = server_session::RedisStore::connect(server.url.as_str())
         .await
         .unwrap();
-    let admin = server_session::admin::Admin::new(
-        store,
-        SessionConfig::default().user_sessions(UserSessions::default()),
-    )
-    .unwrap();
+    let admin = server_session::admin::Admin::with_user_sessions(store, SessionConfig::default()).unwrap();
     let key = format!("session:{}", "k".repeat(43));
     // {"_ss_user": "zoe"}
     let record = b"\x81\xa8_ss_user\xa3zoe".to_vec();

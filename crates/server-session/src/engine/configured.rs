@@ -2,19 +2,32 @@
 
 use std::sync::Arc;
 
-use super::DynStore;
-use super::memory::MemoryStore;
 use crate::config::{ConfigError, RedisSettings, SessionConfig, SqlSettings, StoreType};
+use crate::store::memory::MemoryStore;
+use crate::store::{Abilities, SessionIndex, StoreAdmin};
 
 /// Builds the store `config` names: memory by default (on the
 /// configuration's clock), Redis (feature `redis`) or SQLite (feature
 /// `sqlite`), which connect on first use.
-pub(crate) fn from_config(config: &SessionConfig) -> Result<Arc<dyn DynStore>, ConfigError> {
+pub(crate) fn abilities(config: &SessionConfig) -> Result<Abilities, ConfigError> {
     Ok(match &config.store {
-        StoreType::Memory => Arc::new(MemoryStore::builder().clock(config.clock.0.clone()).build()),
+        StoreType::Memory => full(MemoryStore::builder().clock(config.clock.0.clone()).build()),
         StoreType::Redis(settings) => redis(settings)?,
         StoreType::Sql(settings) => sql(settings)?,
     })
+}
+
+/// A store with every ability: sessions, indexes and the walk.
+fn full<S: SessionIndex + StoreAdmin>(store: S) -> Abilities {
+    let store = Arc::new(store);
+    Abilities::store(&store).index(&store).admin(&store)
+}
+
+/// A store that serves sessions and can be walked, with no indexes.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+fn walkable<S: StoreAdmin>(store: S) -> Abilities {
+    let store = Arc::new(store);
+    Abilities::store(&store).admin(&store)
 }
 
 /// An SQL store's builder with the timeout and slack `settings` give, if
@@ -35,10 +48,10 @@ macro_rules! sql_tuning {
 
 /// The SQL store `settings` name: SQLite, PostgreSQL or MySQL, by the URL's
 /// scheme.
-fn sql(settings: &SqlSettings) -> Result<Arc<dyn DynStore>, ConfigError> {
+fn sql(settings: &SqlSettings) -> Result<Abilities, ConfigError> {
     let invalid = |expected: String| ConfigError::InvalidValue {
         key: "SQLALCHEMY_DATABASE_URI".into(),
-        value: crate::config::redacted_url(&settings.url),
+        value: crate::store::redacted_url(&settings.url),
         expected,
     };
     match settings.url.split([':', '+']).next().unwrap_or_default() {
@@ -53,31 +66,28 @@ fn sql(settings: &SqlSettings) -> Result<Arc<dyn DynStore>, ConfigError> {
 
 /// The error for a URL whose store this build leaves out.
 #[cfg(not(all(feature = "sqlite", feature = "postgres", feature = "mysql")))]
-fn missing(feature: &str) -> Result<Arc<dyn DynStore>, ConfigError> {
+fn missing(feature: &str) -> Result<Abilities, ConfigError> {
     Err(ConfigError::Invalid(format!(
         "SESSION_TYPE=sqlalchemy with this URL needs server-session's `{feature}` cargo feature"
     )))
 }
 
 #[cfg(feature = "sqlite")]
-fn sqlite(
-    settings: &SqlSettings,
-    invalid: impl Fn(String) -> ConfigError,
-) -> Result<Arc<dyn DynStore>, ConfigError> {
+fn sqlite(settings: &SqlSettings, invalid: impl Fn(String) -> ConfigError) -> Result<Abilities, ConfigError> {
     if settings.schema.is_some() {
         return Err(invalid(
             "no SESSION_SQLALCHEMY_SCHEMA with SQLite, which has no schemas".into(),
         ));
     }
-    let builder = super::sqlite::SqliteStore::builder(&settings.url).table(settings.table.clone());
+    let builder = crate::store::sqlite::SqliteStore::builder(&settings.url).table(settings.table.clone());
     let store = sql_tuning!(builder, settings)
         .build()
         .map_err(|err| invalid(format!("a usable SQLite database and table ({err})")))?;
-    Ok(Arc::new(store))
+    Ok(walkable(store))
 }
 
 #[cfg(not(feature = "sqlite"))]
-fn sqlite(_: &SqlSettings, _: impl Fn(String) -> ConfigError) -> Result<Arc<dyn DynStore>, ConfigError> {
+fn sqlite(_: &SqlSettings, _: impl Fn(String) -> ConfigError) -> Result<Abilities, ConfigError> {
     missing("sqlite")
 }
 
@@ -85,45 +95,43 @@ fn sqlite(_: &SqlSettings, _: impl Fn(String) -> ConfigError) -> Result<Arc<dyn 
 fn postgres(
     settings: &SqlSettings,
     invalid: impl Fn(String) -> ConfigError,
-) -> Result<Arc<dyn DynStore>, ConfigError> {
-    let mut builder = super::postgres::PostgresStore::builder(&settings.url).table(settings.table.clone());
+) -> Result<Abilities, ConfigError> {
+    let mut builder =
+        crate::store::postgres::PostgresStore::builder(&settings.url).table(settings.table.clone());
     if let Some(schema) = &settings.schema {
         builder = builder.schema(schema.clone());
     }
     let store = sql_tuning!(builder, settings)
         .build()
         .map_err(|err| invalid(format!("a usable PostgreSQL URL, schema and table ({err})")))?;
-    Ok(Arc::new(store))
+    Ok(walkable(store))
 }
 
 #[cfg(not(feature = "postgres"))]
-fn postgres(_: &SqlSettings, _: impl Fn(String) -> ConfigError) -> Result<Arc<dyn DynStore>, ConfigError> {
+fn postgres(_: &SqlSettings, _: impl Fn(String) -> ConfigError) -> Result<Abilities, ConfigError> {
     missing("postgres")
 }
 
 #[cfg(feature = "mysql")]
-fn mysql(
-    settings: &SqlSettings,
-    invalid: impl Fn(String) -> ConfigError,
-) -> Result<Arc<dyn DynStore>, ConfigError> {
-    let mut builder = super::mysql::MySqlStore::builder(&settings.url).table(settings.table.clone());
+fn mysql(settings: &SqlSettings, invalid: impl Fn(String) -> ConfigError) -> Result<Abilities, ConfigError> {
+    let mut builder = crate::store::mysql::MySqlStore::builder(&settings.url).table(settings.table.clone());
     if let Some(schema) = &settings.schema {
         builder = builder.schema(schema.clone());
     }
     let store = sql_tuning!(builder, settings)
         .build()
         .map_err(|err| invalid(format!("a usable MySQL URL, schema and table ({err})")))?;
-    Ok(Arc::new(store))
+    Ok(walkable(store))
 }
 
 #[cfg(not(feature = "mysql"))]
-fn mysql(_: &SqlSettings, _: impl Fn(String) -> ConfigError) -> Result<Arc<dyn DynStore>, ConfigError> {
+fn mysql(_: &SqlSettings, _: impl Fn(String) -> ConfigError) -> Result<Abilities, ConfigError> {
     missing("mysql")
 }
 
 #[cfg(feature = "redis")]
-fn redis(settings: &RedisSettings) -> Result<Arc<dyn DynStore>, ConfigError> {
-    use super::redis::{RedisStore, url_problem};
+fn redis(settings: &RedisSettings) -> Result<Abilities, ConfigError> {
+    use crate::store::redis::{RedisStore, url_problem};
     let (key, expected, mut builder) = if !settings.cluster.is_empty() {
         let builder = RedisStore::cluster(&settings.cluster);
         (
@@ -185,7 +193,7 @@ fn redis(settings: &RedisSettings) -> Result<Arc<dyn DynStore>, ConfigError> {
             expected,
         }
     })?;
-    Ok(Arc::new(store))
+    Ok(full(store))
 }
 
 /// The TLS settings of `settings` on `builder`: the CA, read from its file,
@@ -193,8 +201,8 @@ fn redis(settings: &RedisSettings) -> Result<Arc<dyn DynStore>, ConfigError> {
 #[cfg(feature = "redis-tls")]
 fn redis_tls(
     settings: &RedisSettings,
-    mut builder: super::redis::RedisStoreBuilder,
-) -> Result<super::redis::RedisStoreBuilder, ConfigError> {
+    mut builder: crate::store::redis::RedisStoreBuilder,
+) -> Result<crate::store::redis::RedisStoreBuilder, ConfigError> {
     if let Some(path) = &settings.tls_ca {
         let pem = std::fs::read(path).map_err(|err| ConfigError::InvalidValue {
             key: "SESSION_REDIS_TLS_CA".into(),
@@ -212,8 +220,8 @@ fn redis_tls(
 #[cfg(all(feature = "redis", not(feature = "redis-tls")))]
 fn redis_tls(
     settings: &RedisSettings,
-    builder: super::redis::RedisStoreBuilder,
-) -> Result<super::redis::RedisStoreBuilder, ConfigError> {
+    builder: crate::store::redis::RedisStoreBuilder,
+) -> Result<crate::store::redis::RedisStoreBuilder, ConfigError> {
     for (set, name) in [
         (settings.tls_ca.is_some(), "SESSION_REDIS_TLS_CA"),
         (
@@ -231,7 +239,7 @@ fn redis_tls(
 }
 
 #[cfg(not(feature = "redis"))]
-fn redis(_: &RedisSettings) -> Result<Arc<dyn DynStore>, ConfigError> {
+fn redis(_: &RedisSettings) -> Result<Abilities, ConfigError> {
     Err(ConfigError::Invalid(
         "SESSION_TYPE=redis needs server-session's `redis` cargo feature".into(),
     ))
@@ -243,7 +251,7 @@ mod tests {
 
     fn refused(pairs: &[(&str, &str)]) -> String {
         let config = SessionConfig::from_map(pairs.iter().copied()).unwrap();
-        match from_config(&config) {
+        match abilities(&config) {
             Err(err) => err.to_string(),
             Ok(_) => panic!("{pairs:?} built a store"),
         }

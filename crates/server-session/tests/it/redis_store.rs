@@ -3,13 +3,11 @@
 //! gets logged.
 #![cfg(feature = "redis")]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::get as request;
+use crate::common::redis::TestRedis;
 use axum::Router;
-use common::get as request;
-use common::redis::TestRedis;
 use server_session::store::{Expect, SaveOutcome};
 use server_session::store::{SessionStore, StoreError};
 use server_session::{RedisStore, SessionConfig, SessionLayer, StoreErrorPolicy};
@@ -17,7 +15,7 @@ use server_session::{RedisStore, SessionConfig, SessionLayer, StoreErrorPolicy};
 const MONTH: i64 = 31 * 24 * 3600;
 
 fn app(store: RedisStore, config: SessionConfig) -> Router {
-    common::redis::routes().layer(SessionLayer::new(store, config).unwrap())
+    crate::common::redis::routes().layer(SessionLayer::new(store, config).unwrap())
 }
 
 /// A store that gives up on an unreachable server after `millis` twice over.
@@ -110,7 +108,7 @@ async fn layout_and_ttl_are_flask_sessions() {
     let key = key_of(&cookie);
     assert_eq!(
         server.get(&key).unwrap(),
-        common::unhex("83aa5f7065726d616e656e74c3a475736572a5616c696365a16e01")
+        crate::common::unhex("83aa5f7065726d616e656e74c3a475736572a5616c696365a16e01")
     );
     assert_eq!(server.ttl(&key), MONTH);
     let _: () = redis::cmd("EXPIRE")
@@ -245,7 +243,10 @@ async fn a_server_that_never_answers_times_out() {
         .unwrap();
     for attempt in 0..3 {
         let started = Instant::now();
-        let err = store.load("session:x", None, common::LIMIT).await.unwrap_err();
+        let err = store
+            .load("session:x", None, crate::common::LIMIT)
+            .await
+            .unwrap_err();
         assert!(
             matches!(err, StoreError::Timeout(_) | StoreError::Unavailable(_)),
             "{err:?}"
@@ -300,7 +301,7 @@ async fn password_acl_user_and_db_from_the_url_or_the_builder() {
         .await;
     let store = store.unwrap();
     assert_eq!(
-        store.load("k", None, common::LIMIT).await.unwrap(),
+        store.load("k", None, crate::common::LIMIT).await.unwrap(),
         None,
         "db 5 is another database"
     );
@@ -360,7 +361,7 @@ async fn conflicts_answer_with_the_current_bytes_in_one_round_trip() {
 
 #[tokio::test]
 async fn errors_are_logged_with_a_hashed_id_never_the_raw_one() {
-    let (logs, _guard) = common::Logs::capture();
+    let (logs, _guard) = crate::common::Logs::capture();
 
     let mut server = TestRedis::start();
     let store = quick_to_fail(server.url.as_str(), 300).build().unwrap();
@@ -395,7 +396,7 @@ async fn rediss_urls_speak_tls() {
     );
     assert_eq!(
         store
-            .load("session:t", Some(ttl), common::LIMIT)
+            .load("session:t", Some(ttl), crate::common::LIMIT)
             .await
             .unwrap()
             .as_deref(),
@@ -422,10 +423,9 @@ async fn rediss_urls_speak_tls() {
 async fn user_sessions_keep_the_cost_contract() {
     let server = TestRedis::start();
     let store = RedisStore::connect(server.url.as_str()).await.unwrap();
-    let config = SessionConfig::default().user_sessions(server_session::UserSessions::default());
-    let layer = SessionLayer::new(store, config).unwrap();
+    let layer = user_sessions_layer(store, SessionConfig::default());
     let users = layer.users();
-    let app = common::redis::routes()
+    let app = crate::common::redis::routes()
         .route(
             "/signin",
             axum::routing::get(|s: server_session::Session| async move {
@@ -501,11 +501,8 @@ async fn user_sessions_keep_the_cost_contract() {
 async fn hashed_ids_leave_no_cookie_at_rest() {
     let server = TestRedis::start();
     let store = RedisStore::connect(server.url.as_str()).await.unwrap();
-    let config = SessionConfig::default()
-        .hash_ids(true)
-        .user_sessions(server_session::UserSessions::default());
-    let layer = SessionLayer::new(store, config).unwrap();
-    let app = common::redis::routes()
+    let layer = user_sessions_layer(store, SessionConfig::default().hash_ids(true));
+    let app = crate::common::redis::routes()
         .route(
             "/signin",
             axum::routing::get(|s: server_session::Session| async move {
@@ -615,7 +612,7 @@ async fn durable_writes_fail_while_the_replica_is_down_and_recover_by_themselves
     assert_eq!(request(&app, "/incr", Some(&cookie)).await.body, "2");
 
     replica.stop();
-    let (logs, _guard) = common::Logs::capture();
+    let (logs, _guard) = crate::common::Logs::capture();
     for _ in 0..2 {
         let started = Instant::now();
         let reply = request(&app, "/incr", Some(&cookie)).await;
@@ -641,4 +638,10 @@ async fn durable_writes_fail_while_the_replica_is_down_and_recover_by_themselves
     wait_for(&in_sync);
     let reply = request(&app, "/incr", Some(&cookie)).await;
     assert_eq!(reply.status, 200, "back by itself");
+}
+
+/// A layer on `store` that keeps an index of each user's sessions.
+fn user_sessions_layer(store: RedisStore, config: SessionConfig) -> SessionLayer {
+    let settings = server_session::UserSessions::default();
+    SessionLayer::from(server_session::Sessions::with_user_sessions(store, config, settings).unwrap())
 }

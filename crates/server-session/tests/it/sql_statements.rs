@@ -4,9 +4,6 @@
 //! it lags by more than the store's slack), two for a change, one for a
 //! creation and one for a logout, on SQLite, PostgreSQL and MySQL (MariaDB).
 
-#[macro_use]
-mod common;
-
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -61,7 +58,7 @@ async fn statements(
     // The log is shared by the tests running at once (each on its own
     // table): never cleared, read from where it stood.
     let start = log().lock().unwrap().len();
-    let response = common::get(app, path, cookie).await;
+    let response = crate::common::get(app, path, cookie).await;
     let ran = log().lock().unwrap()[start..]
         .iter()
         .filter(|text| text.contains(table))
@@ -74,10 +71,10 @@ async fn statements(
 /// one's statements; `exact` is a store on the same table that writes a
 /// slid expiry on every read.
 async fn check<S: SessionStore + Clone>(store: S, exact: S, table: &str) {
-    let app =
-        common::redis::routes().layer(SessionLayer::new(store.clone(), SessionConfig::default()).unwrap());
+    let app = crate::common::redis::routes()
+        .layer(SessionLayer::new(store.clone(), SessionConfig::default()).unwrap());
     // Opens the pool's connection first.
-    common::get(&app, "/login", None).await;
+    crate::common::get(&app, "/login", None).await;
 
     let (ran, _) = statements(&app, table, "/noop", None).await;
     assert_eq!(
@@ -97,13 +94,14 @@ async fn check<S: SessionStore + Clone>(store: S, exact: S, table: &str) {
 
     // Without the refresh, a read leaves the row alone.
     let config = SessionConfig::default().refresh_each_request(false);
-    let app = common::redis::routes().layer(SessionLayer::new(store, config).unwrap());
+    let app = crate::common::redis::routes().layer(SessionLayer::new(store, config).unwrap());
     let (_, cookie) = statements(&app, table, "/login", None).await;
     let (ran, _) = statements(&app, table, "/read", Some(&cookie.unwrap())).await;
     assert_eq!(ran, ["SELECT"], "a read without the refresh");
 
     // A store that slides the expiry on every read writes it every time.
-    let app = common::redis::routes().layer(SessionLayer::new(exact, SessionConfig::default()).unwrap());
+    let app =
+        crate::common::redis::routes().layer(SessionLayer::new(exact, SessionConfig::default()).unwrap());
     let (_, cookie) = statements(&app, table, "/login", None).await;
     let (ran, _) = statements(&app, table, "/read", Some(&cookie.unwrap())).await;
     assert_eq!(ran, ["SELECT", "UPDATE"], "a read that slides the expiry");
@@ -113,7 +111,7 @@ async fn check<S: SessionStore + Clone>(store: S, exact: S, table: &str) {
 async fn sqlite() {
     install();
     let dir = tempfile::tempdir().unwrap();
-    let table = common::unique_table();
+    let table = crate::common::unique_table();
     let file = dir.path().join("s.db").display().to_string();
     let store = SqliteStore::builder(&file)
         .table(table.clone())
@@ -129,8 +127,8 @@ async fn sqlite() {
 #[tokio::test]
 async fn postgres() {
     install();
-    let server = common::postgres::TestPostgres::shared();
-    let table = common::unique_table();
+    let server = crate::common::postgres::TestPostgres::shared();
+    let table = crate::common::unique_table();
     let store = PostgresStore::builder(&server.url)
         .table(table.clone())
         .open()
@@ -145,8 +143,8 @@ async fn postgres() {
 #[tokio::test]
 async fn mysql() {
     install();
-    let server = common::mariadb::TestMariaDb::shared();
-    let table = common::unique_table();
+    let server = crate::common::mariadb::TestMariaDb::shared();
+    let table = crate::common::unique_table();
     let store = MySqlStore::builder(&server.url)
         .table(table.clone())
         .open()

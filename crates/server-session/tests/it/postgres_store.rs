@@ -4,13 +4,10 @@
 //! by Flask's names, and a database that goes away (`tests/concurrency.rs`
 //! runs the concurrency guarantees on it too).
 
-#[macro_use]
-mod common;
-
 use std::time::Duration;
 
-use common::postgres::TestPostgres;
-use common::unique_table as table;
+use crate::common::postgres::TestPostgres;
+use crate::common::unique_table as table;
 use server_session::store::{Expect, SessionStore};
 use server_session::{PostgresStore, SessionConfig, SessionLayer};
 use sqlx::Row;
@@ -42,8 +39,12 @@ async fn the_table_is_flask_sessions_and_holds_the_same_record() {
         .open()
         .await
         .unwrap();
-    let app = common::redis::routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
-    let cookie = common::get(&app, "/login", None).await.cookie_pair().unwrap();
+    let app =
+        crate::common::redis::routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
+    let cookie = crate::common::get(&app, "/login", None)
+        .await
+        .cookie_pair()
+        .unwrap();
     let id = cookie.split_once('=').unwrap().1;
 
     let pool = pool(server).await;
@@ -79,7 +80,7 @@ async fn the_table_is_flask_sessions_and_holds_the_same_record() {
     assert_eq!(row.get::<String, _>(0), format!("session:{id}"));
     assert_eq!(
         row.get::<Vec<u8>, _>(1),
-        common::unhex("83aa5f7065726d616e656e74c3a475736572a5616c696365a16e01"),
+        crate::common::unhex("83aa5f7065726d616e656e74c3a475736572a5616c696365a16e01"),
         "the same bytes as in Redis"
     );
     let left: f64 = row.get(3);
@@ -89,9 +90,12 @@ async fn the_table_is_flask_sessions_and_holds_the_same_record() {
         "a naive UTC time 31 days ahead: {left}"
     );
 
-    assert_eq!(common::get(&app, "/read", Some(&cookie)).await.body, "alice");
-    assert_eq!(common::get(&app, "/incr", Some(&cookie)).await.body, "2");
-    common::get(&app, "/logout", Some(&cookie)).await;
+    assert_eq!(
+        crate::common::get(&app, "/read", Some(&cookie)).await.body,
+        "alice"
+    );
+    assert_eq!(crate::common::get(&app, "/incr", Some(&cookie)).await.body, "2");
+    crate::common::get(&app, "/logout", Some(&cookie)).await;
     let rows: i64 = sqlx::query(&format!("SELECT count(*) FROM \"{name}\""))
         .fetch_one(&pool)
         .await
@@ -111,7 +115,7 @@ async fn expired_rows_are_never_returned_and_are_deleted_in_batches() {
         .await
         .unwrap();
     let pool = pool(server).await;
-    common::sql::expired_rows_are_never_returned_and_are_deleted(
+    crate::common::sql::expired_rows_are_never_returned_and_are_deleted(
         &store,
         async || {
             let old = format!(
@@ -138,9 +142,15 @@ async fn flask_sqlalchemy_names_configure_it() {
         ("SESSION_SQLALCHEMY_TABLE", name.as_str()),
     ])
     .unwrap();
-    let app = common::redis::routes().layer(SessionLayer::from_config(config).unwrap());
-    let cookie = common::get(&app, "/login", None).await.cookie_pair().unwrap();
-    assert_eq!(common::get(&app, "/read", Some(&cookie)).await.body, "alice");
+    let app = crate::common::redis::routes().layer(SessionLayer::from_config(config).unwrap());
+    let cookie = crate::common::get(&app, "/login", None)
+        .await
+        .cookie_pair()
+        .unwrap();
+    assert_eq!(
+        crate::common::get(&app, "/read", Some(&cookie)).await.body,
+        "alice"
+    );
     let rows: i64 = sqlx::query(&format!("SELECT count(*) FROM \"{name}\""))
         .fetch_one(&pool(server).await)
         .await
@@ -163,9 +173,9 @@ async fn a_stopped_database_is_unavailable_within_the_timeout() {
     let ttl = Duration::from_secs(60);
     store.save("session:a", b"x", ttl, Expect::Absent).await.unwrap();
     server.kill();
-    common::sql::unavailable_while_stopped(&store).await;
+    crate::common::sql::unavailable_while_stopped(&store).await;
     server.process.restart();
-    common::sql::back_after_restart(&store).await;
+    crate::common::sql::back_after_restart(&store).await;
 }
 
 /// `SESSION_SQLALCHEMY_SCHEMA` puts the table in that schema.
@@ -185,9 +195,12 @@ async fn a_schema_holds_the_table() {
         ("SESSION_SQLALCHEMY_SCHEMA", "flask"),
     ])
     .unwrap();
-    let app = common::redis::routes().layer(SessionLayer::from_config(config).unwrap());
-    let cookie = common::get(&app, "/login", None).await.cookie_pair().unwrap();
-    assert_eq!(common::get(&app, "/incr", Some(&cookie)).await.body, "2");
+    let app = crate::common::redis::routes().layer(SessionLayer::from_config(config).unwrap());
+    let cookie = crate::common::get(&app, "/login", None)
+        .await
+        .cookie_pair()
+        .unwrap();
+    assert_eq!(crate::common::get(&app, "/incr", Some(&cookie)).await.body, "2");
     let rows: i64 = sqlx::query(&format!("SELECT count(*) FROM flask.\"{name}\""))
         .fetch_one(&pool)
         .await
@@ -210,7 +223,8 @@ async fn a_huge_planted_record_stalls_no_one() {
         .open()
         .await
         .unwrap();
-    let app = common::redis::routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
+    let app =
+        crate::common::redis::routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
     let pool = pool(server).await;
     let plant = async |key: &str, record: Vec<u8>| {
         sqlx::query(&format!(
@@ -231,5 +245,5 @@ async fn a_huge_planted_record_stalls_no_one() {
             .unwrap()
             .is_some()
     };
-    common::attack::huge_record_stalls_no_one("postgres", app, plant, exists).await;
+    crate::common::attack::huge_record_stalls_no_one("postgres", app, plant, exists).await;
 }

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use axum::Router;
 use http::Uri;
 use server_session::store::SessionStore;
-use server_session::{Metrics, Session, SessionConfig, SessionError, SessionLayer, SessionService, Users};
+use server_session::{
+    Metrics, Session, SessionConfig, SessionError, SessionLayer, SessionService, Sessions, Users,
+};
 use tower::Layer;
 
 use super::Reply;
@@ -99,7 +101,6 @@ pub fn in_flight(loaded: Arc<tokio::sync::Semaphore>, release: Arc<tokio::sync::
 
 /// A test app being served.
 pub struct Served {
-    pub framework: Framework,
     target: Target,
     metrics: Box<dyn Fn() -> Metrics + Send + Sync>,
     /// Any user's sessions, from the layer or the middleware.
@@ -137,9 +138,14 @@ pub fn serve(
     config: SessionConfig,
     routes: Routes,
 ) -> Served {
+    serve_sessions(framework, Sessions::new(store, config).unwrap(), routes)
+}
+
+/// `routes` served with `sessions` on `framework`.
+pub fn serve_sessions(framework: Framework, sessions: Sessions, routes: Routes) -> Served {
     match framework {
         Framework::Axum | Framework::AxumAroundRouter => {
-            let layer = SessionLayer::new(store, config).unwrap();
+            let layer = SessionLayer::from(sessions);
             let metrics = {
                 let layer = layer.clone();
                 Box::new(move || layer.metrics())
@@ -149,7 +155,6 @@ pub fn serve(
                 _ => Target::AxumAroundRouter(layer.layer(axum_router(routes))),
             };
             Served {
-                framework,
                 users: layer.users(),
                 target,
                 metrics,
@@ -157,13 +162,12 @@ pub fn serve(
         }
         #[cfg(feature = "actix")]
         Framework::Actix => {
-            let middleware = server_session::SessionMiddleware::new(store, config).unwrap();
+            let middleware = server_session::SessionMiddleware::from(sessions);
             let metrics = {
                 let middleware = middleware.clone();
                 Box::new(move || middleware.metrics())
             };
             Served {
-                framework,
                 users: middleware.users(),
                 target: Target::Actix(actix::Server::start(middleware, routes)),
                 metrics,

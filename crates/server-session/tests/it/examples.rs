@@ -5,9 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-mod common;
-
-use common::client::get;
+use crate::common::client::get;
 
 struct Server {
     child: Child,
@@ -236,7 +234,7 @@ async fn quickstart_serves_its_routes_from_sqlite() {
 /// the database at `url`; returns the table and the `session_id` left.
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 async fn quickstart_routes_in_sql(url: &str) -> (String, String) {
-    let table = common::unique_table();
+    let table = crate::common::unique_table();
     let server = start(
         "quickstart",
         &[
@@ -252,7 +250,7 @@ async fn quickstart_routes_in_sql(url: &str) -> (String, String) {
 #[cfg(all(feature = "postgres", feature = "redis"))]
 #[tokio::test]
 async fn quickstart_serves_its_routes_from_postgres() {
-    let db = common::postgres::TestPostgres::shared();
+    let db = crate::common::postgres::TestPostgres::shared();
     let (table, key) = quickstart_routes_in_sql(&db.url).await;
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     let query = format!("SELECT count(*) FROM \"{table}\" WHERE session_id = $1");
@@ -267,7 +265,7 @@ async fn quickstart_serves_its_routes_from_postgres() {
 #[cfg(all(feature = "mysql", feature = "redis"))]
 #[tokio::test]
 async fn quickstart_serves_its_routes_from_mariadb() {
-    let db = common::mariadb::TestMariaDb::shared();
+    let db = crate::common::mariadb::TestMariaDb::shared();
     let (table, key) = quickstart_routes_in_sql(&db.url).await;
     let pool = sqlx::MySqlPool::connect(&db.url).await.unwrap();
     let query = format!("SELECT count(*) FROM `{table}` WHERE session_id = ?");
@@ -281,7 +279,7 @@ async fn quickstart_serves_its_routes_from_mariadb() {
 
 #[cfg(feature = "redis")]
 async fn quickstart_routes_from_redis(example: &str) {
-    let redis = common::redis::TestRedis::start();
+    let redis = crate::common::redis::TestRedis::start();
     let server = start(
         example,
         &[("SESSION_TYPE", "redis"), ("SESSION_REDIS", &redis.url)],
@@ -369,7 +367,7 @@ fn refuses_a_bad_setting_in_a_sentence(example_name: &str) {
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn redis_explicit_example() {
-    let redis = common::redis::TestRedis::start();
+    let redis = crate::common::redis::TestRedis::start();
     let server = start("redis_explicit", &[("REDIS_URL", &redis.url)]);
     let reply = get(&server.addr, "/", None).await;
     assert_eq!(reply.body, "index");
@@ -385,7 +383,7 @@ async fn redis_explicit_example() {
         .expect("stored under the bruce prefix");
     assert_eq!(
         stored,
-        common::unhex("82aa5f7065726d616e656e74c3a6736563726574a6313233343536")
+        crate::common::unhex("82aa5f7065726d616e656e74c3a6736563726574a6313233343536")
     );
 }
 
@@ -393,7 +391,7 @@ async fn redis_explicit_example() {
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn redis_config_example() {
-    let redis = common::redis::TestRedis::start();
+    let redis = crate::common::redis::TestRedis::start();
     let env = [
         ("SESSION_TYPE", "redis"),
         ("SESSION_REDIS", redis.url.as_str()),

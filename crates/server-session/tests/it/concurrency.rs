@@ -3,14 +3,11 @@
 //! the interleavings (both requests loaded before either commits) instead of
 //! hoping for them.
 
-#[macro_use]
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use common::Counting;
-use common::frameworks::{Framework, Routes, Served, serve};
+use crate::common::Counting;
+use crate::common::frameworks::{Framework, Routes, Served, serve};
 use server_session::store::SessionStore;
 use server_session::{Session, SessionConfig, SessionError};
 use tokio::sync::{Barrier, Notify, Semaphore};
@@ -100,7 +97,7 @@ fn app<S: SessionStore + Clone>(framework: Framework, store: S, routes: Routes) 
 }
 
 /// `GET path` on `app`.
-async fn request(app: &Served, path: &str, cookie: Option<&str>) -> common::Reply {
+async fn request(app: &Served, path: &str, cookie: Option<&str>) -> crate::common::Reply {
     app.get(path, cookie).await
 }
 
@@ -111,7 +108,12 @@ impl<S: SessionStore + Clone> App<S> {
 
     async fn stored(&self, cookie: &str) -> Option<rmpv::Value> {
         let key = format!("session:{}", cookie.split_once('=').unwrap().1);
-        let bytes = self.store.inner.load(&key, None, common::LIMIT).await.unwrap()?;
+        let bytes = self
+            .store
+            .inner
+            .load(&key, None, crate::common::LIMIT)
+            .await
+            .unwrap()?;
         Some(rmpv::decode::read_value(&mut &bytes[..]).unwrap())
     }
 
@@ -234,7 +236,7 @@ async fn in_flight_requests_do_not_resurrect_a_destroyed_session<S: SessionStore
     const N: usize = 20;
     let loaded = Arc::new(Semaphore::new(0));
     let release = Arc::new(Notify::new());
-    let routes = common::frameworks::in_flight(loaded.clone(), release.clone())
+    let routes = crate::common::frameworks::in_flight(loaded.clone(), release.clone())
         .route("/logout", |s: Session, _| async move {
             s.destroy().await.map(|_| "bye".into())
         });
@@ -257,7 +259,12 @@ async fn in_flight_requests_do_not_resurrect_a_destroyed_session<S: SessionStore
     }
     assert_eq!(t.stored(&cookie).await, None, "the session stays destroyed");
     for key in t.store.saved_keys() {
-        let found = t.store.inner.load(&key, None, common::LIMIT).await.unwrap();
+        let found = t
+            .store
+            .inner
+            .load(&key, None, crate::common::LIMIT)
+            .await
+            .unwrap();
         assert_eq!(found, None, "nothing was recreated under any id");
     }
     assert!(t.app.metrics().gone >= 10, "{:?}", t.app.metrics());
@@ -370,11 +377,14 @@ async fn sixty_four_writers_on_two_instances<S: SessionStore + Clone>(one: S, tw
     const EACH: usize = 20;
     let instance = |store: S| {
         let layer = server_session::SessionLayer::new(store, SessionConfig::default()).unwrap();
-        let app = common::redis::routes().layer(layer.clone());
+        let app = crate::common::redis::routes().layer(layer.clone());
         (app, layer)
     };
     let (apps, layers): (Vec<_>, Vec<_>) = [instance(one), instance(two)].into_iter().unzip();
-    let cookie = common::get(&apps[0], "/login", None).await.cookie_pair().unwrap();
+    let cookie = crate::common::get(&apps[0], "/login", None)
+        .await
+        .cookie_pair()
+        .unwrap();
     let started = std::time::Instant::now();
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
@@ -384,7 +394,7 @@ async fn sixty_four_writers_on_two_instances<S: SessionStore + Clone>(one: S, tw
                 let mut slowest = std::time::Duration::ZERO;
                 for _ in 0..EACH {
                     let sent = std::time::Instant::now();
-                    let reply = common::get(&app, "/incr", Some(&cookie)).await;
+                    let reply = crate::common::get(&app, "/incr", Some(&cookie)).await;
                     slowest = slowest.max(sent.elapsed());
                     if reply.status != 200 {
                         failed.push(format!("{} {}", reply.status, reply.body));
@@ -409,9 +419,9 @@ async fn sixty_four_writers_on_two_instances<S: SessionStore + Clone>(one: S, tw
         failed.len()
     );
     assert_eq!(failed, Vec::<String>::new(), "no request fails");
-    let n = common::get(&apps[1], "/read", Some(&cookie)).await;
+    let n = crate::common::get(&apps[1], "/read", Some(&cookie)).await;
     assert_eq!(n.status, 200);
-    let count = common::get(&apps[0], "/incr", Some(&cookie)).await.body;
+    let count = crate::common::get(&apps[0], "/incr", Some(&cookie)).await.body;
     // /login stored n = 1; one more increment to read the count.
     assert_eq!(count, (1 + WRITERS * EACH + 1).to_string(), "no increment lost");
 }
@@ -419,7 +429,7 @@ async fn sixty_four_writers_on_two_instances<S: SessionStore + Clone>(one: S, tw
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_writers_on_two_instances_on_redis() {
-    let server = common::redis::TestRedis::start();
+    let server = crate::common::redis::TestRedis::start();
     let connect = || server_session::RedisStore::connect(server.url.as_str());
     sixty_four_writers_on_two_instances(connect().await.unwrap(), connect().await.unwrap()).await;
 }
@@ -436,8 +446,8 @@ async fn sixty_four_writers_on_two_instances_on_sqlite() {
 #[cfg(all(feature = "postgres", feature = "redis"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_writers_on_two_instances_on_postgres() {
-    let server = common::postgres::TestPostgres::shared();
-    let table = common::unique_table();
+    let server = crate::common::postgres::TestPostgres::shared();
+    let table = crate::common::unique_table();
     let open = || {
         server_session::PostgresStore::builder(&server.url)
             .table(table.clone())
@@ -501,10 +511,13 @@ async fn a_commit_outlasts_thirty_five_conflicts_in_a_row() {
         left: Arc::new(AtomicU8::new(0)),
     };
     let layer = server_session::SessionLayer::new(store.clone(), SessionConfig::default()).unwrap();
-    let app = common::redis::routes().layer(layer.clone());
-    let cookie = common::get(&app, "/login", None).await.cookie_pair().unwrap();
+    let app = crate::common::redis::routes().layer(layer.clone());
+    let cookie = crate::common::get(&app, "/login", None)
+        .await
+        .cookie_pair()
+        .unwrap();
     store.left.store(35, Ordering::Relaxed);
-    let reply = common::get(&app, "/incr", Some(&cookie)).await;
+    let reply = crate::common::get(&app, "/incr", Some(&cookie)).await;
     assert_eq!(
         (reply.status.as_u16(), reply.body.as_str()),
         (200, "2"),

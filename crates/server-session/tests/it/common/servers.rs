@@ -318,13 +318,6 @@ impl TestCluster {
             .collect()
     }
 
-    pub fn node(&self, port: u16) -> &Process {
-        self.nodes
-            .iter()
-            .find(|n| n.port == port)
-            .expect("a node of this cluster")
-    }
-
     /// Every slot served, on every live node's view, and every primary with
     /// a replica in sync.
     pub fn wait_healthy(&self, limit: Duration) {

@@ -1,5 +1,4 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -7,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use axum::body::Body;
 use http::{HeaderMap, Request, StatusCode, header};
 use server_session::MemoryStore;
-use server_session::store::{Expect, Fingerprint, SaveOutcome, SessionStore, StoreError};
+use server_session::store::{Expect, Fingerprint, SaveOutcome, SessionIndex, SessionStore, StoreError};
 use tower::ServiceExt;
 
 /// The record size limit of the tests' own loads.
@@ -133,11 +132,9 @@ impl<S: SessionStore + Clone> SessionStore for Counting<S> {
         self.push(Call::Touch { key: key.into(), ttl });
         self.inner.touch(key, ttl).await
     }
+}
 
-    fn supports_index(&self) -> bool {
-        self.inner.supports_index()
-    }
-
+impl<S: SessionIndex + Clone> SessionIndex for Counting<S> {
     async fn index_add(&self, index: &str, member: &str, until: SystemTime) -> Result<(), StoreError> {
         self.push(Call::Index {
             op: "index_add",
@@ -492,11 +489,9 @@ impl SessionStore for AnyStore {
             AnyStore::Redis(store) => store.touch(key, ttl).await,
         }
     }
+}
 
-    fn supports_index(&self) -> bool {
-        true
-    }
-
+impl SessionIndex for AnyStore {
     async fn index_add(&self, index: &str, member: &str, until: SystemTime) -> Result<(), StoreError> {
         match self {
             AnyStore::Memory(store) => store.index_add(index, member, until).await,

@@ -3,13 +3,11 @@
 //! writes for the same data equals Flask's bytes, and Flask's bytes read back
 //! as the same Rust values.
 
-mod common;
-
 use std::time::Duration;
 
-use common::frameworks::{Framework, Served, serve};
-use common::values;
-use common::{fixtures, hex, unhex};
+use crate::common::frameworks::{Framework, Served, serve};
+use crate::common::values;
+use crate::common::{fixtures, hex, unhex};
 use server_session::store::{Expect, SaveOutcome, SessionStore};
 use server_session::{Format, MemoryStore, SessionConfig, SessionLayer};
 
@@ -19,14 +17,14 @@ fn app<S: SessionStore>(store: S, format: Format, config: SessionConfig) -> Serv
     serve(Framework::Axum, store, config, values::routes(format))
 }
 
-async fn request(app: &Served, path: &str, cookie: Option<&str>) -> common::Reply {
+async fn request(app: &Served, path: &str, cookie: Option<&str>) -> crate::common::Reply {
     app.get(path, cookie).await
 }
 
 async fn stored<S: SessionStore>(store: &S, cookie: &str) -> Vec<u8> {
     let id = cookie.split_once('=').unwrap().1;
     store
-        .load(&format!("session:{id}"), None, common::LIMIT)
+        .load(&format!("session:{id}"), None, crate::common::LIMIT)
         .await
         .unwrap()
         .expect("stored")
@@ -102,7 +100,7 @@ async fn msgpack_non_permanent_values_match_flask_both_ways() {
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn redis_stores_flasks_bytes_both_ways() {
-    let server = common::redis::TestRedis::start();
+    let server = crate::common::redis::TestRedis::start();
     let store = server_session::RedisStore::connect(server.url.as_str())
         .await
         .unwrap();

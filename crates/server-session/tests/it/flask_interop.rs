@@ -15,15 +15,13 @@
 //! PostgreSQL and in MariaDB.
 #![cfg(feature = "redis")]
 
-mod common;
-
 use std::sync::Arc;
 
-use common::client::Jar;
-use common::frameworks::{Framework, Listening, listen};
-use common::python::FlaskApp;
-use common::redis::TestRedis;
-use common::values;
+use crate::common::client::Jar;
+use crate::common::frameworks::{Framework, Listening, listen};
+use crate::common::python::FlaskApp;
+use crate::common::redis::TestRedis;
+use crate::common::values;
 use server_session::{Format, Session, SessionConfig, SessionError};
 use tokio::sync::Notify;
 
@@ -116,7 +114,7 @@ async fn scenario_on(
     let permanent_text = if permanent { "true" } else { "false" };
     let signer = if signing == Signing::Off { "false" } else { "true" };
     // The settings both sides share, by Flask-Session's names.
-    let table = common::unique_table();
+    let table = crate::common::unique_table();
     let store: Vec<(&str, &str)> = match backend {
         Backend::Redis => vec![("SESSION_TYPE", "redis"), ("SESSION_REDIS", redis.url.as_str())],
         Backend::Sqlite => vec![
@@ -159,7 +157,7 @@ async fn scenario_on(
         Format::MessagePack
     };
     let rust = rust_app(framework, config, format).await;
-    let names: Vec<String> = common::client::get(&flask.addr, "/names", None)
+    let names: Vec<String> = crate::common::client::get(&flask.addr, "/names", None)
         .await
         .body
         .split(',')
@@ -189,7 +187,8 @@ async fn scenario_on(
         let reply = browser.get(&rust.addr, &format!("/put/{name}")).await;
         assert_eq!(reply.body, "true", "the Rust app stores {name}");
     }
-    let rust_set_cookie = common::client::get(&rust.addr, "/put/str", browser.header().as_deref()).await;
+    let rust_set_cookie =
+        crate::common::client::get(&rust.addr, "/put/str", browser.header().as_deref()).await;
     let rust_set_cookie = rust_set_cookie
         .set_cookies()
         .first()
@@ -214,7 +213,7 @@ async fn scenario_on(
     browser.get(&rust.addr, "/cycle").await;
     assert_ne!(browser.value, old.value, "a new id");
     assert_eq!(browser.get(&flask_now.addr, "/keys").await.body, keys_before);
-    let stale = common::client::get(&flask_now.addr, "/keys", old.header().as_deref()).await;
+    let stale = crate::common::client::get(&flask_now.addr, "/keys", old.header().as_deref()).await;
     assert_eq!(stale.body, "", "the old cookie finds nothing");
 
     // Flask clears the session; the Rust app sees none.
@@ -222,7 +221,7 @@ async fn scenario_on(
     let cleared = browser.get(&flask_now.addr, "/clear").await;
     assert_eq!(cleared.body, "cleared");
     assert_eq!(browser.value, None, "Flask deleted the cookie");
-    let after = common::client::get(&rust.addr, "/keys", before_clear.header().as_deref()).await;
+    let after = crate::common::client::get(&rust.addr, "/keys", before_clear.header().as_deref()).await;
     assert_eq!(
         after.body, "",
         "the Rust app finds no session under the cleared id"
@@ -238,16 +237,16 @@ async fn scenario_on(
     let loaded = rust.gate.loaded.notified();
     let slow = tokio::spawn({
         let (addr, cookie) = (rust.addr.clone(), cookie.clone());
-        async move { common::client::get(&addr, "/slow_set/from_rust", cookie.as_deref()).await }
+        async move { crate::common::client::get(&addr, "/slow_set/from_rust", cookie.as_deref()).await }
     });
     loaded.await;
     browser.get(&flask_now.addr, "/set/from_flask/flask").await;
     rust.gate.release.notify_one();
     assert_eq!(slow.await.unwrap().body, "ok");
-    let flask_keys = common::client::get(&flask_now.addr, "/keys", cookie.as_deref())
+    let flask_keys = crate::common::client::get(&flask_now.addr, "/keys", cookie.as_deref())
         .await
         .body;
-    let rust_keys = common::client::get(&rust.addr, "/keys", cookie.as_deref())
+    let rust_keys = crate::common::client::get(&rust.addr, "/keys", cookie.as_deref())
         .await
         .body;
     assert_eq!(flask_keys, "first,from_flask,from_rust");
@@ -332,7 +331,7 @@ mod postgres {
     use super::*;
 
     async fn on_postgres(framework: Framework, format: &str, signing: Signing, permanent: bool) {
-        let server = common::postgres::TestPostgres::shared();
+        let server = crate::common::postgres::TestPostgres::shared();
         // SQLAlchemy's name for the driver Flask uses (psycopg2); the Rust
         // app reads the same URL.
         let url = server.url.replace("postgresql://", "postgresql+psycopg2://");
@@ -361,7 +360,7 @@ mod mysql {
     use super::*;
 
     async fn on_mysql(framework: Framework, format: &str, signing: Signing, permanent: bool) {
-        let server = common::mariadb::TestMariaDb::shared();
+        let server = crate::common::mariadb::TestMariaDb::shared();
         let url = server.url.replace("mysql://", "mysql+pymysql://");
         let url: &'static str = Box::leak(url.into_boxed_str());
         scenario_on(Backend::Server(url), framework, format, signing, permanent).await;

@@ -5,13 +5,10 @@
 //! database that goes away (`tests/concurrency.rs` runs the concurrency
 //! guarantees on it too).
 
-#[macro_use]
-mod common;
-
 use std::time::Duration;
 
-use common::mariadb::TestMariaDb;
-use common::unique_table as table;
+use crate::common::mariadb::TestMariaDb;
+use crate::common::unique_table as table;
 use server_session::store::{Expect, SaveOutcome, SessionStore};
 use server_session::{MySqlStore, SessionConfig, SessionLayer};
 use sqlx::Row;
@@ -57,8 +54,12 @@ async fn the_table_is_flask_sessions_and_holds_the_same_record() {
         .open()
         .await
         .unwrap();
-    let app = common::redis::routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
-    let cookie = common::get(&app, "/login", None).await.cookie_pair().unwrap();
+    let app =
+        crate::common::redis::routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
+    let cookie = crate::common::get(&app, "/login", None)
+        .await
+        .cookie_pair()
+        .unwrap();
     let id = cookie.split_once('=').unwrap().1;
 
     let pool = pool(server).await;
@@ -95,7 +96,7 @@ async fn the_table_is_flask_sessions_and_holds_the_same_record() {
     assert_eq!(row.get::<Vec<u8>, _>(0), format!("session:{id}").into_bytes());
     assert_eq!(
         row.get::<Vec<u8>, _>(1),
-        common::unhex("83aa5f7065726d616e656e74c3a475736572a5616c696365a16e01"),
+        crate::common::unhex("83aa5f7065726d616e656e74c3a475736572a5616c696365a16e01"),
         "the same bytes as in Redis"
     );
     let left: i64 = row.get(2);
@@ -105,8 +106,11 @@ async fn the_table_is_flask_sessions_and_holds_the_same_record() {
         "a naive UTC time 31 days ahead: {left}"
     );
 
-    assert_eq!(common::get(&app, "/read", Some(&cookie)).await.body, "alice");
-    assert_eq!(common::get(&app, "/incr", Some(&cookie)).await.body, "2");
+    assert_eq!(
+        crate::common::get(&app, "/read", Some(&cookie)).await.body,
+        "alice"
+    );
+    assert_eq!(crate::common::get(&app, "/incr", Some(&cookie)).await.body, "2");
     // Ids are case-sensitive: the same id in other letters finds nothing.
     let swapped: String = cookie
         .chars()
@@ -119,8 +123,8 @@ async fn the_table_is_flask_sessions_and_holds_the_same_record() {
         })
         .collect();
     let swapped = format!("session={}", swapped.split_once('=').unwrap().1);
-    assert_eq!(common::get(&app, "/read", Some(&swapped)).await.body, "");
-    common::get(&app, "/logout", Some(&cookie)).await;
+    assert_eq!(crate::common::get(&app, "/read", Some(&swapped)).await.body, "");
+    crate::common::get(&app, "/logout", Some(&cookie)).await;
     assert_eq!(count(&pool, &name).await, 0);
 }
 
@@ -149,10 +153,16 @@ async fn a_table_flask_created_first_in_a_schema() {
         ("SESSION_SQLALCHEMY_SCHEMA", "flask"),
     ])
     .unwrap();
-    let app = common::redis::routes().layer(SessionLayer::from_config(config).unwrap());
-    let cookie = common::get(&app, "/login", None).await.cookie_pair().unwrap();
-    assert_eq!(common::get(&app, "/read", Some(&cookie)).await.body, "alice");
-    assert_eq!(common::get(&app, "/incr", Some(&cookie)).await.body, "2");
+    let app = crate::common::redis::routes().layer(SessionLayer::from_config(config).unwrap());
+    let cookie = crate::common::get(&app, "/login", None)
+        .await
+        .cookie_pair()
+        .unwrap();
+    assert_eq!(
+        crate::common::get(&app, "/read", Some(&cookie)).await.body,
+        "alice"
+    );
+    assert_eq!(crate::common::get(&app, "/incr", Some(&cookie)).await.body, "2");
     let rows: i64 = sqlx::query(&format!("SELECT count(*) FROM flask.`{name}`"))
         .fetch_one(&pool)
         .await
@@ -172,7 +182,7 @@ async fn expired_rows_are_never_returned_and_are_deleted_in_batches() {
         .await
         .unwrap();
     let pool = pool(server).await;
-    common::sql::expired_rows_are_never_returned_and_are_deleted(
+    crate::common::sql::expired_rows_are_never_returned_and_are_deleted(
         &store,
         async || {
             let old = format!(
@@ -200,9 +210,15 @@ async fn flask_sqlalchemy_names_configure_it() {
         ("SESSION_SQLALCHEMY_TABLE", name.as_str()),
     ])
     .unwrap();
-    let app = common::redis::routes().layer(SessionLayer::from_config(config).unwrap());
-    let cookie = common::get(&app, "/login", None).await.cookie_pair().unwrap();
-    assert_eq!(common::get(&app, "/read", Some(&cookie)).await.body, "alice");
+    let app = crate::common::redis::routes().layer(SessionLayer::from_config(config).unwrap());
+    let cookie = crate::common::get(&app, "/login", None)
+        .await
+        .cookie_pair()
+        .unwrap();
+    assert_eq!(
+        crate::common::get(&app, "/read", Some(&cookie)).await.body,
+        "alice"
+    );
     assert_eq!(count(&pool(server).await, &name).await, 1);
 }
 
@@ -220,9 +236,9 @@ async fn a_stopped_database_is_unavailable_within_the_timeout() {
     let ttl = Duration::from_secs(60);
     store.save("session:a", b"x", ttl, Expect::Absent).await.unwrap();
     server.kill();
-    common::sql::unavailable_while_stopped(&store).await;
+    crate::common::sql::unavailable_while_stopped(&store).await;
     server.process.restart();
-    common::sql::back_after_restart(&store).await;
+    crate::common::sql::back_after_restart(&store).await;
 }
 
 /// A row lock held elsewhere (a transaction that went to sleep) fails the
@@ -248,7 +264,7 @@ async fn a_held_row_lock_is_unavailable_within_the_timeout() {
     .await
     .unwrap();
     let save = store.save("session:l", b"y", ttl, Expect::Unchanged(b"x"));
-    common::sql::unavailable_within(Duration::from_secs(3), save).await;
+    crate::common::sql::unavailable_within(Duration::from_secs(3), save).await;
     holder.rollback().await.unwrap();
     assert_eq!(
         store

@@ -6,14 +6,12 @@
 //! (`WAIT`).
 #![cfg(feature = "redis")]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::get as request;
-use common::redis::{calls_during, routes};
-use common::servers::{Flavor, TestCluster, TestSentinel, TestValkey, cli};
+use crate::common::get as request;
+use crate::common::redis::{calls_during, routes};
+use crate::common::servers::{Flavor, TestCluster, TestSentinel, TestValkey, cli};
 use server_session::store::StoreError;
 use server_session::{RedisStore, SessionConfig, SessionLayer};
 
@@ -89,7 +87,7 @@ async fn valkey_saves_with_set_ifeq_and_never_a_script() {
 #[tokio::test]
 async fn redis_7_keeps_the_script() {
     let _serial = SERIAL.lock().await;
-    let server = common::redis::TestRedis::start();
+    let server = crate::common::redis::TestRedis::start();
     let store = RedisStore::connect(server.url.as_str()).await.unwrap();
     assert_eq!(store.native_compare_and_set(), Some(false));
 }
@@ -254,7 +252,7 @@ async fn durable_writes_on_a_cluster_wait_on_the_keys_node() {
 #[cfg(feature = "redis-tls")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinels_over_tls_reach_the_primary_over_tls() {
-    let setup = common::servers::TestTlsSentinel::start(true);
+    let setup = crate::common::servers::TestTlsSentinel::start(true);
     let password = setup.password.clone().unwrap();
     let store = RedisStore::sentinel([setup.url()], setup.master.as_str())
         .password(password.as_str())
@@ -289,7 +287,7 @@ async fn sentinels_over_tls_reach_the_primary_over_tls() {
 #[cfg(feature = "redis-tls")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plaintext_primary_behind_tls_sentinels_is_refused() {
-    let setup = common::servers::TestTlsSentinel::start(false);
+    let setup = crate::common::servers::TestTlsSentinel::start(false);
     let builder = || {
         RedisStore::sentinel([setup.url()], setup.master.as_str()).tls_ca_certificate(setup.certs.ca_pem())
     };
@@ -326,7 +324,7 @@ async fn a_cluster_connection_that_answers_nothing_is_replaced() {
         .unwrap();
     let app = routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
     let cookie = request(&app, "/login", None).await.cookie_pair().unwrap();
-    let (logs, _guard) = common::Logs::capture();
+    let (logs, _guard) = crate::common::Logs::capture();
     for port in cluster.primaries() {
         cli(Flavor::Redis, port, &["CLIENT", "PAUSE", "1500", "ALL"]);
     }

@@ -4,14 +4,12 @@
 //! through the axum adapter (with the layer on the routes, and around the
 //! whole router) and through the actix-web one.
 
-mod common;
-
 use std::time::{Duration, SystemTime};
 
+use crate::common::frameworks::{Framework, Routes, Served, serve};
+use crate::common::{AnyStore, Call, Counting, Reply, get as request, hex};
 use axum::Router;
 use axum::routing::get;
-use common::frameworks::{Framework, Routes, Served, serve};
-use common::{AnyStore, Call, Counting, Reply, get as request, hex};
 use server_session::store::{Expect, SessionStore};
 use server_session::{
     ManualClock, MemoryStore, SameSite, Session, SessionConfig, SessionError, SessionLayer,
@@ -66,7 +64,7 @@ macro_rules! on_both_frameworks {
                 $(
                     #[tokio::test]
                     async fn $name() {
-                        let server = super::super::common::redis::TestRedis::shared();
+                        let server = crate::common::redis::TestRedis::shared();
                         let on = On { framework: Framework::Axum, redis: Some(server.url.clone()), hashed: false };
                         super::super::$name(on).await
                     }
@@ -79,7 +77,7 @@ macro_rules! on_both_frameworks {
                 $(
                     #[tokio::test]
                     async fn $name() {
-                        let server = super::super::common::redis::TestRedis::shared();
+                        let server = crate::common::redis::TestRedis::shared();
                         let on = On { framework: Framework::Axum, redis: Some(server.url.clone()), hashed: true };
                         super::super::$name(on).await
                     }
@@ -123,7 +121,7 @@ macro_rules! on_both_frameworks {
                 $(
                     #[tokio::test]
                     async fn $name() {
-                        let server = super::super::common::redis::TestRedis::shared();
+                        let server = crate::common::redis::TestRedis::shared();
                         let on = On { framework: Framework::Actix, redis: Some(server.url.clone()), hashed: false };
                         super::super::$name(on).await
                     }
@@ -247,13 +245,13 @@ impl Harness {
         let id = cookie_pair.split_once('=').unwrap().1;
         let id = id.split('.').next().unwrap();
         let name = if self.hashed {
-            common::hashed(id)
+            crate::common::hashed(id)
         } else {
             id.to_owned()
         };
         self.store
             .inner
-            .load(&format!("session:{name}"), None, common::LIMIT)
+            .load(&format!("session:{name}"), None, crate::common::LIMIT)
             .await
             .unwrap()
     }

@@ -11,12 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-mod common;
-
+use crate::common::Reply;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use common::Reply;
 use http::StatusCode;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use server_session::store::{Expect, SaveOutcome, SessionStore, StoreError};
@@ -140,7 +138,7 @@ fn app(layer: SessionLayer, prometheus: PrometheusHandle, gates: Gates) -> Route
 /// Sends `GET path` with the session `cookie`.
 async fn send(app: &Router, path: &str, cookie: Option<&str>) -> Reply {
     let cookie = cookie.map(|id| format!("session={id}"));
-    common::get(app, path, cookie.as_deref()).await
+    crate::common::get(app, path, cookie.as_deref()).await
 }
 
 /// The session cookie's value a reply set, unless it removed it.
@@ -232,7 +230,9 @@ async fn the_scrape_counts_what_the_layer_counts() {
     ids.extend(session_cookie(&reply));
     assert_eq!(layer.metrics().undecodable, 1);
 
-    // Store failures of every kind: the request answers 503.
+    // Store failures of every kind: the request answers 503 (a record
+    // over the limit or of the wrong type is discarded, and the delete
+    // then fails).
     let failures: [(&str, Failure); 6] = [
         ("unavailable", || {
             StoreError::Unavailable("connection refused".into())
@@ -243,7 +243,7 @@ async fn the_scrape_counts_what_the_layer_counts() {
             required: 1,
         }),
         ("backend", || StoreError::Backend("ERR".into())),
-        ("unsupported", || StoreError::Unsupported("this")),
+        ("too_large", || StoreError::TooLarge { limit: 1 }),
         ("wrong_type", || StoreError::WrongType),
     ];
     for (_, failure) in &failures {
@@ -273,10 +273,11 @@ async fn the_scrape_counts_what_the_layer_counts() {
     };
     assert_eq!(scraped, metrics, "{text}");
     // Every event of the test was counted (the undecodable record once by
-    // its load, once more as a store that answers with the wrong type).
+    // its load, once more each as a store that answers with the wrong type
+    // or with a record over the limit).
     assert!(metrics.loads > 50 && metrics.saves >= 50, "{metrics:?}");
     assert!(metrics.creates >= 3 && metrics.deletes >= 2, "{metrics:?}");
-    assert_eq!(metrics.undecodable, 2, "{metrics:?}");
+    assert_eq!(metrics.undecodable, 3, "{metrics:?}");
     for (kind, _) in &failures {
         let label = format!("kind=\"{kind}\"");
         assert!(

@@ -7,17 +7,16 @@
 //! without a browser, the demo's login: a new CSRF token, and throttled
 //! failures.
 
-#[path = "../examples/accounts.rs"]
+#[path = "../../examples/accounts.rs"]
 #[allow(dead_code)]
 mod accounts;
-mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use server_session::{MemoryStore, SessionConfig, SessionLayer};
+use server_session::{MemoryStore, SessionConfig, SessionLayer, Sessions};
 
 /// A headless browser with a profile of its own.
 async fn browser(driver: &str) -> Client {
@@ -92,19 +91,22 @@ async fn shows_login_form(browser: &Client, site: &str) -> bool {
 async fn two_browsers_list_and_revoke_each_other() {
     let (accounts, passwords) = accounts::Accounts::generate(&["alice", "bob"]);
     let password = passwords[0].1.clone();
-    let layer = SessionLayer::new(
-        MemoryStore::new(),
-        accounts::session_config(SessionConfig::default()),
-    )
-    .unwrap();
+    let layer = SessionLayer::from(
+        Sessions::with_user_sessions(
+            MemoryStore::new(),
+            SessionConfig::default(),
+            accounts::user_sessions(),
+        )
+        .unwrap(),
+    );
     let app = accounts::app(accounts, layer).into_make_service_with_connect_info::<SocketAddr>();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let site = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let port = common::redis::free_port();
+    let port = crate::common::redis::free_port();
     let _driver =
-        common::servers::Process::spawn(Path::new("chromedriver"), &[format!("--port={port}")], port);
+        crate::common::servers::Process::spawn(Path::new("chromedriver"), &[format!("--port={port}")], port);
     let driver = format!("http://127.0.0.1:{port}");
     let a = browser(&driver).await;
     let b = browser(&driver).await;
@@ -142,11 +144,14 @@ async fn two_browsers_list_and_revoke_each_other() {
 /// The demo on the memory store, and the password of alice and of bob.
 fn demo() -> (axum::Router, String, String) {
     let (accounts, passwords) = accounts::Accounts::generate(&["alice", "bob"]);
-    let layer = SessionLayer::new(
-        MemoryStore::new(),
-        accounts::session_config(SessionConfig::default()),
-    )
-    .unwrap();
+    let layer = SessionLayer::from(
+        Sessions::with_user_sessions(
+            MemoryStore::new(),
+            SessionConfig::default(),
+            accounts::user_sessions(),
+        )
+        .unwrap(),
+    );
     let app = accounts::app(accounts, layer);
     (app, passwords[0].1.clone(), passwords[1].1.clone())
 }
@@ -167,7 +172,7 @@ async fn post(
     cookie: &str,
     form: &[(&str, &str)],
     from: Option<SocketAddr>,
-) -> common::Reply {
+) -> crate::common::Reply {
     let body = form
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
@@ -181,12 +186,12 @@ async fn post(
     if let Some(from) = from {
         request.extensions_mut().insert(axum::extract::ConnectInfo(from));
     }
-    common::send(app, request).await
+    crate::common::send(app, request).await
 }
 
 /// A fresh visit: the cookie and the login form's token.
 async fn visit(app: &axum::Router) -> (String, String) {
-    let reply = common::get(app, "/", None).await;
+    let reply = crate::common::get(app, "/", None).await;
     (reply.cookie_pair().unwrap(), token(&reply.body))
 }
 
@@ -204,7 +209,7 @@ async fn login_gives_a_new_csrf_token() {
     let reply = post(&app, "/login", &cookie, &form, None).await;
     assert_eq!(reply.status, 303, "{}", reply.body);
     let cookie = reply.cookie_pair().unwrap();
-    let after = token(&common::get(&app, "/", Some(&cookie)).await.body);
+    let after = token(&crate::common::get(&app, "/", Some(&cookie)).await.body);
     assert_ne!(after, before, "a new token from login on");
     let stale = post(&app, "/logout", &cookie, &[("csrf", before.as_str())], None).await;
     assert_eq!(stale.status, 403, "the token from before login is refused");
