@@ -119,7 +119,9 @@
 //! `ARCHITECTURE.md` describes the engine and the store contract
 //! ([`store::SessionStore`]), `SECURITY.md` what is defended against.
 
-#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod adapters;
