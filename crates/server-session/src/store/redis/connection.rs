@@ -209,17 +209,16 @@ impl Connection {
     /// The shared connection: to the server, the cluster, or the current
     /// primary (found through the Sentinels if not known).
     pub(super) async fn shared(&self) -> RedisResult<Handle> {
-        match &self.topology {
-            Topology::Single { shared, .. } => Ok(Handle::Shared(shared.clone())),
-            Topology::Cluster { shared, .. } if let Some(connection) = known(shared) => {
-                Ok(Handle::Cluster(connection))
-            }
-            Topology::Sentinel(sentinel) if let Some(primary) = sentinel.known_shared() => {
-                Ok(Handle::Shared(primary))
-            }
+        let made = match &self.topology {
+            Topology::Single { shared, .. } => Some(Handle::Shared(shared.clone())),
+            Topology::Cluster { shared, .. } => known(shared).map(Handle::Cluster),
+            Topology::Sentinel(sentinel) => sentinel.known_shared().map(Handle::Shared),
+        };
+        match made {
+            Some(handle) => Ok(handle),
             // Connecting is rare and its future large: boxed, so that every
             // request's future stays small.
-            _ => Box::pin(self.connect()).await,
+            None => Box::pin(self.connect()).await,
         }
     }
 
