@@ -144,6 +144,16 @@ pub mod store;
 mod users;
 mod value;
 
+/// The services [`SessionLayer`] and `SessionMiddleware` wrap around an
+/// application's, and the futures they answer with: named in types, rarely
+/// written.
+pub mod service {
+    #[cfg(feature = "actix")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
+    pub use crate::adapters::actix::SessionMiddlewareService;
+    pub use crate::adapters::tower::{ResponseFuture, SessionService};
+}
+
 /// The `redis` crate this store is built on, for building a
 /// [`Client`](redis::Client) to pass to [`RedisStore::from_client`].
 #[cfg(feature = "redis")]
@@ -151,8 +161,8 @@ mod value;
 pub use ::redis;
 #[cfg(feature = "actix")]
 #[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
-pub use adapters::actix::{SessionMiddleware, SessionMiddlewareService};
-pub use adapters::tower::{ResponseFuture, SessionLayer, SessionService};
+pub use adapters::actix::SessionMiddleware;
+pub use adapters::tower::SessionLayer;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     ConfigError, RedisSettings, SameSite, SessionConfig, SqlSettings, StoreErrorPolicy, StoreType,

@@ -11,9 +11,7 @@ use std::sync::Arc;
 use axum::Router;
 use http::Uri;
 use server_session::store::SessionStore;
-use server_session::{
-    Metrics, Session, SessionConfig, SessionError, SessionLayer, SessionService, Sessions, Users,
-};
+use server_session::{Metrics, Session, SessionConfig, SessionError, SessionLayer, Sessions, Users};
 use tower::Layer;
 
 use super::Reply;
@@ -109,7 +107,7 @@ pub struct Served {
 
 enum Target {
     Axum(Router),
-    AxumAroundRouter(SessionService<Router>),
+    AxumAroundRouter(server_session::service::SessionService<Router>),
     #[cfg(feature = "actix")]
     Actix(actix::Server),
 }
