@@ -79,11 +79,11 @@ impl Database for Sqlite {
     type Store = SqliteStore;
 
     async fn fill(&self, table: &str, rows: u64) {
-        sqlx::query(&format!(
+        sqlx::query(sqlx::AssertSqlSafe(&*format!(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) \
              INSERT INTO \"{table}\" (session_id, data, expiry) \
              SELECT 'session:old' || i, zeroblob(100), {OLD} FROM n"
-        ))
+        )))
         .execute(&self.pool)
         .await
         .unwrap();
@@ -91,7 +91,7 @@ impl Database for Sqlite {
 
     async fn any_expired(&self, table: &str) -> bool {
         let query = format!("SELECT 1 FROM \"{table}\" WHERE expiry <= {OLD} LIMIT 1");
-        sqlx::query(&query)
+        sqlx::query(sqlx::AssertSqlSafe(&*query))
             .fetch_optional(&self.pool)
             .await
             .unwrap()
@@ -114,11 +114,11 @@ impl Database for Postgres {
     type Store = PostgresStore;
 
     async fn fill(&self, table: &str, rows: u64) {
-        sqlx::query(&format!(
+        sqlx::query(sqlx::AssertSqlSafe(&*format!(
             "INSERT INTO \"{table}\" (session_id, data, expiry) \
              SELECT 'session:old' || i, decode(repeat('00', 100), 'hex'), {OLD} \
              FROM generate_series(1, {rows}) i"
-        ))
+        )))
         .execute(&self.pool)
         .await
         .unwrap();
@@ -126,7 +126,7 @@ impl Database for Postgres {
 
     async fn any_expired(&self, table: &str) -> bool {
         let query = format!("SELECT 1 FROM \"{table}\" WHERE expiry <= {OLD} LIMIT 1");
-        sqlx::query(&query)
+        sqlx::query(sqlx::AssertSqlSafe(&*query))
             .fetch_optional(&self.pool)
             .await
             .unwrap()
@@ -152,10 +152,10 @@ impl Database for MariaDb {
 
     async fn fill(&self, table: &str, rows: u64) {
         // MariaDB's sequence engine: `seq_1_to_N` is a table of 1..N.
-        sqlx::query(&format!(
+        sqlx::query(sqlx::AssertSqlSafe(&*format!(
             "INSERT INTO `{table}` (session_id, data, expiry) \
              SELECT CONCAT('session:old', seq), REPEAT(x'00', 100), {OLD} FROM seq_1_to_{rows}"
-        ))
+        )))
         .execute(&self.pool)
         .await
         .unwrap();
@@ -163,7 +163,7 @@ impl Database for MariaDb {
 
     async fn any_expired(&self, table: &str) -> bool {
         let query = format!("SELECT 1 FROM `{table}` WHERE expiry <= {OLD} LIMIT 1");
-        sqlx::query(&query)
+        sqlx::query(sqlx::AssertSqlSafe(&*query))
             .fetch_optional(&self.pool)
             .await
             .unwrap()

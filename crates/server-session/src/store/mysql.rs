@@ -69,12 +69,14 @@ impl MySqlStoreBuilder {
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         use sqlx::Executor;
-                        conn.execute(format!("SET SESSION innodb_lock_wait_timeout = {seconds}").as_str())
-                            .await?;
+                        conn.execute(sql::statement!(
+                            "SET SESSION innodb_lock_wait_timeout = {seconds}"
+                        ))
+                        .await?;
                         // MariaDB's limit on a statement's run time; MySQL
                         // has none for writes, and refuses the name.
                         let _ = conn
-                            .execute(format!("SET SESSION max_statement_time = {fraction}").as_str())
+                            .execute(sql::statement!("SET SESSION max_statement_time = {fraction}"))
                             .await;
                         Ok(())
                     })
@@ -126,32 +128,32 @@ fn statements(schema: Option<&str>, table: &str) -> Result<Statements, StoreErro
         table: table.to_owned(),
         // As SQLAlchemy creates Flask-Session's model on MySQL, but for the
         // collation of `session_id` and the size of `data`.
-        create_table: format!(
+        create_table: sql::statement!(
             "CREATE TABLE IF NOT EXISTS {t} (\n\tid INTEGER NOT NULL AUTO_INCREMENT, \
              \n\tsession_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, \
              \n\tdata MEDIUMBLOB, \n\texpiry DATETIME, \n\tPRIMARY KEY (id), \n\tUNIQUE (session_id)\n)"
         ),
-        select: format!("SELECT {DATA}, {SIZE} FROM {t} WHERE session_id = ? AND expiry > ?"),
-        select_stale: format!(
+        select: sql::statement!("SELECT {DATA}, {SIZE} FROM {t} WHERE session_id = ? AND expiry > ?"),
+        select_stale: sql::statement!(
             "SELECT {DATA}, {SIZE}, CAST(expiry < ? AS SIGNED) FROM {t} WHERE session_id = ? AND expiry > ?"
         ),
-        insert: format!("INSERT INTO {t} (session_id, data, expiry) VALUES (?, ?, ?)"),
-        replace_expired: Some(format!(
+        insert: sql::statement!("INSERT INTO {t} (session_id, data, expiry) VALUES (?, ?, ?)"),
+        replace_expired: Some(sql::statement!(
             "UPDATE {t} SET data = ?, expiry = ? WHERE session_id = ? AND (expiry IS NULL OR expiry <= ?)"
         )),
-        update: format!(
+        update: sql::statement!(
             "UPDATE {t} SET data = ?, expiry = ? WHERE session_id = ? AND data = ? AND expiry > ?"
         ),
-        delete: format!("DELETE FROM {t} WHERE session_id = ?"),
-        touch: format!("UPDATE {t} SET expiry = ? WHERE session_id = ? AND expiry > ?"),
-        max_id: format!("SELECT CAST(max(id) AS SIGNED) FROM {t}"),
-        cleanup: format!("DELETE FROM {t} WHERE id > ? AND id <= ? AND expiry <= ?"),
-        scan: format!(
+        delete: sql::statement!("DELETE FROM {t} WHERE session_id = ?"),
+        touch: sql::statement!("UPDATE {t} SET expiry = ? WHERE session_id = ? AND expiry > ?"),
+        max_id: sql::statement!("SELECT CAST(max(id) AS SIGNED) FROM {t}"),
+        cleanup: sql::statement!("DELETE FROM {t} WHERE id > ? AND id <= ? AND expiry <= ?"),
+        scan: sql::statement!(
             // The binary collation's text comes back as text.
             "SELECT CAST(id AS SIGNED), CONVERT(session_id USING utf8mb4), data, {LEFT} FROM {t} \
              WHERE id > ? AND expiry > ? AND session_id IS NOT NULL ORDER BY id LIMIT ?"
         ),
-        inspect: format!("SELECT data, {LEFT} FROM {t} WHERE session_id = ? AND expiry > ?"),
+        inspect: sql::statement!("SELECT data, {LEFT} FROM {t} WHERE session_id = ? AND expiry > ?"),
     })
 }
 

@@ -102,42 +102,44 @@ fn statements(schema: Option<&str>, table: &str) -> Result<Statements, StoreErro
     Ok(Statements {
         table: table.to_owned(),
         // As SQLAlchemy creates Flask-Session's model on PostgreSQL.
-        create_table: format!(
+        create_table: sql::statement!(
             "CREATE TABLE IF NOT EXISTS {t} (\n\tid SERIAL NOT NULL, \n\tsession_id VARCHAR(255), \
              \n\tdata BYTEA, \n\texpiry TIMESTAMP WITHOUT TIME ZONE, \n\tPRIMARY KEY (id), \
              \n\tUNIQUE (session_id)\n)"
         ),
         // `octet_length` reads a stored value's size, not the value.
-        select: format!(
+        select: sql::statement!(
             "SELECT {DATA}, octet_length(data)::int8 FROM {t} WHERE session_id = $2 AND expiry > $3::timestamp"
         ),
-        select_stale: format!(
+        select_stale: sql::statement!(
             "SELECT {DATA}, octet_length(data)::int8, \
              CASE WHEN expiry < $2::timestamp THEN 1::int8 ELSE 0::int8 END FROM {t} \
              WHERE session_id = $3 AND expiry > $4::timestamp"
         ),
         // Takes the place of an expired row, never of a live one.
-        insert: format!(
+        insert: sql::statement!(
             "INSERT INTO {t} (session_id, data, expiry) VALUES ($1, $2, $3::timestamp) \
              ON CONFLICT (session_id) DO UPDATE SET data = EXCLUDED.data, expiry = EXCLUDED.expiry \
              WHERE {t}.expiry IS NULL OR {t}.expiry <= $4::timestamp"
         ),
         replace_expired: None,
-        update: format!(
+        update: sql::statement!(
             "UPDATE {t} SET data = $1, expiry = $2::timestamp \
              WHERE session_id = $3 AND data = $4 AND expiry > $5::timestamp"
         ),
-        delete: format!("DELETE FROM {t} WHERE session_id = $1"),
-        touch: format!(
+        delete: sql::statement!("DELETE FROM {t} WHERE session_id = $1"),
+        touch: sql::statement!(
             "UPDATE {t} SET expiry = $1::timestamp WHERE session_id = $2 AND expiry > $3::timestamp"
         ),
-        max_id: format!("SELECT max(id)::int8 FROM {t}"),
-        cleanup: format!("DELETE FROM {t} WHERE id > $1 AND id <= $2 AND expiry <= $3::timestamp"),
-        scan: format!(
+        max_id: sql::statement!("SELECT max(id)::int8 FROM {t}"),
+        cleanup: sql::statement!("DELETE FROM {t} WHERE id > $1 AND id <= $2 AND expiry <= $3::timestamp"),
+        scan: sql::statement!(
             "SELECT id::int8, session_id, data, {LEFT} FROM {t} \
              WHERE id > $2 AND expiry > $3::timestamp AND session_id IS NOT NULL ORDER BY id LIMIT $4"
         ),
-        inspect: format!("SELECT data, {LEFT} FROM {t} WHERE session_id = $2 AND expiry > $3::timestamp"),
+        inspect: sql::statement!(
+            "SELECT data, {LEFT} FROM {t} WHERE session_id = $2 AND expiry > $3::timestamp"
+        ),
     })
 }
 

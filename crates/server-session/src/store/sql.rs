@@ -5,6 +5,8 @@ use std::future::Future;
 use std::sync::Weak;
 use std::time::{Duration, SystemTime};
 
+use sqlx::SqlStr;
+
 use super::{Expect, SaveOutcome, StoreError, TTL_CEILING};
 
 /// How a store deletes expired rows: every `every` (if at all), walking the
@@ -297,40 +299,51 @@ impl<O, P> Source<O, P> {
     }
 }
 
+/// A statement of a store, made once from `format!` arguments. Only
+/// checked names go into one ([`qualified`] refuses any table or schema
+/// name that would need quoting), and every value is a bind parameter, so
+/// the text is safe to run as it is.
+macro_rules! statement {
+    ($($format:tt)*) => {
+        ::sqlx::SqlSafeStr::into_sql_str(::sqlx::AssertSqlSafe(format!($($format)*)))
+    };
+}
+pub(super) use statement;
+
 /// The statements of a store, for one table. Each takes its parameters in
 /// the order the store binds them (MySQL's `?` are positional).
 pub(super) struct Statements {
     pub(super) table: String,
-    pub(super) create_table: String,
+    pub(super) create_table: SqlStr,
     /// At `(limit, key, now)`, if live: `data` if at most `limit` bytes long
     /// (else NULL), and its size (a 64-bit integer, NULL for NULL data, -1
     /// for data that is not binary).
-    pub(super) select: String,
+    pub(super) select: SqlStr,
     /// As `select`, at `(limit, threshold, key, now)`, and `1` (an integer)
     /// when the expiry is before `threshold`, `0` otherwise.
-    pub(super) select_stale: String,
+    pub(super) select_stale: SqlStr,
     /// Writes `(key, value, expiry)`: with `replace_expired`, a plain insert
     /// that fails on a duplicate; without, one that also takes `now` and
     /// only replaces an expired row.
-    pub(super) insert: String,
+    pub(super) insert: SqlStr,
     /// Writes `(value, expiry)` at `(key, now)` over an expired row, after
     /// the insert found a duplicate.
-    pub(super) replace_expired: Option<String>,
-    pub(super) update: String,
-    pub(super) delete: String,
-    pub(super) touch: String,
+    pub(super) replace_expired: Option<SqlStr>,
+    pub(super) update: SqlStr,
+    pub(super) delete: SqlStr,
+    pub(super) touch: SqlStr,
     /// The highest `id`, as a 64-bit integer (NULL for an empty table).
-    pub(super) max_id: String,
+    pub(super) max_id: SqlStr,
     /// Deletes the rows expired at `now` whose id is in `(from, to]`,
     /// taking `(from, to, now)`.
-    pub(super) cleanup: String,
+    pub(super) cleanup: SqlStr,
     /// The live rows after an id, in id order, taking `(now, from, now,
     /// limit)`: `id` (64-bit integer), `session_id` (as text), `data`, and
     /// the seconds from the first `now` to `expiry` (a double).
-    pub(super) scan: String,
+    pub(super) scan: SqlStr,
     /// `data` and the seconds left (as in `scan`) at `(now, key, now)`, if
     /// live.
-    pub(super) inspect: String,
+    pub(super) inspect: SqlStr,
 }
 
 /// How far a slid expiry may lag before a read writes it again, by
@@ -365,7 +378,7 @@ macro_rules! sql_store {
                         // them may fail on the catalog, and finds it made the
                         // second time.
                         let mut tries = 0;
-                        while let Err(err) = sqlx::query(&self.inner.sql.create_table)
+                        while let Err(err) = sqlx::query(self.inner.sql.create_table.clone())
                             .execute(&self.inner.pool)
                             .await
                         {
@@ -392,7 +405,7 @@ macro_rules! sql_store {
 
             /// Moves the expiry of a live row at `key` to `ttl` after `now`.
             async fn touch_at(&self, key: &str, ttl: Duration, now: SystemTime) -> Result<(), StoreError> {
-                sqlx::query(&self.inner.sql.touch)
+                sqlx::query(self.inner.sql.touch.clone())
                     .bind(sql::expiry(now, ttl))
                     .bind(key)
                     .bind(sql::stamp(now))
@@ -409,7 +422,7 @@ macro_rules! sql_store {
                 now: &str,
                 limit: usize,
             ) -> Result<Option<Vec<u8>>, StoreError> {
-                let row = sqlx::query(&self.inner.sql.select)
+                let row = sqlx::query(self.inner.sql.select.clone())
                     .bind(sql::limit(limit))
                     .bind(key)
                     .bind(now)
@@ -422,7 +435,7 @@ macro_rules! sql_store {
 
         impl sql::Cleaned for sql::Inner<$pool> {
             async fn delete_expired(&self) -> Result<u64, StoreError> {
-                let top: Option<i64> = sqlx::query_scalar(&self.sql.max_id)
+                let top: Option<i64> = sqlx::query_scalar(self.sql.max_id.clone())
                     .fetch_one(&self.pool)
                     .await
                     .map_err(sql::classify)?;
@@ -430,7 +443,7 @@ macro_rules! sql_store {
                     top.unwrap_or(0),
                     self.cleanup.batch,
                     |from, to| async move {
-                        sqlx::query(&self.sql.cleanup)
+                        sqlx::query(self.sql.cleanup.clone())
                             .bind(from)
                             .bind(to)
                             .bind(sql::stamp(SystemTime::now()))
@@ -469,14 +482,15 @@ macro_rules! sql_store {
                 };
                 let limit = count.clamp(1, 100_000);
                 let now = sql::stamp(SystemTime::now());
-                let rows: Vec<(i64, String, Option<Vec<u8>>, f64)> = sqlx::query_as(&self.inner.sql.scan)
-                    .bind(&now)
-                    .bind(from)
-                    .bind(&now)
-                    .bind(limit as i64)
-                    .fetch_all(&self.inner.pool)
-                    .await
-                    .map_err(sql::classify)?;
+                let rows: Vec<(i64, String, Option<Vec<u8>>, f64)> =
+                    sqlx::query_as(self.inner.sql.scan.clone())
+                        .bind(&now)
+                        .bind(from)
+                        .bind(&now)
+                        .bind(limit as i64)
+                        .fetch_all(&self.inner.pool)
+                        .await
+                        .map_err(sql::classify)?;
                 let next = match rows.last() {
                     Some((id, ..)) if rows.len() == limit => Some(ScanCursor::new(id.to_string())),
                     _ => None,
@@ -492,7 +506,7 @@ macro_rules! sql_store {
             async fn inspect(&self, key: &str) -> Result<Option<StoredEntry>, StoreError> {
                 self.ready().await?;
                 let now = sql::stamp(SystemTime::now());
-                let row: Option<(Option<Vec<u8>>, f64)> = sqlx::query_as(&self.inner.sql.inspect)
+                let row: Option<(Option<Vec<u8>>, f64)> = sqlx::query_as(self.inner.sql.inspect.clone())
                     .bind(&now)
                     .bind(key)
                     .bind(&now)
@@ -523,7 +537,7 @@ macro_rules! sql_store {
                 // read sets by more than the slack: a read is then one
                 // statement that writes nothing.
                 let threshold = sql::expiry(now, ttl.saturating_sub(self.inner.slack.min(ttl / 10)));
-                let row = sqlx::query(&self.inner.sql.select_stale)
+                let row = sqlx::query(self.inner.sql.select_stale.clone())
                     .bind(sql::limit(limit))
                     .bind(threshold)
                     .bind(key)
@@ -556,7 +570,7 @@ macro_rules! sql_store {
                     let sql = &self.inner.sql;
                     let done = match (expect, &sql.replace_expired) {
                         (Expect::Absent, None) => {
-                            sqlx::query(&sql.insert)
+                            sqlx::query(sql.insert.clone())
                                 .bind(key)
                                 .bind(value)
                                 .bind(sql::expiry(now, ttl))
@@ -565,7 +579,7 @@ macro_rules! sql_store {
                                 .await
                         }
                         (Expect::Absent, Some(replace)) => {
-                            let inserted = sqlx::query(&sql.insert)
+                            let inserted = sqlx::query(sql.insert.clone())
                                 .bind(key)
                                 .bind(value)
                                 .bind(sql::expiry(now, ttl))
@@ -573,7 +587,7 @@ macro_rules! sql_store {
                                 .await;
                             match inserted {
                                 Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                                    sqlx::query(replace)
+                                    sqlx::query(replace.clone())
                                         .bind(value)
                                         .bind(sql::expiry(now, ttl))
                                         .bind(key)
@@ -585,7 +599,7 @@ macro_rules! sql_store {
                             }
                         }
                         (Expect::Unchanged(loaded), _) => {
-                            sqlx::query(&sql.update)
+                            sqlx::query(sql.update.clone())
                                 .bind(value)
                                 .bind(sql::expiry(now, ttl))
                                 .bind(key)
@@ -608,7 +622,7 @@ macro_rules! sql_store {
 
             async fn delete(&self, key: &str) -> Result<(), StoreError> {
                 self.ready().await?;
-                sqlx::query(&self.inner.sql.delete)
+                sqlx::query(self.inner.sql.delete.clone())
                     .bind(key)
                     .execute(&self.inner.pool)
                     .await

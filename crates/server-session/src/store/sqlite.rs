@@ -131,7 +131,7 @@ fn statements(table: &str) -> Result<Statements, StoreError> {
     Ok(Statements {
         table: table.to_owned(),
         // As SQLAlchemy creates Flask-Session's model on SQLite.
-        create_table: format!(
+        create_table: sql::statement!(
             "CREATE TABLE IF NOT EXISTS {t} (\n\tid INTEGER NOT NULL, \n\tsession_id VARCHAR(255), \
              \n\tdata BLOB, \n\texpiry DATETIME, \n\tPRIMARY KEY (id), \n\tUNIQUE (session_id)\n)"
         ),
@@ -140,30 +140,32 @@ fn statements(table: &str) -> Result<Statements, StoreError> {
         // record over the limit is answered whatever its expiry: `expiry`
         // comes after `data` in the row, and reading it would mean walking
         // every overflow page of the record.
-        select: format!("SELECT {DATA}, {SIZE} FROM {t} WHERE session_id = ?2 AND ({LONG} OR expiry > ?3)"),
-        select_stale: format!(
+        select: sql::statement!(
+            "SELECT {DATA}, {SIZE} FROM {t} WHERE session_id = ?2 AND ({LONG} OR expiry > ?3)"
+        ),
+        select_stale: sql::statement!(
             "SELECT {DATA}, {SIZE}, CASE WHEN {LONG} THEN 0 ELSE expiry < ?2 END FROM {t} \
              WHERE session_id = ?3 AND ({LONG} OR expiry > ?4)"
         ),
         // Takes the place of an expired row, never of a live one.
-        insert: format!(
+        insert: sql::statement!(
             "INSERT INTO {t} (session_id, data, expiry) VALUES (?1, ?2, ?3) \
              ON CONFLICT (session_id) DO UPDATE SET data = excluded.data, expiry = excluded.expiry \
              WHERE {t}.expiry IS NULL OR {t}.expiry <= ?4"
         ),
         replace_expired: None,
-        update: format!(
+        update: sql::statement!(
             "UPDATE {t} SET data = ?1, expiry = ?2 WHERE session_id = ?3 AND data = ?4 AND expiry > ?5"
         ),
-        delete: format!("DELETE FROM {t} WHERE session_id = ?1"),
-        touch: format!("UPDATE {t} SET expiry = ?1 WHERE session_id = ?2 AND expiry > ?3"),
-        max_id: format!("SELECT max(id) FROM {t}"),
-        cleanup: format!("DELETE FROM {t} WHERE id > ?1 AND id <= ?2 AND expiry <= ?3"),
-        scan: format!(
+        delete: sql::statement!("DELETE FROM {t} WHERE session_id = ?1"),
+        touch: sql::statement!("UPDATE {t} SET expiry = ?1 WHERE session_id = ?2 AND expiry > ?3"),
+        max_id: sql::statement!("SELECT max(id) FROM {t}"),
+        cleanup: sql::statement!("DELETE FROM {t} WHERE id > ?1 AND id <= ?2 AND expiry <= ?3"),
+        scan: sql::statement!(
             "SELECT id, session_id, data, {LEFT} FROM {t} \
              WHERE id > ?2 AND expiry > ?3 AND session_id IS NOT NULL ORDER BY id LIMIT ?4"
         ),
-        inspect: format!("SELECT data, {LEFT} FROM {t} WHERE session_id = ?2 AND expiry > ?3"),
+        inspect: sql::statement!("SELECT data, {LEFT} FROM {t} WHERE session_id = ?2 AND expiry > ?3"),
     })
 }
 

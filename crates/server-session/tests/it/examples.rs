@@ -254,7 +254,7 @@ async fn quickstart_serves_its_routes_from_postgres() {
     let (table, key) = quickstart_routes_in_sql(&db.url).await;
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     let query = format!("SELECT count(*) FROM \"{table}\" WHERE session_id = $1");
-    let found: i64 = sqlx::query_scalar(&query)
+    let found: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(&*query))
         .bind(key)
         .fetch_one(&pool)
         .await
@@ -269,7 +269,7 @@ async fn quickstart_serves_its_routes_from_mariadb() {
     let (table, key) = quickstart_routes_in_sql(&db.url).await;
     let pool = sqlx::MySqlPool::connect(&db.url).await.unwrap();
     let query = format!("SELECT count(*) FROM `{table}` WHERE session_id = ?");
-    let found: i64 = sqlx::query_scalar(&query)
+    let found: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(&*query))
         .bind(key)
         .fetch_one(&pool)
         .await

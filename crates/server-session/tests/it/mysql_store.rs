@@ -18,7 +18,7 @@ async fn pool(server: &TestMariaDb) -> sqlx::MySqlPool {
 }
 
 async fn count(pool: &sqlx::MySqlPool, table: &str) -> i64 {
-    sqlx::query(&format!("SELECT count(*) FROM `{table}`"))
+    sqlx::query(sqlx::AssertSqlSafe(&*format!("SELECT count(*) FROM `{table}`")))
         .fetch_one(pool)
         .await
         .unwrap()
@@ -86,9 +86,9 @@ async fn the_table_is_flask_sessions_and_holds_the_same_record() {
         expected.map(|(n, t)| (n.to_owned(), t.to_owned())),
         "the columns SQLAlchemy creates for Flask-Session's model"
     );
-    let row = sqlx::query(&format!(
+    let row = sqlx::query(sqlx::AssertSqlSafe(&*format!(
         "SELECT session_id, data, TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), expiry) FROM `{name}`"
-    ))
+    )))
     .fetch_one(&pool)
     .await
     .unwrap();
@@ -139,10 +139,10 @@ async fn a_table_flask_created_first_in_a_schema() {
         .execute(&pool)
         .await
         .unwrap();
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(&*format!(
         "\nCREATE TABLE flask.{name} (\n\tid INTEGER NOT NULL AUTO_INCREMENT, \n\tsession_id VARCHAR(255), \
          \n\tdata BLOB, \n\texpiry DATETIME, \n\tPRIMARY KEY (id), \n\tUNIQUE (session_id)\n)\n\n"
-    ))
+    )))
     .execute(&pool)
     .await
     .unwrap();
@@ -163,11 +163,13 @@ async fn a_table_flask_created_first_in_a_schema() {
         "alice"
     );
     assert_eq!(crate::common::get(&app, "/incr", Some(&cookie)).await.body, "2");
-    let rows: i64 = sqlx::query(&format!("SELECT count(*) FROM flask.`{name}`"))
-        .fetch_one(&pool)
-        .await
-        .unwrap()
-        .get(0);
+    let rows: i64 = sqlx::query(sqlx::AssertSqlSafe(&*format!(
+        "SELECT count(*) FROM flask.`{name}`"
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap()
+    .get(0);
     assert_eq!(rows, 1);
 }
 
@@ -188,12 +190,18 @@ async fn expired_rows_are_never_returned_and_are_deleted_in_batches() {
             let old = format!(
                 "UPDATE `{name}` SET expiry = '2000-01-01 00:00:00' WHERE session_id LIKE 'session:old%'"
             );
-            sqlx::query(&old).execute(&pool).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(&*old))
+                .execute(&pool)
+                .await
+                .unwrap();
         },
         async || store.delete_expired().await.unwrap(),
         async || {
             let count = format!("SELECT count(*) FROM `{name}`");
-            sqlx::query_scalar(&count).fetch_one(&pool).await.unwrap()
+            sqlx::query_scalar(sqlx::AssertSqlSafe(&*count))
+                .fetch_one(&pool)
+                .await
+                .unwrap()
         },
     )
     .await;
@@ -257,9 +265,9 @@ async fn a_held_row_lock_is_unavailable_within_the_timeout() {
     store.save("session:l", b"x", ttl, Expect::Absent).await.unwrap();
     let pool = pool(server).await;
     let mut holder = pool.begin().await.unwrap();
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(&*format!(
         "SELECT data FROM `{name}` WHERE session_id = 'session:l' FOR UPDATE"
-    ))
+    )))
     .fetch_one(&mut *holder)
     .await
     .unwrap();

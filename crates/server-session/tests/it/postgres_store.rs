@@ -70,10 +70,10 @@ async fn the_table_is_flask_sessions_and_holds_the_same_record() {
         expected.map(|(n, t, l)| (n.to_owned(), t.to_owned(), l)),
         "the columns SQLAlchemy creates for Flask-Session's model"
     );
-    let row = sqlx::query(&format!(
+    let row = sqlx::query(sqlx::AssertSqlSafe(&*format!(
         "SELECT session_id, data, to_char(expiry, 'YYYY-MM-DD HH24:MI:SS'), \
          extract(epoch from (expiry - (now() at time zone 'UTC')))::float8 FROM \"{name}\""
-    ))
+    )))
     .fetch_one(&pool)
     .await
     .unwrap();
@@ -96,7 +96,7 @@ async fn the_table_is_flask_sessions_and_holds_the_same_record() {
     );
     assert_eq!(crate::common::get(&app, "/incr", Some(&cookie)).await.body, "2");
     crate::common::get(&app, "/logout", Some(&cookie)).await;
-    let rows: i64 = sqlx::query(&format!("SELECT count(*) FROM \"{name}\""))
+    let rows: i64 = sqlx::query(sqlx::AssertSqlSafe(&*format!("SELECT count(*) FROM \"{name}\"")))
         .fetch_one(&pool)
         .await
         .unwrap()
@@ -121,12 +121,18 @@ async fn expired_rows_are_never_returned_and_are_deleted_in_batches() {
             let old = format!(
                 "UPDATE \"{name}\" SET expiry = '2000-01-01 00:00:00' WHERE session_id LIKE 'session:old%'"
             );
-            sqlx::query(&old).execute(&pool).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(&*old))
+                .execute(&pool)
+                .await
+                .unwrap();
         },
         async || store.delete_expired().await.unwrap(),
         async || {
             let count = format!("SELECT count(*) FROM \"{name}\"");
-            sqlx::query_scalar(&count).fetch_one(&pool).await.unwrap()
+            sqlx::query_scalar(sqlx::AssertSqlSafe(&*count))
+                .fetch_one(&pool)
+                .await
+                .unwrap()
         },
     )
     .await;
@@ -151,7 +157,7 @@ async fn flask_sqlalchemy_names_configure_it() {
         crate::common::get(&app, "/read", Some(&cookie)).await.body,
         "alice"
     );
-    let rows: i64 = sqlx::query(&format!("SELECT count(*) FROM \"{name}\""))
+    let rows: i64 = sqlx::query(sqlx::AssertSqlSafe(&*format!("SELECT count(*) FROM \"{name}\"")))
         .fetch_one(&pool(server).await)
         .await
         .unwrap()
@@ -201,11 +207,13 @@ async fn a_schema_holds_the_table() {
         .cookie_pair()
         .unwrap();
     assert_eq!(crate::common::get(&app, "/incr", Some(&cookie)).await.body, "2");
-    let rows: i64 = sqlx::query(&format!("SELECT count(*) FROM flask.\"{name}\""))
-        .fetch_one(&pool)
-        .await
-        .unwrap()
-        .get(0);
+    let rows: i64 = sqlx::query(sqlx::AssertSqlSafe(&*format!(
+        "SELECT count(*) FROM flask.\"{name}\""
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap()
+    .get(0);
     assert_eq!(rows, 1);
     let bad = PostgresStore::builder(&server.url).schema("a b").build();
     assert!(bad.is_err());
@@ -227,10 +235,10 @@ async fn a_huge_planted_record_stalls_no_one() {
         crate::common::redis::routes().layer(SessionLayer::new(store, SessionConfig::default()).unwrap());
     let pool = pool(server).await;
     let plant = async |key: &str, record: Vec<u8>| {
-        sqlx::query(&format!(
+        sqlx::query(sqlx::AssertSqlSafe(&*format!(
             "INSERT INTO \"{name}\" (session_id, data, expiry) \
              VALUES ($1, $2, (now() at time zone 'utc') + interval '1 hour')"
-        ))
+        )))
         .bind(key)
         .bind(record)
         .execute(&pool)
@@ -238,12 +246,14 @@ async fn a_huge_planted_record_stalls_no_one() {
         .unwrap();
     };
     let exists = async |key: &str| {
-        sqlx::query(&format!("SELECT 1 FROM \"{name}\" WHERE session_id = $1"))
-            .bind(key)
-            .fetch_optional(&pool)
-            .await
-            .unwrap()
-            .is_some()
+        sqlx::query(sqlx::AssertSqlSafe(&*format!(
+            "SELECT 1 FROM \"{name}\" WHERE session_id = $1"
+        )))
+        .bind(key)
+        .fetch_optional(&pool)
+        .await
+        .unwrap()
+        .is_some()
     };
     crate::common::attack::huge_record_stalls_no_one("postgres", app, plant, exists).await;
 }
