@@ -612,7 +612,7 @@ WHY_MISSED = [
 
 def why_missed(line):
     """The known cause of a missed target, or nothing."""
-    return next((why for start, why in WHY_MISSED if line.startswith(start) and "floor" in line), "")
+    return next((why for start, why in WHY_MISSED if line.startswith(start) and "of the floor" in line), "")
 
 
 def rps_table(w, results, labels):
