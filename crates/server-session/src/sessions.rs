@@ -42,7 +42,7 @@ impl Sessions {
     /// Sessions kept in `store`; refuses a configuration whose settings
     /// contradict each other, saying why.
     pub fn new(store: impl SessionStore, config: SessionConfig) -> Result<Sessions, ConfigError> {
-        Sessions::start(Engine::new(Arc::new(store), None, config)?)
+        Ok(Sessions::from_engine(Engine::new(Arc::new(store), None, config)?))
     }
 
     /// Sessions kept in `store`, with an index of each user's sessions so
@@ -96,7 +96,7 @@ impl Sessions {
             settings,
             index: store.clone(),
         };
-        Sessions::start(Engine::new(store, Some(users), config)?)
+        Ok(Sessions::from_engine(Engine::new(store, Some(users), config)?))
     }
 
     /// Sessions on the store `config` names ([`SessionConfig::store_type`],
@@ -136,13 +136,10 @@ impl Sessions {
         Sessions::probed(Engine::new(abilities.store, Some(users), config)?)
     }
 
-    fn start(engine: Engine) -> Result<Sessions, ConfigError> {
-        Ok(Sessions::from_engine(engine))
-    }
-
+    /// Sessions on `engine`, whose store is tried once in the background.
     fn probed(engine: Engine) -> Result<Sessions, ConfigError> {
         engine.probe();
-        Sessions::start(engine)
+        Ok(Sessions::from_engine(engine))
     }
 
     pub(crate) fn from_engine(engine: Engine) -> Sessions {
